@@ -1,0 +1,61 @@
+"""The command line: `python -m fashion_rag <command> ...` (contract in DESIGN.md).
+
+Each command lives in `fashion_rag/commands/<name>.py` with `add_parser(subparsers)` and
+`run(args) -> int`. Errors the user can fix print one line on stderr and exit with status 2;
+`--json` prints exactly one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from typing import Any
+
+from fashion_rag.errors import CatalogIndexError, InputError, MissingWeightsError, WeightsIntegrityError
+
+COMMAND_MODULES = ("weights", "index", "search", "evaluate", "prepare", "edit")
+USER_ERRORS = (InputError, MissingWeightsError, WeightsIntegrityError, CatalogIndexError, FileNotFoundError)
+
+
+def add_models_flags(parser: argparse.ArgumentParser) -> None:
+    """`--models SRC` and `--weights-dir DIR`, shared by every command that loads a model."""
+    parser.add_argument(
+        "--models",
+        default=None,
+        help="'default' (the real sources, see `weights status`) or a model bundle directory; "
+        "default: $FASHION_RAG_MODELS or 'default'",
+    )
+    parser.add_argument("--weights-dir", default=None, help="where downloaded weights live (default: weights/)")
+
+
+def print_json(payload: dict[str, Any]) -> None:
+    """The single JSON object of `--json` mode."""
+    sys.stdout.write(json.dumps(payload, indent=None, sort_keys=True, default=str) + "\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fashion_rag", description="Fashion-RAG studio command line")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"fashion_rag.commands.{name}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except USER_ERRORS as error:
+        message = str(error) if not isinstance(error, FileNotFoundError) else f"file not found: {error.filename}"
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,227 @@
+"""Loading the generation components from located part directories (see weights.ModelSources).
+
+The same functions load the real parts and the tiny bundle. The fine-tuned UNet is built from the
+SD2-inpainting UNet *config* with 27 input channels, on the meta device (no random initialisation),
+and its weights are assigned straight from the published state dict: the base UNet's own weights
+are never read. Each `.pth` is converted once to a safetensors file beside it (or in a cache folder
+when that place is read-only), which later starts read without unpickling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fashion_rag.errors import WeightsIntegrityError
+from fashion_rag.weights import load_torch_state_dict
+
+logger = logging.getLogger(__name__)
+
+UNET_CHECKPOINT = "unet_120000.pth"
+ADAPTER_CHECKPOINT = "inversion_adapter_120000.pth"
+FASHION_RAG_IN_CHANNELS = 27  # 4 noisy latents + 1 mask + 4 masked-image latents + 18 pose channels
+CACHE_DIR = Path.home() / ".cache" / "fashion_rag" / "safetensors"
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """The device to run on: `requested`, or with 'auto' the first of cuda, mps, cpu available."""
+    if requested != "auto":
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """fp16 on an accelerator (the published setting), fp32 on the CPU."""
+    return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+
+
+# --------------------------------------------------------------------------------------------------
+# Published .pth checkpoints
+
+
+def _source_stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _cache_path_for(path: Path) -> Path:
+    beside = path.with_suffix(".safetensors")
+    try:
+        beside.parent.joinpath(".write-test").touch()
+        beside.parent.joinpath(".write-test").unlink()
+        return beside
+    except OSError:
+        digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+        return CACHE_DIR / f"{path.stem}-{digest}.safetensors"
+
+
+def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """A published `.pth` state dict, through its safetensors cache (written on first use).
+
+    The cache records the source's size and mtime; a changed source is converted again.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = Path(path)
+    cache = _cache_path_for(path)
+    stamp = _source_stamp(path)
+    if cache.is_file():
+        with safe_open(str(cache), framework="pt") as handle:
+            if (handle.metadata() or {}).get("source") == stamp:
+                return load_file(str(cache))
+    state = load_torch_state_dict(path)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".partial")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata={"source": stamp})
+    tmp.replace(cache)
+    logger.info("converted %s to %s", path.name, cache)
+    return state
+
+
+def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """Strict key and shape check with a message that names what is wrong."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong_shape:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:5]}{' …' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:5]}{' …' if len(unexpected) > 5 else ''}")
+        if wrong_shape:
+            k = wrong_shape[0]
+            parts.append(f"shape of {k} is {tuple(state[k].shape)}, expected {tuple(expected[k].shape)}")
+        raise WeightsIntegrityError(f"{what} does not match the model: {'; '.join(parts)}")
+
+
+def _assign(model: torch.nn.Module, state: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype):
+    check_state_dict(model, state, type(model).__name__)
+    state = {k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.to(device).eval().requires_grad_(False)
+
+
+def load_fashion_unet(sd2_dir: Path, fashion_dir: Path, device: torch.device, dtype: torch.dtype):
+    """The 27-channel Fashion-RAG UNet: SD2-inpainting UNet config + the published state dict."""
+    from diffusers import UNet2DConditionModel
+
+    config = UNet2DConditionModel.load_config(str(Path(sd2_dir) / "unet"))
+    config["in_channels"] = FASHION_RAG_IN_CHANNELS
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(config)
+    return _assign(unet, load_checkpoint(Path(fashion_dir) / UNET_CHECKPOINT), device, dtype)
+
+
+def load_adapter(fashion_dir: Path, vision_config, device: torch.device, dtype: torch.dtype):
+    from fashion_rag.generation.adapter import InversionAdapter
+
+    state = load_checkpoint(Path(fashion_dir) / ADAPTER_CHECKPOINT)
+    if "layers.0.weight" not in state or "layers.6.weight" not in state:
+        raise WeightsIntegrityError(
+            f"{ADAPTER_CHECKPOINT} does not match the inversion adapter: missing keys layers.0.weight/layers.6.weight"
+        )
+    hidden_dim, token_dim = InversionAdapter.dims_from_state_dict(state)
+    with torch.device("meta"):
+        adapter = InversionAdapter(vision_config, hidden_dim=hidden_dim, token_dim=token_dim)
+    return _assign(adapter, state, device, dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# Stock parts (diffusers / transformers layouts)
+
+
+def load_scheduler(sd2_dir: Path, name: str = "ddim"):
+    """DDIM as SPEC.md says (leading spacing, eta 0), or DPM-Solver++ from the same config."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    config = DDIMScheduler.load_config(str(Path(sd2_dir) / "scheduler"))
+    if name == "ddim":
+        return DDIMScheduler.from_config(config, timestep_spacing="leading")
+    if name == "dpm++":
+        return DPMSolverMultistepScheduler.from_config(
+            config, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="leading"
+        )
+    raise ValueError(f"unknown scheduler {name!r}: use 'ddim' or 'dpm++'")
+
+
+def load_tokenizer(sd2_dir: Path):
+    from transformers import CLIPTokenizer
+
+    return CLIPTokenizer.from_pretrained(str(Path(sd2_dir) / "tokenizer"))
+
+
+def load_text_encoder(sd2_dir: Path, device: torch.device, dtype: torch.dtype):
+    from transformers import CLIPTextModel
+
+    model = CLIPTextModel.from_pretrained(str(Path(sd2_dir) / "text_encoder"), dtype=dtype)
+    return model.to(device).eval().requires_grad_(False)
+
+
+def load_vae(sd2_dir: Path, device: torch.device, dtype: torch.dtype):
+    from diffusers import AutoencoderKL
+
+    model = AutoencoderKL.from_pretrained(str(Path(sd2_dir) / "vae"), torch_dtype=dtype)
+    return model.to(device).eval().requires_grad_(False)
+
+
+def load_garment_encoder(encoder_dir: Path, device: torch.device, dtype: torch.dtype):
+    """(CLIPVisionModelWithProjection, CLIPImageProcessor); reads only the vision tower's weights."""
+    from transformers import AutoConfig, CLIPImageProcessor, CLIPVisionModelWithProjection
+
+    config = AutoConfig.from_pretrained(str(encoder_dir))
+    if config.model_type == "clip":
+        # The laion repo holds a whole CLIPModel: keep its vision config and the shared projection width.
+        vision_config = config.vision_config
+        vision_config.projection_dim = config.projection_dim
+        config = vision_config
+    model = CLIPVisionModelWithProjection.from_pretrained(str(encoder_dir), config=config, dtype=dtype)
+    processor = CLIPImageProcessor.from_pretrained(str(encoder_dir))
+    return model.to(device).eval().requires_grad_(False), processor
+
+
+@dataclass
+class GenerationComponents:
+    """Every model the pipeline needs, loaded and on one device."""
+
+    tokenizer: object
+    text_encoder: torch.nn.Module
+    vae: torch.nn.Module
+    unet: torch.nn.Module
+    scheduler: object
+    garment_encoder: torch.nn.Module
+    image_processor: object
+    adapter: torch.nn.Module
+
+
+def load_generation_components(sources, device: torch.device, dtype: torch.dtype, scheduler: str = "ddim"):
+    """All generation components from a weights.ModelSources; MissingWeightsError names what is absent."""
+    from fashion_rag.errors import MissingWeightsError
+    from fashion_rag.weights import GENERATION_PARTS, missing_message
+
+    missing = [name for name in GENERATION_PARTS if not sources.locate(name).found]
+    if missing:
+        raise MissingWeightsError(missing_message(missing, sources))
+    sd2 = sources.require("sd2-inpainting")
+    fashion = sources.require("fashion-rag")
+    encoder, processor = load_garment_encoder(sources.require("garment-encoder"), device, dtype)
+    return GenerationComponents(
+        tokenizer=load_tokenizer(sd2),
+        text_encoder=load_text_encoder(sd2, device, dtype),
+        vae=load_vae(sd2, device, dtype),
+        unet=load_fashion_unet(sd2, fashion, device, dtype),
+        scheduler=load_scheduler(sd2, scheduler),
+        garment_encoder=encoder,
+        image_processor=processor,
+        adapter=load_adapter(fashion, encoder.config, device, dtype),
+    )
