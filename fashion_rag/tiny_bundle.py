@@ -50,7 +50,7 @@ VISION_WIDTH = 32
 
 
 @contextmanager
-def _seeded(seed: int) -> Iterator[None]:
+def seeded_init(seed: int) -> Iterator[None]:
     """A forked global RNG seeded with `seed`: library constructors initialise from the global RNG,
     and the fork restores the caller's RNG state afterwards."""
     with torch.random.fork_rng(devices=[]):
@@ -117,14 +117,14 @@ def _write_sd2_part(root: Path, seed: int) -> None:
     )
     write_clip_tokenizer(root / "tokenizer")
 
-    with _seeded(seed + 1):
+    with seeded_init(seed + 1):
         text_config = CLIPTextConfig(
             vocab_size=49408, hidden_size=TEXT_WIDTH, intermediate_size=64, num_hidden_layers=2,
             num_attention_heads=4, max_position_embeddings=77, hidden_act="gelu", layer_norm_eps=1e-5,
             projection_dim=32, bos_token_id=0, eos_token_id=2, pad_token_id=1,
         )  # fmt: skip
         CLIPTextModel(text_config).save_pretrained(root / "text_encoder")
-    with _seeded(seed + 2):
+    with seeded_init(seed + 2):
         vae = AutoencoderKL(
             in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
             block_out_channels=(8, 8, 16, 16), norm_num_groups=8, sample_size=64, scaling_factor=0.18215,
@@ -142,10 +142,10 @@ def _write_fashion_rag_part(root: Path, seed: int, vision_config) -> None:
     from fashion_rag.generation.adapter import InversionAdapter
 
     root.mkdir(parents=True, exist_ok=True)
-    with _seeded(seed + 3):
+    with seeded_init(seed + 3):
         unet = UNet2DConditionModel.from_config(tiny_unet_config(27))
     torch.save(unet.state_dict(), root / "unet_120000.pth")
-    with _seeded(seed + 4):
+    with seeded_init(seed + 4):
         adapter = InversionAdapter(vision_config, hidden_dim=4 * VISION_WIDTH, token_dim=TEXT_WIDTH)
     torch.save(adapter.state_dict(), root / "inversion_adapter_120000.pth")
 
@@ -154,7 +154,7 @@ def _write_garment_encoder_part(root: Path, seed: int):
     """A full CLIPModel, as the real laion repo holds; the pipeline reads only its vision tower."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
-    with _seeded(seed + 5):
+    with seeded_init(seed + 5):
         config = CLIPConfig(
             text_config=dict(vocab_size=49408, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                              num_attention_heads=2, max_position_embeddings=77),
@@ -183,7 +183,7 @@ def _write_retrieval_encoder_part(root: Path, seed: int) -> None:
     root.mkdir(parents=True, exist_ok=True)
     config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
     (root / "open_clip_config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
-    with _seeded(seed + 6):
+    with seeded_init(seed + 6):
         model = open_clip.create_model(f"local-dir:{root}", pretrained=None, load_weights=False)
     _save_safetensors(model, root / "open_clip_model.safetensors")
 
@@ -191,7 +191,7 @@ def _write_retrieval_encoder_part(root: Path, seed: int) -> None:
 def _write_clothes_parser_part(root: Path, seed: int) -> None:
     from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
 
-    with _seeded(seed + 7):
+    with seeded_init(seed + 7):
         config = SegformerConfig(
             num_channels=3, num_encoder_blocks=4, depths=[1, 1, 1, 1], sr_ratios=[8, 4, 2, 1],
             hidden_sizes=[8, 16, 24, 32], patch_sizes=[7, 3, 3, 3], strides=[4, 2, 2, 2],

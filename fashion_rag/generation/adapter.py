@@ -40,6 +40,14 @@ class InversionAdapter(nn.Module):
             nn.Linear(hidden_dim, TOKENS_PER_GARMENT * token_dim),
         )
 
+    @property
+    def device(self) -> torch.device:  # diffusers pipelines ask every component for these
+        return self.post_layernorm.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.post_layernorm.weight.dtype
+
     @staticmethod
     def dims_from_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[int, int]:
         """(hidden_dim, token_dim) of a published-layout state dict."""
