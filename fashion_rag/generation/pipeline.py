@@ -247,6 +247,8 @@ class FashionRAGPipeline(DiffusionPipeline):
         callback: ProgressCallback | None,
     ) -> np.ndarray:
         device, dtype = self._execution_device, self.unet.dtype
+        # With model CPU offload the inputs were built on the CPU: move them where the UNet runs.
+        frame, mask_full, pose_full = (t.to(device) for t in (frame, mask_full, pose_full))
         unconditional, conditional = (e.to(device, dtype) for e in prompt_embeds)
         use_guidance = guidance > 1.0
         latent_h, latent_w = FRAME_HEIGHT // 8, FRAME_WIDTH // 8
