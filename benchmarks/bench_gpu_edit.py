@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the numbers as JSON here")
     parser.add_argument("--quick", action="store_true", help="tiny bundle, few steps: checks the script on CPU")
     parser.add_argument("--skip", nargs="*", default=[], help="sections to skip: cold compile lowvram reference")
+    parser.add_argument("--compile-mode", default="reduce-overhead", help="torch.compile mode: default, reduce-overhead, ...")
     args = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -187,7 +188,7 @@ def main() -> None:
 
     if "compile" not in args.skip and device == "cuda":
         try:
-            compiled_section(pipeline, edit, latency, steps, dpm_steps, args.out)
+            compiled_section(pipeline, edit, latency, steps, dpm_steps, args.out, args.compile_mode)
         except Exception as error:  # a benchmark section that fails is reported, the others still run
             record("compile_error", f"{type(error).__name__}: {error}"[:500], args.out)
 
@@ -202,16 +203,16 @@ def main() -> None:
         print(f"| {key} | {value} |")
 
 
-def compiled_section(pipeline, edit, latency, steps: int, dpm_steps: int, out) -> None:
+def compiled_section(pipeline, edit, latency, steps: int, dpm_steps: int, out, mode: str) -> None:
     eager_unet = pipeline.unet
-    pipeline.unet = torch.compile(eager_unet, fullgraph=True)
+    pipeline.unet = torch.compile(eager_unet, fullgraph=True, mode=None if mode == "default" else mode)
     start = time.perf_counter()
     edit(steps)
     sync()
     record("compile_warmup_s (first compiled edit)", round(time.perf_counter() - start, 1), out)
-    latency(f"edit_ddim{steps}_compiled", steps)
+    latency(f"edit_ddim{steps}_compiled_{mode}", steps)
     pipeline.use_scheduler("dpm++")
-    latency(f"edit_dpm{dpm_steps}_compiled", dpm_steps)
+    latency(f"edit_dpm{dpm_steps}_compiled_{mode}", dpm_steps)
     pipeline.use_scheduler("ddim")
     pipeline.unet = eager_unet
 
