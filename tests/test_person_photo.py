@@ -392,6 +392,12 @@ def test_fast_photo_framing_matches_the_array_framing() -> None:
         fast = np.asarray(t.frame_image(Image.fromarray(smooth))).astype(int)
         exact = t.frame(smooth).astype(int)
         assert np.abs(fast - exact).mean() < 1.0 and np.abs(fast - exact).max() <= 6
+    narrow = np.ascontiguousarray(smooth[:, :500])  # too narrow for 3:4: the frame repeats the edge colours
+    t = FrameTransform.fit((0, 0, 500, 2400), (500, 2400))
+    assert t.padding[0] > 0 and t.padding[2] > 0
+    fast = np.asarray(t.frame_image(Image.fromarray(narrow))).astype(int)
+    exact = t.frame(narrow).astype(int)
+    assert np.abs(fast - exact).mean() < 1.0 and np.abs(fast - exact).max() <= 6
 
 
 def test_find_people_orders_by_area_and_ignores_fragments() -> None:
@@ -405,3 +411,11 @@ def test_find_people_orders_by_area_and_ignores_fragments() -> None:
     assert people[0].centre_x == pytest.approx(60.0)
     assert (people[1].x0, people[1].x1) == (200, 260)
     assert find_people(np.zeros((50, 50))) == []
+
+
+def test_a_lazily_opened_truncated_pil_image_is_refused_cleanly() -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(pattern(200, 200)).save(buffer, format="JPEG")
+    lazy = Image.open(io.BytesIO(buffer.getvalue()[:2000]))  # header fine, pixels cut off
+    with pytest.raises(InputError, match="could not be decoded|truncated"):
+        load_photo(lazy)

@@ -126,12 +126,12 @@ class FrameTransform:
     ) -> FrameTransform:
         """The smallest 3:4 crop holding `box` (pixel edges) plus `margin` x its height on each side.
 
-        The margin is cut where it leaves the photo. The crop is never taller than the photo (but for the
-        up to 3 px of rounding to an exact 3:4): when the box
-        is too wide for a 3:4 crop of the photo's height, the sides are cut (padding above or below would
-        invent a body where the photo ends). Horizontally the crop is centred on the body's centroid, shifted
-        to hold the whole box when it is wide enough, then to stay inside the photo; where the photo is too
-        narrow, the crop sticks out on both sides and `frame` pads with the edge colour.
+        The margin is cut where it leaves the photo. The crop is never taller than the photo (but for up to
+        3 px of rounding to an exact 3:4): when the box is too wide for a 3:4 crop of the photo's height, the
+        sides are cut, since padding above or below would invent a body where the photo ends. Horizontally
+        the crop is centred on the body's centroid, shifted to hold the whole box when it is wide enough,
+        then to stay inside the photo; where the photo is too narrow, the crop sticks out on both sides and
+        `frame` pads with the edge colour.
         """
         if isinstance(box, PersonBox):
             x0, y0, x1, y1, centre_x = box.x0, box.y0, box.x1, box.y1, box.centre_x
@@ -240,25 +240,30 @@ class FrameTransform:
         return out
 
     def frame_image(self, image: Image.Image) -> Image.Image:
-        """The RGB frame of a PIL photo, fast for large photos (a few ms instead of ~100 for 12 MP).
+        """The RGB frame of a PIL photo, fast for large photos (~10 ms for 12 MP instead of ~150).
 
-        A box pre-reduction by the largest whole factor that keeps the crop at least frame-sized, then one
-        affine resampling with edge replication: the same geometry as `frame`, a slightly different filter.
+        Only the part of the photo inside the crop is read: PIL crops it, box-reduces it by the largest
+        whole factor that keeps it at least frame-sized, and one affine resampling with edge replication
+        maps it onto the frame. The same geometry as `frame`, a slightly different filter.
         """
         if image.size != (self.original_width, self.original_height):
             raise ValueError(
                 f"image is {image.size}, the transform is for {self.original_width}x{self.original_height}"
             )
+        x0, y0 = max(0, self.left), max(0, self.top)
+        x1, y1 = min(self.original_width, self.left + self.width), min(self.original_height, self.top + self.height)
         factor = max(1, self.height // self.frame_height)
-        source = image.reduce(factor) if factor > 1 else image
-        array = np.asarray(source.convert("RGB"))
-        # Reduced pixel j covers original edges [j*factor, (j+1)*factor); with centre coordinates:
-        # frame = (factor * (j + 0.5) - left) * s - 0.5.
+        source = image.crop((x0, y0, x1, y1))
+        if factor > 1:
+            source = source.reduce(factor)
+        array = np.asarray(source if source.mode == "RGB" else source.convert("RGB"))
+        # Reduced pixel j covers original edges [x0 + j*factor, x0 + (j+1)*factor); in centre coordinates
+        # its frame position is (x0 + factor * (j + 0.5) - left) * s - 0.5.
         s = self.scale
         matrix = np.array(
             [
-                [s * factor, 0.0, s * (0.5 * factor - self.left) - 0.5],
-                [0.0, s * factor, s * (0.5 * factor - self.top) - 0.5],
+                [s * factor, 0.0, s * (x0 + 0.5 * factor - self.left) - 0.5],
+                [0.0, s * factor, s * (y0 + 0.5 * factor - self.top) - 0.5],
             ]
         )
         flags = cv2.INTER_CUBIC if s * factor >= 1 else cv2.INTER_LINEAR

@@ -52,7 +52,11 @@ def load_photo(source: PhotoSource, max_pixels: int = DEFAULT_MAX_PIXELS, name: 
         return _from_array(source, max_pixels, label)
     if isinstance(source, Image.Image):
         _check_pixels(source.size, max_pixels, label)
-        return _decode(_first_frame_copy(source), label)
+        try:
+            copy = _first_frame_copy(source)  # copying decodes a lazily opened image
+        except DECODE_ERRORS as error:
+            raise InputError(f"{label} could not be decoded ({error}): upload a {ACCEPTED_FORMATS} file") from error
+        return _decode(copy, label)
     image = _open(source, label, max_pixels)
     _check_pixels(image.size, max_pixels, label)  # from the header: no pixel is decoded yet
     return _decode(image, label)
