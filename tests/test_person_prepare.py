@@ -150,11 +150,16 @@ def test_user_mask_at_frame_size_replaces_the_mask(upper: PreparedPerson) -> Non
     np.testing.assert_array_equal(apply_user_mask(upper, floats).mask, floats >= 0.5)
 
 
-def test_user_mask_as_a_painted_transparent_layer(upper: PreparedPerson) -> None:
+def test_user_mask_as_a_painted_layer_or_coloured_strokes(upper: PreparedPerson) -> None:
     layer = np.zeros((512, 384, 4), dtype=np.uint8)
     layer[250:350, 50:300] = (255, 0, 0, 255)  # red strokes on a transparent layer
-    edited = apply_user_mask(upper, Image.fromarray(layer, mode="RGBA"))
+    layer[100:110, 50:300] = (255, 255, 255, 100)  # faint white strokes: alpha 100 is not painted
+    edited = apply_user_mask(upper, Image.fromarray(layer))
     np.testing.assert_array_equal(edited.mask, layer[:, :, 3] > 127)
+    strokes = np.zeros((512, 384, 3), dtype=np.uint8)
+    strokes[250:350, 50:300] = (230, 0, 0)  # red on black, no alpha: the brightest channel counts
+    np.testing.assert_array_equal(apply_user_mask(upper, Image.fromarray(strokes)).mask, strokes[:, :, 0] > 127)
+    np.testing.assert_array_equal(apply_user_mask(upper, strokes).mask, strokes[:, :, 0] > 127)
 
 
 def test_user_mask_at_the_photo_size_goes_through_the_transform(upper: PreparedPerson) -> None:

@@ -286,8 +286,10 @@ def feet_region(body: _Body) -> np.ndarray:
 
 def _on_person(region: np.ndarray, person: np.ndarray | None) -> tuple[np.ndarray, bool]:
     """`region` within the grown person mask, unless that drops most of it (a poor segmentation)."""
-    if person is None or not region.any():
+    if person is None:
         return region, False
+    if not region.any():
+        return region, True  # nothing to intersect
     size = 2 * PERSON_GROW_PX + 1
     grown = cv2.dilate(person.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))) > 0
     kept = region & grown

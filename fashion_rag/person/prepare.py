@@ -136,6 +136,8 @@ class PersonPreparer:
         result, source = self._mask(frame, frame_array, keypoints, category, notes)
         lap("mask")
         notes.extend(result.notes)
+        if not result.variant(mask_variant).any():
+            notes.append("the automatic mask is empty: paint the area to change with the mask editor")
         timings["total"] = round((time.perf_counter() - start) * 1000, 2)
         return PreparedPerson(
             original=original,
@@ -237,8 +239,8 @@ def apply_user_mask(prepared: PreparedPerson, mask_image: Image.Image | np.ndarr
 
     `mask_image` is a PIL image or an array at the frame's size (384x512) or at the original photo's size
     (mapped onto the frame through the transform); the frame's size wins when both are the same. A
-    painted layer with transparency counts where it is painted (alpha); otherwise white is the mask. The
-    mask is binarised at 0.5 (or > 127 for 8-bit values). Empty masks, and masks covering more than 95% of
+    painted layer with transparency counts where it is painted (alpha); otherwise the brightest channel
+    counts (white, or any bright colour, on black). The mask is binarised at 0.5 (> 127 for 8-bit values). Empty masks, and masks covering more than 95% of
     the frame, are refused.
     """
     values = _mask_values(mask_image)
@@ -278,7 +280,7 @@ def _mask_values(mask_image: Image.Image | np.ndarray) -> np.ndarray:
             return np.asarray(image.convert("I"), dtype=np.float32) / 65535.0
         if image.mode == "F":
             return np.asarray(image, dtype=np.float32)
-        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+        return np.asarray(image.convert("RGB")).max(axis=2).astype(np.float32) / 255.0
     array = np.asarray(mask_image)
     if array.ndim == 3 and array.shape[2] == 4 and array[:, :, 3].min() < array[:, :, 3].max():
         array = array[:, :, 3]
