@@ -262,15 +262,14 @@ def head_region(body: _Body) -> np.ndarray:
 
 
 def hands_region(body: _Body) -> np.ndarray:
-    """Discs just beyond each wrist, along the forearm."""
+    """Discs just beyond each wrist, along the forearm (for arms whose elbow and wrist are both seen)."""
     region = np.zeros(body.shape, dtype=bool)
     for elbow, wrist in ((RIGHT_ELBOW, RIGHT_WRIST), (LEFT_ELBOW, LEFT_WRIST)):
         if body.has[wrist] and body.has[elbow]:
             forearm = body.k[wrist] - body.k[elbow]
             length = max(float(np.hypot(*forearm)), 0.25 * body.scale)
             region |= _disc(body.shape, body.k[wrist] + _unit(forearm) * 0.42 * length, 0.38 * length)
-        elif body.has[wrist]:
-            region |= _disc(body.shape, body.k[wrist], 0.15 * body.scale)
+        # A wrist without its elbow is not trusted (as in the arms polyline): no hand is placed.
     return region
 
 
