@@ -31,6 +31,27 @@ def add_models_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights-dir", default=None, help="where downloaded weights live (default: weights/)")
 
 
+def quiet_libraries() -> None:
+    """Silence the libraries' load reports and progress bars: the CLI and the app report for themselves."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # mediapipe's TensorFlow Lite start-up lines
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+    except ImportError:
+        pass
+    try:
+        import diffusers
+
+        diffusers.logging.set_verbosity_error()
+        diffusers.logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
 def print_json(payload: dict[str, Any]) -> None:
     """The single JSON object of `--json` mode."""
     sys.stdout.write(json.dumps(payload, indent=None, sort_keys=True, default=str) + "\n")
@@ -50,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if not args.verbose:
+        quiet_libraries()
     try:
         return int(args.run(args) or 0)
     except USER_ERRORS as error:

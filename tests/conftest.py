@@ -20,3 +20,47 @@ def tiny_sources(tiny_bundle: Path):
     from fashion_rag.weights import ModelSources
 
     return ModelSources(str(tiny_bundle))
+
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_CATALOG = REPO / "examples" / "catalog"
+ASTRONAUT = REPO / "examples" / "people" / "astronaut.png"
+
+
+@pytest.fixture(scope="session")
+def tiny_settings(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory):
+    """App settings over the tiny bundle and the example catalog; index and outputs in a temp folder."""
+    from fashion_rag.config import app_from_env, runtime_from_env
+
+    work = tmp_path_factory.mktemp("studio")
+    runtime = runtime_from_env(environ={}, models=str(tiny_bundle), device="cpu")
+    return app_from_env(
+        environ={}, runtime=runtime, catalog_dir=EXAMPLE_CATALOG, index_dir=work / "index", output_dir=work / "outputs"
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_editor(tiny_settings):
+    """An Editor over the tiny bundle with the example catalog indexed by the tiny retrieval encoder."""
+    from app import ensure_index
+    from fashion_rag.editor import Editor
+
+    editor = Editor.from_settings(tiny_settings)
+    ensure_index(editor)
+    editor.load()
+    return editor
+
+
+@pytest.fixture(scope="session")
+def studio_url(tiny_editor):
+    """The studio running in this process on a free loopback port, with the tiny bundle."""
+    from app import build_demo
+
+    demo = build_demo(tiny_editor)
+    demo.queue(default_concurrency_limit=4)
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
+        max_file_size="20mb", allowed_paths=[str(REPO / "examples"), str(tiny_editor.settings.output_dir)],
+    )  # fmt: skip
+    yield url
+    demo.close()

@@ -1,14 +1,141 @@
-"""`edit`: placeholder until its issue lands."""
+"""`edit --person PHOTO --category CAT (--text "..." [--pick 1,2] | --garment IMG ... | --garment-id ID ...) --out OUT.png`."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from fashion_rag.cli import add_models_flags, print_json
+from fashion_rag.config import CATEGORIES, GenerationSettings, app_from_env, runtime_from_env
+from fashion_rag.errors import InputError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("edit", help="(not yet available)")
+    parser = subparsers.add_parser("edit", help="dress the person in garments from the catalog or your own images")
+    parser.add_argument("--person", required=True, type=Path, help="photo of a person")
+    parser.add_argument("--category", required=True, choices=CATEGORIES)
+    parser.add_argument("--text", default="", help="garment description: searches the catalog (see --pick)")
+    parser.add_argument("--pick", default="1", help="ranks of the search results to use, e.g. 1,2 (default: 1)")
+    parser.add_argument("--garment", action="append", type=Path, default=[], help="your own garment image (repeatable)")
+    parser.add_argument("--garment-id", action="append", default=[], help="catalog garment id (repeatable)")
+    parser.add_argument("--recipe", type=Path, help="a recipe JSON from the app: its garments, seed and options")
+    parser.add_argument(
+        "--mask", type=Path, help="hand-made mask image (white = regenerate) instead of the automatic one"
+    )
+    parser.add_argument("--mask-variant", choices=("box", "precise"), default="box")
+    parser.add_argument("--out", required=True, type=Path, help="output PNG; more images get -2, -3 … suffixes")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: a random one, printed)")
+    parser.add_argument("--steps", type=int, default=GenerationSettings.steps)
+    parser.add_argument("--guidance", type=float, default=GenerationSettings.guidance)
+    parser.add_argument("--scheduler", choices=("ddim", "dpm++"), default=GenerationSettings.scheduler)
+    parser.add_argument("--num-images", type=int, default=GenerationSettings.num_images)
+    parser.add_argument(
+        "--no-paste-back", action="store_true", help="return the raw decoded frame outside the mask too"
+    )
+    parser.add_argument("--index", type=Path, default=None, help="catalog index folder (default: <catalog>/index)")
+    parser.add_argument("--catalog", type=Path, default=None, help="catalog folder (default: examples/catalog)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: auto)")
+    parser.add_argument("--low-vram", action="store_true", help="model CPU offload and VAE slicing")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the UNet (GPU; slow first edit)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object: paths, seed, timings")
+    add_models_flags(parser)
     parser.set_defaults(run=run)
 
 
+def apply_recipe(args: argparse.Namespace) -> None:
+    """Fill garments, seed and options from a recipe file (explicit flags still win for the person/mask)."""
+    recipe = json.loads(args.recipe.read_text())
+    if recipe.get("uploaded_garments"):
+        raise InputError("this recipe used uploaded garment images: pass them again with --garment")
+    args.garment_id = list(recipe.get("garment_ids", []))
+    args.category = recipe.get("category", args.category)
+    args.seed = recipe.get("seed", args.seed)
+    args.steps = recipe.get("steps", args.steps)
+    args.guidance = recipe.get("guidance", args.guidance)
+    args.scheduler = recipe.get("scheduler", args.scheduler)
+    args.num_images = recipe.get("num_images", args.num_images)
+    args.no_paste_back = not recipe.get("paste_back", True)
+    args.text = recipe.get("description", args.text)
+
+
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("edit is not implemented yet")
+    from tqdm import tqdm
+
+    from fashion_rag.editor import Editor
+    from fashion_rag.person.photo import load_photo
+
+    if args.recipe is not None:
+        apply_recipe(args)
+    runtime = runtime_from_env(
+        models=args.models, weights_dir=args.weights_dir, device=args.device, low_vram=args.low_vram or None,
+        compile_unet=args.compile or None,
+    )  # fmt: skip
+    settings = app_from_env(runtime=runtime, catalog_dir=args.catalog, index_dir=args.index)
+    editor = Editor.from_settings(settings)
+    timings: dict[str, float] = {}
+
+    started = time.perf_counter()
+    person = editor.prepare(load_photo(args.person), args.category, mask_variant=args.mask_variant)
+    if args.mask is not None:
+        person = editor.with_user_mask(person, load_photo(args.mask, name=str(args.mask)))
+    timings["prepare_s"] = round(time.perf_counter() - started, 4)
+
+    garment_ids = list(args.garment_id)
+    hits = []
+    if args.text and not garment_ids and not args.garment:
+        started = time.perf_counter()
+        ranks = _parse_pick(args.pick)
+        hits = editor.search(args.text, args.category, k=max(ranks))
+        garment_ids = [hits[rank - 1].id for rank in ranks]
+        timings["search_s"] = round(time.perf_counter() - started, 4)
+    garment_images = [load_photo(path) for path in args.garment]
+
+    options = replace(
+        GenerationSettings(), steps=args.steps, guidance=args.guidance, scheduler=args.scheduler,
+        num_images=args.num_images, paste_back=not args.no_paste_back,
+    )  # fmt: skip
+    with tqdm(total=args.steps, desc="denoising", unit="step", disable=args.json, file=sys.stderr) as bar:
+        result = editor.edit(
+            person, garment_ids=garment_ids, garment_images=garment_images, description=args.text, seed=args.seed,
+            options=options, progress=lambda done, total: bar.update(done - bar.n),
+        )  # fmt: skip
+    timings.update(result.timings)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, image in enumerate(result.images):
+        path = args.out if index == 0 else args.out.with_name(f"{args.out.stem}-{index + 1}{args.out.suffix}")
+        image.save(path)
+        paths.append(str(path))
+    recipe_path = args.out.with_suffix(".recipe.json")
+    recipe_path.write_text(json.dumps(result.recipe, indent=2) + "\n")
+    if args.json:
+        print_json(
+            {
+                "outputs": paths,
+                "recipe": str(recipe_path),
+                "seed": result.seed,
+                "garment_ids": garment_ids,
+                "search": [{"id": hit.id, "score": hit.score, "chunk": hit.chunk} for hit in hits],
+                "mask_source": person.mask_source,
+                "notes": list(person.notes),
+                "timings": timings,
+            }
+        )
+    else:
+        print(f"wrote {', '.join(paths)} (seed {result.seed}); recipe in {recipe_path}")
+    return 0
+
+
+def _parse_pick(text: str) -> list[int]:
+    try:
+        ranks = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise InputError(f"--pick {text!r}: give result ranks such as 1 or 1,3") from error
+    if not ranks or any(rank < 1 for rank in ranks) or len(set(ranks)) != len(ranks):
+        raise InputError(f"--pick {text!r}: give 1 to 3 different ranks from 1 upwards, such as 1,3")
+    return ranks

@@ -1,0 +1,303 @@
+"""The editor: one object that composes the stages. The UI, the CLI and the tests all call it.
+
+    editor = Editor.from_settings(settings)          # nothing heavy yet
+    person = editor.prepare(photo, "upper_body")     # frame, pose, mask (person/)
+    hits = editor.search("navy blazer", "upper_body")  # catalog search (catalog/)
+    result = editor.edit(person, garment_ids=[hits[0].id], seed=7)  # generation/
+
+Models load lazily on first use, or all at once with `load()` (the app does this at start-up).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fashion_rag.catalog.catalog import sha256_file
+from fashion_rag.config import AppSettings, GenerationSettings
+from fashion_rag.errors import InputError, MissingWeightsError, check_category
+from fashion_rag.generation.compose import feathered_alpha, paste_back, raw_output
+from fashion_rag.generation.garment_cache import GarmentTokenCache, encoder_identity, image_key
+from fashion_rag.generation.pipeline import MAX_IMAGES, SCHEDULERS, FashionRAGPipeline
+from fashion_rag.generation.prompt import MAX_GARMENTS
+from fashion_rag.weights import GENERATION_PARTS, ModelSources, missing_message
+
+logger = logging.getLogger(__name__)
+
+MAX_SEED = 2**32 - 1
+
+
+@dataclass
+class EditResult:
+    """Edited photos at the photo's own size, the raw decoded frames, and how they were made."""
+
+    images: list[Image.Image]
+    frames: list[Image.Image]
+    seed: int
+    timings: dict[str, float]
+    recipe: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def check_seed(seed: int | None) -> int:
+    """`seed`, or a fresh random one when None; InputError outside 0..2**32-1."""
+    if seed is None:
+        return secrets.randbelow(MAX_SEED + 1)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= int(seed) <= MAX_SEED:
+        raise InputError(f"seed={seed!r}: use a whole number from 0 to {MAX_SEED}, or leave it empty for a random one")
+    return int(seed)
+
+
+class Editor:
+    def __init__(self, settings: AppSettings, sources: ModelSources) -> None:
+        self.settings = settings
+        self.sources = sources
+        self._pipeline: FashionRAGPipeline | None = None
+        self._preparer = None
+        self._search = None
+        self._cache: GarmentTokenCache | None = None
+        self._load_lock = threading.Lock()
+        self._generation_lock = threading.Lock()  # one GPU job at a time
+        self.device = None
+
+    @classmethod
+    def from_settings(cls, settings: AppSettings) -> Editor:
+        runtime = settings.runtime
+        return cls(settings, ModelSources(runtime.models, runtime.weights_dir, runtime.repo_overrides))
+
+    # ----------------------------------------------------------------------------------------------
+    # What is available
+
+    def missing_generation_parts(self) -> list[str]:
+        return [name for name in GENERATION_PARTS if not self.sources.locate(name).found]
+
+    def status(self) -> dict[str, Any]:
+        from fashion_rag.generation.loading import pick_device
+
+        device = self.device or pick_device(self.settings.runtime.device)
+        return {
+            "models": self.sources.models,
+            "kind": self.sources.kind,
+            "device": str(device),
+            "parts": self.sources.describe(),
+            "generation_ready": not self.missing_generation_parts(),
+        }
+
+    def load(self) -> None:
+        """Load everything that is available now (the app calls this once at start-up)."""
+        self.preparer  # noqa: B018 - properties load on first access
+        self.searcher  # noqa: B018
+        if not self.missing_generation_parts():
+            self.pipeline  # noqa: B018
+
+    # ----------------------------------------------------------------------------------------------
+    # Lazily built stages
+
+    @property
+    def preparer(self):
+        from fashion_rag.person.prepare import PersonPreparer
+
+        with self._load_lock:
+            if self._preparer is None:
+                # A bundle's parser has random weights (its labels are noise), so bundles take the
+                # offline mask path; the parser's loading code is exercised by its own tests.
+                parser_sources = self.sources if self.sources.kind == "real" else None
+                self._preparer = PersonPreparer.from_sources(parser_sources, device=self._device())
+            return self._preparer
+
+    @property
+    def searcher(self):
+        from fashion_rag.catalog.search import CatalogSearch
+
+        with self._load_lock:
+            if self._search is None:
+                self._search = CatalogSearch.open(
+                    self.settings.catalog_dir, self.settings.resolved_index_dir, self.sources, device=self._device()
+                )
+            return self._search
+
+    @property
+    def pipeline(self) -> FashionRAGPipeline:
+        with self._load_lock:
+            if self._pipeline is None:
+                missing = self.missing_generation_parts()
+                if missing:
+                    raise MissingWeightsError(missing_message(missing, self.sources))
+                runtime = self.settings.runtime
+                device = self._device()
+                pipeline = FashionRAGPipeline.from_sources(self.sources, device)
+                pipeline.set_progress_bar_config(disable=True)
+                if runtime.low_vram:
+                    pipeline.enable_low_vram()
+                else:
+                    pipeline.enable_fast_path(compile_unet=runtime.compile_unet)
+                identity = encoder_identity(
+                    self.sources.require("garment-encoder"), self.sources.require("fashion-rag")
+                )
+                self._cache = GarmentTokenCache(identity, self.settings.output_dir.parent / ".cache" / "garment-tokens")
+                self._pipeline = pipeline
+            return self._pipeline
+
+    @property
+    def garment_cache(self) -> GarmentTokenCache:
+        self.pipeline  # noqa: B018 - the cache is keyed by the loaded encoder
+        assert self._cache is not None
+        return self._cache
+
+    def _device(self) -> torch.device:
+        from fashion_rag.generation.loading import pick_device
+
+        if self.device is None:
+            self.device = pick_device(self.settings.runtime.device)
+        return self.device
+
+    # ----------------------------------------------------------------------------------------------
+    # The three operations
+
+    def prepare(self, photo, category: str, mask_variant: str = "box"):
+        """A PreparedPerson: frame, transform, keypoints, pose map and the automatic mask."""
+        return self.preparer.prepare(photo, check_category(category), mask_variant=mask_variant)
+
+    def with_user_mask(self, prepared, mask_image):
+        """The same PreparedPerson with the user's edited mask."""
+        return self.preparer.apply_user_mask(prepared, mask_image)
+
+    def search(self, text: str, category: str, k: int = 6):
+        return self.searcher.search(text, check_category(category), k)
+
+    def garment_tokens(self, garment_ids: list[str], garment_images: list[Image.Image]) -> torch.Tensor:
+        """(n, 16, width) tokens: catalog garments first (in the order picked), then uploaded images.
+
+        Each is looked up in the token cache (key: file or pixel sha256 + encoder identity) and
+        encoded only on a miss.
+        """
+        pipeline = self.pipeline
+        keyed: list[tuple[str, Image.Image | Path]] = []
+        for garment_id in garment_ids:
+            path = self.searcher.image_path(garment_id)  # InputError for an unknown id
+            if not path.is_file():
+                raise InputError(
+                    f"catalog image of {garment_id!r} is missing on disk: rebuild the index (`index build`)"
+                )
+            keyed.append((sha256_file(path), path))  # hashing the file: a changed image never hits a stale entry
+        for image in garment_images:
+            keyed.append((image_key(image), image))
+        tokens = []
+        for key, source in keyed:
+            cached = self.garment_cache.get(key)
+            if cached is None:
+                image = source if isinstance(source, Image.Image) else _open_catalog_image(source)
+                cached = pipeline.encode_garments([image])[0].float().cpu()
+                self.garment_cache.put(key, cached)
+            tokens.append(cached)
+        return torch.stack(tokens)
+
+    def edit(
+        self,
+        person,
+        garment_ids: list[str] | None = None,
+        garment_images: list[Image.Image] | None = None,
+        description: str = "",
+        seed: int | None = None,
+        options: GenerationSettings | None = None,
+        progress=None,
+    ) -> EditResult:
+        """Repaint the masked garment region of a PreparedPerson with the picked garments."""
+        options = options or GenerationSettings()
+        garment_ids = list(garment_ids or [])
+        garment_images = list(garment_images or [])
+        count = len(garment_ids) + len(garment_images)
+        if not 1 <= count <= MAX_GARMENTS:
+            raise InputError(
+                f"{count} garments picked: pick 1 to {MAX_GARMENTS} (catalog results and/or your own garment images)"
+            )
+        if len(set(garment_ids)) != len(garment_ids):
+            raise InputError(f"garment ids picked twice: {garment_ids}; pick each garment once")
+        if options.scheduler not in SCHEDULERS:
+            raise InputError(f"scheduler={options.scheduler!r}: use one of {', '.join(SCHEDULERS)}")
+        if not 1 <= options.num_images <= MAX_IMAGES:
+            raise InputError(f"num_images={options.num_images!r}: use 1 to {MAX_IMAGES}")
+        FashionRAGPipeline.check_options(options.steps, options.guidance, options.num_images)
+        seed = check_seed(seed)
+        timings: dict[str, float] = {}
+
+        with self._generation_lock:
+            started = time.perf_counter()
+            pipeline = self.pipeline
+            tokens = self.garment_tokens(garment_ids, garment_images)
+            timings["garments_s"] = time.perf_counter() - started
+            pipeline.use_scheduler(options.scheduler)
+            generator = torch.Generator("cpu").manual_seed(seed)
+            denoise_start = time.perf_counter()
+            try:
+                frames = pipeline(
+                    person.frame, person.mask, person.category, garment_tokens=tokens, pose_map=person.pose_map,
+                    num_inference_steps=options.steps, guidance_scale=options.guidance, num_images=options.num_images,
+                    generator=generator, callback=progress,
+                )  # fmt: skip
+            except torch.OutOfMemoryError as error:
+                _release_memory()
+                raise InputError(
+                    "the GPU ran out of memory for this edit: ask for fewer images, or start with --low-vram"
+                ) from error
+            timings["pipeline_s"] = time.perf_counter() - denoise_start
+
+        compose_start = time.perf_counter()
+        original = np.asarray(person.original.convert("RGB"))
+        unframe = person.transform.unframe
+        alpha = feathered_alpha(person.mask, options.feather_px)
+        images, raw_frames = [], []
+        for frame in frames:
+            raw_frames.append(Image.fromarray(np.clip(np.rint(frame * 255), 0, 255).astype(np.uint8)))
+            if options.paste_back:
+                images.append(Image.fromarray(paste_back(original, frame, alpha, unframe)))
+            else:
+                images.append(Image.fromarray(raw_output(original.shape, frame, unframe)))
+        timings["compose_s"] = time.perf_counter() - compose_start
+        timings["total_s"] = time.perf_counter() - started
+        recipe = self.recipe(person, garment_ids, len(garment_images), description, seed, options)
+        return EditResult(images, raw_frames, seed, {k: round(v, 4) for k, v in timings.items()}, recipe)
+
+    def recipe(self, person, garment_ids, uploaded: int, description: str, seed: int, options: GenerationSettings):
+        """Everything needed to reproduce an edit from the CLI."""
+        return {
+            "category": person.category,
+            "description": description,
+            "garment_ids": list(garment_ids),
+            "uploaded_garments": uploaded,
+            "seed": seed,
+            "steps": options.steps,
+            "guidance": options.guidance,
+            "scheduler": options.scheduler,
+            "num_images": options.num_images,
+            "paste_back": options.paste_back,
+            "mask_source": getattr(person, "mask_source", "user"),
+            "models": self.sources.models,
+            "model_sources": {
+                name: {"repo_id": self.sources.part(name).repo_id, "revision": self.sources.part(name).revision}
+                for name in GENERATION_PARTS
+            },
+            "catalog": str(self.settings.catalog_dir),
+        }
+
+
+def _open_catalog_image(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def _release_memory() -> None:
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,123 @@
+"""The studio: import without models, the page, and the named API endpoints through gradio_client."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from .conftest import ASTRONAUT, EXAMPLE_CATALOG, REPO
+
+
+def test_app_imports_without_loading_models():
+    code = "import sys, app; print(json.dumps(sorted(m for m in ('torch', 'diffusers', 'transformers', 'open_clip', 'mediapipe') if m in sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, cwd=REPO,
+                            timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_page_builds_with_every_control(tiny_editor):
+    from app import build_demo
+
+    demo = build_demo(tiny_editor)
+    ids = {block.elem_id for block in demo.blocks.values() if getattr(block, "elem_id", None)}
+    expected = {"person-upload", "category", "mask-editor", "pose-preview", "description", "top-k", "search-button",
+                "results", "picks", "own-garment", "generate-button", "result", "original", "seed-used", "recipe",
+                "advanced", "steps", "guidance", "seed", "scheduler", "mask-variant", "paste-back", "num-images",
+                "status"}  # fmt: skip
+    assert expected <= ids
+    names = {dep.api_name for dep in demo.fns.values() if dep.api_visibility == "public"}
+    assert names == {"prepare", "search", "edit"}
+
+
+def test_status_names_the_bundle_device_and_search_mode(tiny_editor):
+    from app import status_markdown
+
+    text = status_markdown(tiny_editor)
+    assert "tiny bundle" in text and "`cpu`" in text and "Generate:** ready" in text and "hybrid" in text
+
+
+@pytest.fixture(scope="module")
+def client(studio_url):
+    return Client(studio_url, verbose=False)
+
+
+def test_prepare_endpoint_returns_frame_mask_and_keypoints(client):
+    frame, mask, overlay, pose, info = client.predict(handle_file(str(ASTRONAUT)), "upper_body", "box",
+                                                      api_name="/prepare")  # fmt: skip
+    assert Image.open(frame).size == (384, 512) and Image.open(mask).size == (384, 512)
+    assert Image.open(overlay).size == (384, 512) and Image.open(pose).size == (384, 512)
+    mask_array = np.asarray(Image.open(mask).convert("L")) > 127
+    assert 0.05 < mask_array.mean() < 0.8
+    assert info["category"] == "upper_body" and len(info["keypoints"]) == 18
+    assert info["keypoints"][0] is not None  # the nose
+
+
+def test_search_endpoint_returns_ranked_hits_of_the_category(client):
+    payload = client.predict("red striped t-shirt", "upper_body", 4, api_name="/search")
+    assert payload["mode"] == "hybrid" and len(payload["hits"]) == 4
+    assert all(hit["category"] == "upper_body" for hit in payload["hits"])
+    scores = [hit["score"] for hit in payload["hits"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_edit_endpoint_seed_reproduces_and_recipe_reproduces_through_the_cli(
+    client, tiny_bundle, tiny_settings, tmp_path
+):
+    ids = ",".join(hit["id"] for hit in client.predict("striped shirt", "upper_body", 2, api_name="/search")["hits"])
+    arguments = [
+        handle_file(str(ASTRONAUT)),
+        "upper_body",
+        ids,
+        None,
+        None,
+        "striped shirt",
+        -1,
+        2,
+        7.5,
+        "ddim",
+        1,
+        True,
+    ]
+    gallery, seed, recipe_path = client.predict(*arguments, api_name="/edit")
+    first = np.asarray(Image.open(gallery[0]["image"]))
+    assert first.shape == np.asarray(Image.open(ASTRONAUT)).shape
+    assert 0 <= seed < 2**32
+    arguments[6] = seed
+    gallery_again, seed_again, _ = client.predict(*arguments, api_name="/edit")
+    assert seed_again == seed
+    np.testing.assert_array_equal(first, np.asarray(Image.open(gallery_again[0]["image"])))
+
+    recipe = json.loads(Path(recipe_path).read_text())
+    assert recipe["seed"] == seed and recipe["garment_ids"] == ids.split(",") and recipe["steps"] == 2
+    out = tmp_path / "cli.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "fashion_rag", "edit", "--person", str(ASTRONAUT), "--category", "upper_body",
+         "--recipe", recipe_path, "--out", str(out), "--models", str(tiny_bundle), "--catalog", str(EXAMPLE_CATALOG),
+         "--index", str(tiny_settings.resolved_index_dir), "--device", "cpu"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(first, np.asarray(Image.open(out)))
+
+
+def test_edit_endpoint_gives_several_images(client):
+    gallery, _, _ = client.predict(handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "", 5, 2, 7.5,
+                                   "dpm++", 2, True, api_name="/edit")  # fmt: skip
+    assert len(gallery) == 2
+
+
+def test_bad_request_is_a_readable_error_and_the_next_one_works(client):
+    with pytest.raises(Exception, match="unknown category 'hats'"):
+        client.predict("red dress", "hats", 3, api_name="/search")
+    with pytest.raises(Exception, match="unknown catalog id"):
+        client.predict(handle_file(str(ASTRONAUT)), "upper_body", "../../etc/passwd", None, None, "", 1, 2, 7.5,
+                       "ddim", 1, True, api_name="/edit")  # fmt: skip
+    assert client.predict("red dress", "dresses", 2, api_name="/search")["hits"]
