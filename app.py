@@ -435,11 +435,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default=None, help="cpu, cuda, … (default: auto)")
     parser.add_argument("--low-vram", action="store_true", help="model CPU offload and VAE slicing")
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet (GPU)")
-    parser.add_argument("--host", default=AppSettings.host, help="address to listen on (default: loopback only)")
+    parser.add_argument("--host", default=None, help="address to listen on (default: 127.0.0.1, loopback only)")
     parser.add_argument("--port", type=int, default=AppSettings.port)
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
     parser.add_argument("--max-upload-mb", type=int, default=AppSettings.max_upload_mb)
     return parser.parse_args(argv)
+
+
+def fetch_weights(editor) -> None:
+    """On a Space (no `make demo`), fetch what is missing at start; say so and go on if that fails."""
+    from fashion_rag.weights import REGISTRY, download
+
+    missing = [name for name in REGISTRY if not editor.sources.locate(name).found]
+    if not missing:
+        return
+    try:
+        download(missing, editor.sources)
+    except USER_ERRORS as error:
+        print(f"weights not fetched: {error}", flush=True)
 
 
 def ensure_index(editor) -> None:
@@ -473,6 +486,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = app_from_env(runtime=runtime, catalog_dir=args.catalog, index_dir=args.index, host=args.host,
                             port=args.port, share=args.share, max_upload_mb=args.max_upload_mb)  # fmt: skip
     editor = Editor.from_settings(settings)
+    if settings.on_space:
+        fetch_weights(editor)
     ensure_index(editor)
     editor.load()  # once, at start-up: every request reuses the loaded models
     print(status_markdown(editor).replace("**", "").replace("`", ""), flush=True)

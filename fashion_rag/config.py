@@ -22,6 +22,8 @@ ENV_CATALOG = "FASHION_RAG_CATALOG"
 ENV_INDEX = "FASHION_RAG_INDEX"
 ENV_OUTPUT_DIR = "FASHION_RAG_OUTPUT_DIR"
 ENV_REPO_PREFIX = "FASHION_RAG_REPO_"
+ENV_HOST = "FASHION_RAG_HOST"
+ENV_SPACE_ID = "SPACE_ID"  # set by Hugging Face Spaces
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class AppSettings:
     output_dir: Path = REPO_ROOT / "outputs"  # per-session result folders live below this
     output_max_age_s: int = 24 * 3600  # results older than this are deleted
     max_upload_mb: int = 20  # uploads above this are refused by the server
+    on_space: bool = False  # running as a Hugging Face Space: listen on all interfaces, fetch weights at start
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
     @property
@@ -94,7 +97,11 @@ def app_from_env(environ: dict[str, str] | None = None, **overrides: object) -> 
     """AppSettings from environment variables, then explicit (non-None) overrides."""
     env = os.environ if environ is None else environ
     runtime = overrides.pop("runtime", None) or runtime_from_env(env)
+    on_space = bool(env.get(ENV_SPACE_ID))
     settings = AppSettings(
+        # A Space's proxy reaches the app from outside the container; anywhere else stay on loopback.
+        host=env.get(ENV_HOST, "0.0.0.0" if on_space else AppSettings.host),
+        on_space=on_space,
         catalog_dir=Path(env.get(ENV_CATALOG, str(AppSettings.catalog_dir))),
         index_dir=Path(env[ENV_INDEX]) if env.get(ENV_INDEX) else None,
         output_dir=Path(env.get(ENV_OUTPUT_DIR, str(AppSettings.output_dir))),
