@@ -1,0 +1,300 @@
+"""Load a garment catalog folder: images per category, optional metadata, and a report of problems.
+
+Layout (docs/catalog.md has the full description)::
+
+    CATALOG/
+      upper_body/   *.png *.jpg *.jpeg *.webp
+      lower_body/   ...
+      dresses/      ...
+      metadata.jsonl  or  metadata.csv     (optional)
+
+A metadata row gives `id`, `file` (relative to CATALOG, e.g. `dresses/d001.png`), `caption` or `title`
+and `category`; each may be left out (an image without a row gets its file stem as id and no caption).
+Nothing here is fatal except a catalog with no usable image at all: unknown categories, missing files,
+duplicate ids and unreadable images are skipped and listed in `Catalog.problems`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from fashion_rag.config import CATEGORIES
+from fashion_rag.errors import InputError, check_category
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+METADATA_NAMES = ("metadata.jsonl", "metadata.csv")
+MAX_ID_LENGTH = 128
+# Images above this many pixels are refused (PIL's decompression-bomb guard is a warning only below 2x).
+MAX_IMAGE_PIXELS = 64_000_000
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    """One garment of the catalog. `id` is the catalog id (never a path); `path` is where its image is."""
+
+    id: str
+    category: str
+    path: Path
+    caption: str  # from the metadata file ("caption", else "title"); "" when there is none
+    sha256: str  # of the image file's bytes
+
+    @property
+    def file(self) -> str:
+        """The image's path relative to the catalog folder, with forward slashes (`dresses/d001.png`)."""
+        return f"{self.path.parent.name}/{self.path.name}"
+
+
+@dataclass(frozen=True)
+class CatalogProblem:
+    """Something skipped while loading or indexing. `kind` is one of: unknown-category,
+    category-mismatch, missing-file, duplicate-id, bad-id, bad-metadata, corrupt-image, stray-file."""
+
+    kind: str
+    where: str  # the file or metadata line concerned
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The usable items of a catalog folder, sorted by category (in CATEGORIES order) then id."""
+
+    root: Path
+    items: tuple[CatalogItem, ...]
+    problems: tuple[CatalogProblem, ...] = ()
+    _by_id: dict[str, CatalogItem] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_id.update({item.id: item for item in self.items})
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[CatalogItem]:
+        return iter(self.items)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._by_id
+
+    def get(self, item_id: str) -> CatalogItem:
+        """The item with catalog id `item_id`, or InputError."""
+        try:
+            return self._by_id[item_id]
+        except (KeyError, TypeError):
+            raise InputError(f"unknown catalog id {item_id!r}: not in the catalog at {self.root}") from None
+
+    def in_category(self, category: str) -> list[CatalogItem]:
+        """The items of one category (InputError for an unknown category)."""
+        check_category(category)
+        return [item for item in self.items if item.category == category]
+
+    def counts(self) -> dict[str, int]:
+        """Items per category, every category present (0 where empty)."""
+        return {category: sum(item.category == category for item in self.items) for category in CATEGORIES}
+
+    def report(self) -> str:
+        """One line per problem, for the CLI and logs ('' when there is none)."""
+        return "\n".join(str(problem) for problem in self.problems)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_image(path: Path) -> str | None:
+    """None if `path` opens as an image of a sane size, else why not (a short reason)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            image.verify()  # checks the file structure (PNG chunk CRCs, JPEG markers) without decoding
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        return f"not a readable image ({type(error).__name__}: {error})"
+    if width * height > MAX_IMAGE_PIXELS:
+        return f"{width}x{height} pixels is above the limit of {MAX_IMAGE_PIXELS:,}"
+    return None
+
+
+def _id_problem(item_id: str) -> str | None:
+    if not item_id or not item_id.strip():
+        return "the id is empty"
+    if len(item_id) > MAX_ID_LENGTH:
+        return f"the id is longer than {MAX_ID_LENGTH} characters"
+    if any(ch in item_id for ch in "/\\") or item_id in (".", ".."):
+        return "an id may not contain '/' or '\\' (ids are catalog ids, not paths)"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in item_id):
+        return "the id contains control characters"
+    return None
+
+
+def _read_metadata(root: Path, problems: list[CatalogProblem]) -> list[tuple[str, dict[str, str]]]:
+    """Rows of the metadata file as (where, fields) pairs; [] when there is no metadata file."""
+    present = [root / name for name in METADATA_NAMES if (root / name).is_file()]
+    if len(present) > 1:
+        raise InputError(
+            f"catalog {root} has both metadata.jsonl and metadata.csv: keep one (they would disagree sooner or later)"
+        )
+    if not present:
+        return []
+    path = present[0]
+    rows: list[tuple[str, dict[str, str]]] = []
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix == ".jsonl":
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{path.name}:{number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                problems.append(CatalogProblem("bad-metadata", where, f"not valid JSON ({error.msg})"))
+                continue
+            if not isinstance(row, dict):
+                problems.append(CatalogProblem("bad-metadata", where, "each line must be a JSON object"))
+                continue
+            rows.append((where, {str(k): "" if v is None else str(v) for k, v in row.items()}))
+    else:
+        reader = csv.DictReader(text.splitlines())
+        if reader.fieldnames is None or not {"id", "file"} & {name.strip() for name in reader.fieldnames}:
+            raise InputError(f"{path}: the first line must name the columns, with at least 'id' or 'file'")
+        for number, row in enumerate(reader, start=2):
+            fields = {(k or "").strip(): (v or "").strip() for k, v in row.items() if isinstance(v, str)}
+            rows.append((f"{path.name}:{number}", fields))
+    return rows
+
+
+def _scan_images(root: Path, problems: list[CatalogProblem]) -> dict[str, Path]:
+    """Image files under the category folders, keyed by their relative path ('dresses/x.png')."""
+    found: dict[str, Path] = {}
+    for child in sorted(root.iterdir()):
+        if child.name.startswith(".") or not child.is_dir() or (child / "manifest.json").is_file():
+            continue  # hidden folders and index folders (an index may live inside the catalog)
+        images = sorted(p for p in child.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if child.name not in CATEGORIES:
+            if images:
+                problems.append(
+                    CatalogProblem(
+                        "unknown-category",
+                        f"{child.name}/",
+                        f"{len(images)} image(s) in a folder that is not a category: use {', '.join(CATEGORIES)}",
+                    )
+                )
+            continue
+        for image in images:
+            found[f"{child.name}/{image.name}"] = image
+    for stray in sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+        problems.append(
+            CatalogProblem("stray-file", stray.name, f"images must sit in a category folder ({', '.join(CATEGORIES)})")
+        )
+    return found
+
+
+def load_catalog(root: Path | str, *, check_images: bool = True) -> Catalog:
+    """Load the catalog folder `root`. Every image file is hashed (sha256) and, with `check_images`,
+    opened to check that it is an image. Problems are collected in `Catalog.problems`; InputError only
+    when `root` is not a folder or holds no usable image."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise InputError(f"catalog folder {str(root)!r} does not exist or is not a folder")
+    problems: list[CatalogProblem] = []
+    images = _scan_images(root, problems)
+    rows = _read_metadata(root, problems)
+
+    # (relative file, id, caption, category from metadata) for each image, metadata rows first.
+    entries: list[tuple[str, str, str, str, str]] = []  # where, file, id, caption, declared category
+    described: set[str] = set()
+    stems: dict[str, list[str]] = {}
+    for file in images:
+        stems.setdefault(Path(file).stem, []).append(file)
+    for where, row in rows:
+        file = row.get("file", "").replace("\\", "/").strip().removeprefix("./")
+        item_id = row.get("id", "").strip()
+        declared = row.get("category", "").strip()
+        caption = " ".join((row.get("caption") or row.get("title") or "").split())
+        if declared and declared not in CATEGORIES:
+            problems.append(
+                CatalogProblem("unknown-category", where, f"category {declared!r}: use one of {', '.join(CATEGORIES)}")
+            )
+            if file:
+                described.add(file)
+            continue
+        if not file:
+            # No file: find the image by id (its stem) in the declared category, or anywhere.
+            candidates = [f for f in stems.get(item_id, []) if not declared or f.startswith(declared + "/")]
+            if len(candidates) != 1:
+                reason = "no image named after it" if not candidates else f"several images match ({candidates})"
+                problems.append(
+                    CatalogProblem("missing-file", where, f"row for id {item_id!r} has no 'file' and {reason}")
+                )
+                continue
+            file = candidates[0]
+        if file in described:
+            problems.append(CatalogProblem("duplicate-id", where, f"{file} is described by an earlier row too"))
+            continue
+        described.add(file)
+        if file not in images:
+            folder = file.split("/", 1)[0] if "/" in file else ""
+            if folder not in CATEGORIES:
+                problems.append(
+                    CatalogProblem(
+                        "unknown-category", where, f"{file} is not in a category folder ({', '.join(CATEGORIES)})"
+                    )
+                )
+            else:
+                problems.append(CatalogProblem("missing-file", where, f"{file} does not exist in {root}"))
+            continue
+        entries.append((where, file, item_id or Path(file).stem, caption, declared))
+    for file in images:
+        if file not in described:
+            entries.append((file, file, Path(file).stem, "", ""))
+
+    items: list[CatalogItem] = []
+    seen: dict[str, str] = {}
+    for where, file, item_id, caption, declared in entries:
+        category = file.split("/", 1)[0]
+        if declared and declared != category:
+            problems.append(
+                CatalogProblem(
+                    "category-mismatch", where, f"metadata says {declared!r} but the image is in {category}/"
+                )
+            )
+            continue
+        reason = _id_problem(item_id)
+        if reason:
+            problems.append(CatalogProblem("bad-id", where, f"{item_id!r}: {reason}"))
+            continue
+        if item_id in seen:
+            problems.append(CatalogProblem("duplicate-id", where, f"id {item_id!r} is already used by {seen[item_id]}"))
+            continue
+        path = images[file]
+        if check_images and (reason := check_image(path)) is not None:
+            problems.append(CatalogProblem("corrupt-image", file, reason))
+            continue
+        seen[item_id] = file
+        items.append(CatalogItem(item_id, category, path, caption, sha256_file(path)))
+
+    items.sort(key=lambda item: (CATEGORIES.index(item.category), item.id))
+    if not items:
+        lines = "".join(f"\n  {problem}" for problem in problems)
+        raise InputError(
+            f"catalog folder {str(root)!r} has no usable garment image: expected images "
+            f"({', '.join(IMAGE_SUFFIXES)}) in sub-folders {', '.join(c + '/' for c in CATEGORIES)}{lines}"
+        )
+    for problem in problems:
+        logger.warning("catalog %s: %s", root, problem)
+    return Catalog(root=root, items=tuple(items), problems=tuple(problems))
