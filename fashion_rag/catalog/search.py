@@ -1,0 +1,345 @@
+"""Catalog search: a description -> the garments of one category that match it best.
+
+The description is split into noun chunks (chunking.py); with several chunks, their ", "-joined text
+is searched too (the paper's multi-chunk query). Each chunk is searched in two ways where possible: dense (its open_clip text embedding against the image embeddings of the index) and lexical
+(BM25 over the captions). The rankings are fused with reciprocal rank fusion, per chunk and then across
+chunks: an item's score is the sum over every ranking it appears in of 1 / (RRF_K + rank). Items repeated
+across chunks are merged (each hit names the chunk that contributed most), and items with the same image
+content (sha256) are reported once.
+
+`mode` says what is available: "hybrid" (dense + lexical), "dense" (no captions), or "lexical" (no
+retrieval encoder weights, or no index: `mode_reason` says which).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fashion_rag.catalog.catalog import Catalog, load_catalog
+from fashion_rag.catalog.chunking import chunk_description
+from fashion_rag.catalog.encoder import PART, RetrievalEncoder
+from fashion_rag.catalog.index import (
+    MANIFEST_NAME,
+    CatalogIndex,
+    IndexedItem,
+    load_index,
+    load_items,
+    missing_files,
+    read_manifest,
+)
+from fashion_rag.catalog.lexical import LexicalDocument, LexicalIndex
+from fashion_rag.config import CATEGORIES
+from fashion_rag.errors import CatalogIndexError, InputError, check_category
+from fashion_rag.weights import ModelSources, missing_message
+
+logger = logging.getLogger(__name__)
+
+MODES = ("hybrid", "dense", "lexical")
+RRF_K = 60  # the constant of Cormack, Clarke & Buettcher (SIGIR 2009); damps the weight of the top ranks
+MIN_DEPTH = 50  # each ranking contributes at least this many candidates to the fusion
+TEXT_CACHE_SIZE = 1024  # chunk embeddings kept: a text embedding costs ~0.3 s with ViT-L-14 on a CPU core
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One result. Ranks are 1-based positions in the matched chunk's dense and lexical rankings (None
+    when the item is not in that ranking); `similarity` is the cosine similarity of the chunk's text
+    embedding and the image embedding (None in lexical mode)."""
+
+    id: str
+    category: str
+    caption: str
+    score: float  # the fused reciprocal-rank score, summed over chunks
+    chunk: str  # the chunk of the description that contributed most to `score`
+    dense_rank: int | None
+    lexical_rank: int | None
+    similarity: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    id: str
+    category: str
+    caption: str
+    sha256: str
+    file: str
+
+
+class CatalogSearch:
+    """Searches one catalog. Build it with `from_index`, `from_catalog` or `open`."""
+
+    def __init__(
+        self,
+        entries: Iterable[_Entry],
+        *,
+        index: CatalogIndex | None = None,
+        encoder: RetrievalEncoder | None = None,
+        catalog_root: Path | None = None,
+        reason: str = "",
+        problems: Iterable[str] = (),
+    ) -> None:
+        if (index is None) != (encoder is None):
+            reason = reason or ("no retrieval encoder" if encoder is None else "no index")
+            index, encoder = None, None
+        if index is not None and encoder is not None and index.encoder_identity != encoder.identity:
+            raise CatalogIndexError(
+                f"index at {index.directory} was built with {index.encoder_identity!r}, not with the encoder "
+                f"in use {encoder.identity!r}: rebuild it with `python -m fashion_rag index build`"
+            )
+        self.index = index
+        self.encoder = encoder
+        self.catalog_root = catalog_root
+        self.problems = tuple(problems)  # human-readable lines: images gone since indexing, catalog problems
+        self._entries = {entry.id: entry for entry in entries}
+        self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()  # chunk -> (D,) embedding, LRU
+        self.lexical = LexicalIndex(LexicalDocument(e.id, e.category, e.caption) for e in self._entries.values())
+        dense = index is not None
+        if dense and self.lexical.has_captions():
+            self.mode = "hybrid"
+        elif dense:
+            self.mode = "dense"
+        elif self.lexical.has_captions():
+            self.mode = "lexical"
+        else:
+            raise CatalogIndexError(
+                f"nothing to search with: {reason or 'no dense index'}, and no catalog item has a caption for "
+                f"lexical search (add a metadata.jsonl with captions, or fetch the retrieval encoder)"
+            )
+        self.mode_reason = reason if self.mode == "lexical" else ""
+        if self.mode == "dense":
+            self.mode_reason = "no captions in the catalog, so no lexical ranking"
+
+    # ----------------------------------------------------------------------------------------------
+    # Construction
+
+    @classmethod
+    def from_index(
+        cls,
+        index: CatalogIndex,
+        encoder: RetrievalEncoder | None,
+        *,
+        catalog_root: Path | str | None = None,
+        reason: str = "",
+    ) -> CatalogSearch:
+        """Search the items of a loaded index; with `encoder` None, lexically over their captions.
+        With `catalog_root`, items whose image has been deleted since indexing are left out and reported."""
+        root = Path(catalog_root) if catalog_root is not None else None
+        gone = {item.id for item in missing_files(index, root)} if root is not None else set()
+        problems = [
+            f"missing-file: {item.file} (id {item.id}) was indexed but no longer exists; "
+            f"run `python -m fashion_rag index build {root}` to update the index"
+            for item in index.items
+            if item.id in gone
+        ]
+        entries = [_entry_of(item) for item in index.items if item.id not in gone]
+        if encoder is None:
+            reason = reason or "no retrieval encoder"
+            return cls(entries, catalog_root=root, reason=reason, problems=problems)
+        return cls(entries, index=index, encoder=encoder, catalog_root=root, reason=reason, problems=problems)
+
+    @classmethod
+    def from_catalog(cls, catalog: Catalog, *, reason: str = "no index") -> CatalogSearch:
+        """Lexical search over the captions of a loaded catalog (no dense index)."""
+        entries = [_Entry(i.id, i.category, i.caption, i.sha256, i.file) for i in catalog]
+        return cls(entries, catalog_root=catalog.root, reason=reason, problems=[str(p) for p in catalog.problems])
+
+    @classmethod
+    def open(
+        cls,
+        catalog_dir: Path | str | None,
+        index_dir: Path | str | None = None,
+        sources: ModelSources | None = None,
+        *,
+        device: str = "cpu",
+    ) -> CatalogSearch:
+        """The best search available for a catalog: hybrid when the retrieval encoder of `sources` and a
+        matching index exist, else lexical (saying why in `mode_reason`). `index_dir` defaults to
+        `<catalog_dir>/index`; `catalog_dir` to the folder the index was built from. An index built by
+        another encoder is refused (CatalogIndexError)."""
+        catalog_root = Path(catalog_dir) if catalog_dir is not None else None
+        if index_dir is None:
+            if catalog_root is None:
+                raise InputError("give a catalog folder or an index folder to search")
+            index_dir = catalog_root / "index"
+        index_dir = Path(index_dir)
+        has_index = (index_dir / MANIFEST_NAME).is_file()
+        if catalog_root is None and has_index:
+            recorded = read_manifest(index_dir).get("catalog_dir")
+            catalog_root = Path(recorded) if recorded else None
+        encoder, reason = None, ""
+        if sources is not None and sources.locate(PART).found:
+            encoder = RetrievalEncoder.from_sources(sources, device=device)
+        elif sources is not None:
+            reason = f"lexical search only: {missing_message([PART], sources)}"
+        else:
+            reason = "lexical search only: no model sources given"
+        if encoder is not None and has_index:
+            index = load_index(index_dir, encoder_identity=encoder.identity)
+            return cls.from_index(index, encoder, catalog_root=catalog_root)
+        if encoder is not None:
+            reason = (
+                f"lexical search only: no index at {index_dir}; build it with "
+                f"`python -m fashion_rag index build {catalog_root or 'CATALOG_DIR'} --out {index_dir}`"
+            )
+        if catalog_root is not None and catalog_root.is_dir():
+            return cls.from_catalog(load_catalog(catalog_root), reason=reason)
+        if has_index:
+            entries = [_entry_of(item) for item in load_items(index_dir)]
+            return cls(entries, reason=reason)
+        raise InputError(f"nothing to search: no catalog folder at {catalog_root} and no index at {index_dir}")
+
+    # ----------------------------------------------------------------------------------------------
+    # Queries
+
+    @property
+    def available_modes(self) -> tuple[str, ...]:
+        if self.mode == "hybrid":
+            return MODES
+        return (self.mode,)
+
+    def __contains__(self, item_id: object) -> bool:
+        """Whether `item_id` is a searchable catalog id."""
+        return item_id in self._entries
+
+    def count(self, category: str) -> int:
+        """Searchable items in `category`."""
+        check_category(category)
+        return sum(entry.category == category for entry in self._entries.values())
+
+    def counts(self) -> dict[str, int]:
+        return {category: self.count(category) for category in CATEGORIES}
+
+    def caption(self, item_id: str) -> str:
+        return self._entry(item_id).caption
+
+    def image_path(self, item_id: str) -> Path:
+        """Where the image of catalog id `item_id` is (InputError for an unknown id or without a catalog)."""
+        entry = self._entry(item_id)
+        if self.catalog_root is None:
+            raise InputError(f"no catalog folder is known to this search: cannot locate the image of {item_id!r}")
+        path = self.catalog_root / entry.file
+        if self.catalog_root.resolve() not in path.resolve().parents:
+            # Only a hand-edited manifest can get here: catalog files sit in category folders.
+            raise CatalogIndexError(f"the index lists {entry.file!r} for {item_id!r}, outside the catalog folder")
+        return path
+
+    def _entry(self, item_id: str) -> _Entry:
+        try:
+            return self._entries[item_id]
+        except (KeyError, TypeError):
+            raise InputError(f"unknown catalog id {item_id!r}") from None
+
+    def search(self, text: str, category: str, k: int = 5, *, mode: str | None = None) -> list[SearchHit]:
+        """The `k` best garments of `category` for the description `text`, best first.
+
+        InputError for an empty description or one with no garment words, an unknown category, a `k`
+        outside 1..(items in the category), or a `mode` this search does not have. In lexical mode fewer
+        than `k` hits come back when fewer captions share a word with the description.
+        """
+        check_category(category)
+        mode = mode or self.mode
+        if mode not in self.available_modes:
+            raise InputError(
+                f"search mode {mode!r} is not available here: use one of {', '.join(self.available_modes)}"
+                + (f" ({self.mode_reason})" if self.mode_reason else "")
+            )
+        available = self.count(category)
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= available:
+            if available == 0:
+                raise InputError(f"the catalog has no {category} items to search")
+            raise InputError(f"k={k!r} is out of range: use 1 to {available} (the {category} items in the catalog)")
+        chunks = chunk_description(text)
+        if len(chunks) > 1:
+            # The chunks joined, as the paper's multi-chunk query ("three chunks joined with ', '"): it ranks
+            # the garments that match the whole description, where single chunks only see one part of it.
+            chunks = chunks + [", ".join(chunks)]
+        depth = max(MIN_DEPTH, k)
+
+        dense: list[list[tuple[str, float]]] = [[] for _ in chunks]  # per chunk: (id, cosine), best first
+        if mode in ("dense", "hybrid"):
+            assert self.index is not None and self.encoder is not None
+            # Indexed items left out of this search (image deleted since indexing) are skipped: ask for
+            # as many more.
+            left_out = len(self.index.items_in(category)) - available
+            queries = self._embed_texts(chunks)  # (chunks, D)
+            scores, hits = self.index.search(queries, category, depth + left_out)
+            for row, (row_scores, row_hits) in enumerate(zip(scores, hits, strict=True)):
+                ranked = [(item.id, float(s)) for item, s in zip(row_hits, row_scores, strict=False)]
+                dense[row] = [(i, s) for i, s in ranked if i in self._entries][:depth]
+        lexical: list[list[tuple[str, float]]] = [[] for _ in chunks]
+        if mode in ("lexical", "hybrid"):
+            lexical = [self.lexical.rank(chunk, category, depth) for chunk in chunks]
+        return self._fuse(chunks, dense, lexical, k)
+
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), D) text embeddings, computing only those not in the LRU cache (a repeated search,
+        or the same description in several modes, encodes nothing)."""
+        assert self.encoder is not None
+        missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        if missing:
+            for text, vector in zip(missing, self.encoder.encode_texts(missing), strict=True):
+                self._text_cache[text] = vector
+        embeddings = np.stack([self._text_cache[text] for text in texts])
+        for text in texts:
+            self._text_cache.move_to_end(text)
+        while len(self._text_cache) > TEXT_CACHE_SIZE:
+            self._text_cache.popitem(last=False)
+        return embeddings
+
+    def _fuse(
+        self,
+        chunks: list[str],
+        dense: list[list[tuple[str, float]]],
+        lexical: list[list[tuple[str, float]]],
+        k: int,
+    ) -> list[SearchHit]:
+        total: dict[str, float] = {}
+        best: dict[str, tuple[float, int]] = {}  # id -> (contribution, chunk index) of its best chunk
+        for c in range(len(chunks)):
+            contribution: dict[str, float] = {}
+            for ranking in (dense[c], lexical[c]):
+                for rank, (item_id, _) in enumerate(ranking, start=1):
+                    contribution[item_id] = contribution.get(item_id, 0.0) + 1.0 / (RRF_K + rank)
+            for item_id, value in contribution.items():
+                total[item_id] = total.get(item_id, 0.0) + value
+                if item_id not in best or value > best[item_id][0]:
+                    best[item_id] = (value, c)
+        hits: list[SearchHit] = []
+        seen_content: set[str] = set()
+        for item_id in sorted(total, key=lambda i: (-total[i], i)):
+            entry = self._entries[item_id]
+            if entry.sha256 in seen_content:
+                continue  # the same image under another id: report it once
+            seen_content.add(entry.sha256)
+            c = best[item_id][1]
+            dense_rank = next((r for r, (i, _) in enumerate(dense[c], start=1) if i == item_id), None)
+            lexical_rank = next((r for r, (i, _) in enumerate(lexical[c], start=1) if i == item_id), None)
+            similarity = next((s for i, s in dense[c] if i == item_id), None)
+            hits.append(
+                SearchHit(
+                    id=item_id,
+                    category=entry.category,
+                    caption=entry.caption,
+                    score=round(total[item_id], 6),
+                    chunk=chunks[c],
+                    dense_rank=dense_rank,
+                    lexical_rank=lexical_rank,
+                    similarity=None if similarity is None else round(similarity, 6),
+                )
+            )
+            if len(hits) == k:
+                break
+        return hits
+
+
+def _entry_of(item: IndexedItem) -> _Entry:
+    return _Entry(item.id, item.category, item.caption, item.sha256, item.file)
