@@ -31,25 +31,21 @@ def add_models_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights-dir", default=None, help="where downloaded weights live (default: weights/)")
 
 
-def quiet_libraries() -> None:
-    """Silence the libraries' load reports and progress bars: the CLI and the app report for themselves."""
+def quiet_libraries(progress_bars: bool = False) -> None:
+    """Silence the libraries' load reports (and their progress bars unless `progress_bars`): the CLI and
+    the app report for themselves. Environment switches, so that nothing heavy is imported here."""
     import os
+    import sys
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # mediapipe's TensorFlow Lite start-up lines
-    try:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
-    except ImportError:
-        pass
-    try:
-        import diffusers
-
-        diffusers.logging.set_verbosity_error()
-        diffusers.logging.disable_progress_bar()
-    except ImportError:
-        pass
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    if not progress_bars:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights" bars too
+    for name in ("transformers", "diffusers"):
+        module = sys.modules.get(name)
+        if module is not None:  # already imported: the environment is read at import time only
+            module.logging.set_verbosity_error()
 
 
 def print_json(payload: dict[str, Any]) -> None:
@@ -72,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if not args.verbose:
-        quiet_libraries()
+        quiet_libraries(progress_bars=args.command == "weights")
     try:
         return int(args.run(args) or 0)
     except USER_ERRORS as error:

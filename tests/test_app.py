@@ -121,3 +121,32 @@ def test_bad_request_is_a_readable_error_and_the_next_one_works(client):
         client.predict(handle_file(str(ASTRONAUT)), "upper_body", "../../etc/passwd", None, None, "", 1, 2, 7.5,
                        "ddim", 1, True, api_name="/edit")  # fmt: skip
     assert client.predict("red dress", "dresses", 2, api_name="/search")["hits"]
+
+
+def test_generate_without_weights_explains_and_the_page_keeps_working(tiny_settings, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from app import build_demo, status_markdown
+    from fashion_rag.editor import Editor
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    runtime = replace(tiny_settings.runtime, models="default", weights_dir=tmp_path / "weights")
+    editor = Editor.from_settings(replace(tiny_settings, runtime=runtime, output_dir=tmp_path / "outputs"))
+    status = status_markdown(editor)
+    assert (
+        "Generate is unavailable" in status and "weights download sd2-inpainting fashion-rag garment-encoder" in status
+    )
+    assert "Search:** lexical" in status
+    demo = build_demo(editor)
+    demo.queue()
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(url, verbose=False)
+        with pytest.raises(Exception, match="missing model weights: sd2-inpainting, fashion-rag, garment-encoder"):
+            client.predict(handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "", 1, 2, 7.5, "ddim", 1,
+                           True, api_name="/edit")  # fmt: skip
+        assert client.predict("red striped shirt", "upper_body", 3, api_name="/search")["mode"] == "lexical"
+        info = client.predict(handle_file(str(ASTRONAUT)), "upper_body", "box", api_name="/prepare")[4]
+        assert info["mask_source"] == "offline"
+    finally:
+        demo.close()
