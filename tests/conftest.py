@@ -7,6 +7,18 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """The tiny model's ops are microseconds of work; on a shared 2-core machine a second intra-op thread
+    turns each into a wait for a free core (~9 ms per op measured). Results do not depend on it."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny random-weight bundle (seed 0), written through `make_tiny_bundle`."""

@@ -16,16 +16,7 @@ from fashion_rag.config import REPO_ROOT
 EXAMPLE = REPO_ROOT / "examples" / "catalog"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny model's ops are microseconds of work; on a shared 2-core machine a second intra-op thread
-    turns each into a wait for a free core (~9 ms per op measured). Results do not depend on it."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -38,16 +38,7 @@ def lowrank_vectors(n: int, dim: int, rng: np.random.Generator, basis: np.ndarra
     return normalise_rows(signal + 2.0 * rng.standard_normal((n, dim), dtype=np.float32))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny model's ops are microseconds of work; on a shared 2-core machine a second intra-op thread
-    turns each into a wait for a free core (~9 ms per op measured). Results do not depend on it."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ duplicate ids and unreadable images are skipped and listed in `Catalog.problems`
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from PIL import Image, UnidentifiedImageError
 
 from fashion_rag.config import CATEGORIES
 from fashion_rag.errors import InputError, check_category
+from fashion_rag.weights import sha256_of
 
 logger = logging.getLogger(__name__)
 
@@ -109,12 +109,9 @@ class Catalog:
         return "\n".join(str(problem) for problem in self.problems)
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def sha256_file(path: Path) -> str:
+    """sha256 of a file's bytes, hex (the same digest the weights lock file records)."""
+    return sha256_of(Path(path))
 
 
 def check_image(path: Path) -> str | None:
