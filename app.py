@@ -204,11 +204,14 @@ def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
                                              elem_id="paste-back")  # fmt: skip
                     num_images = gr.Slider(1, 4, value=1, step=1, label="Images", elem_id="num-images")
 
-        # API-only components: the named endpoints take plain values.
+        # API-only components: the named endpoints take plain values. Image inputs are gr.File, not gr.Image:
+        # gr.Image would decode and convert the upload itself (16-bit clipped to white, CMYK and greyscale
+        # decoded before the pixel limit, unreadable files failing with Gradio's generic error); load_photo
+        # does all of that with the pixel limit checked from the header and messages that say what to upload.
         with gr.Column(visible=False):
-            api_photo = gr.Image(type="filepath")
-            api_mask = gr.Image(type="filepath")
-            api_garment = gr.Image(type="filepath")
+            api_photo = gr.File(type="filepath")
+            api_mask = gr.File(type="filepath")
+            api_garment = gr.File(type="filepath")
             api_text = gr.Textbox()
             api_category = gr.Textbox()
             api_ids = gr.Textbox()
@@ -347,7 +350,8 @@ def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
         def api_search(text, category_value, k_value):
             """Top-k catalog garments of a category for a description."""
             try:
-                hits = editor.search(text, category_value, int(k_value or 6))
+                k_value = 6 if k_value is None else int(k_value)  # an explicit 0 is refused, not replaced by 6
+                hits = editor.search(text, category_value, k_value)
             except USER_ERRORS as error:
                 raise gr.Error(str(error)) from None
             return {"mode": editor.searcher.mode, "hits": [hit.to_dict() for hit in hits]}
@@ -366,9 +370,10 @@ def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
                     prepared = editor.with_user_mask(prepared, load_photo(mask_path))
                 garments = [load_photo(garment_path)] if garment_path else []
                 paths, used_seed, recipe_path = edit_and_save(
-                    prepared, parse_ids(ids), garments, text, seed_v, steps_v or GenerationSettings.steps,
+                    prepared, parse_ids(ids), garments, text, seed_v,
+                    GenerationSettings.steps if steps_v is None else steps_v,  # 0 is refused, not 50 steps
                     GenerationSettings.guidance if guidance_v is None else guidance_v, scheduler_v or "ddim",
-                    True if paste_v is None else paste_v, images_v or 1, request, progress,
+                    True if paste_v is None else paste_v, 1 if images_v is None else images_v, request, progress,
                 )  # fmt: skip
             except USER_ERRORS as error:
                 raise gr.Error(str(error)) from None

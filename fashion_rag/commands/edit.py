@@ -98,11 +98,21 @@ def run(args: argparse.Namespace) -> int:
         GenerationSettings(), steps=args.steps, guidance=args.guidance, scheduler=args.scheduler,
         num_images=args.num_images, paste_back=not args.no_paste_back,
     )  # fmt: skip
-    with tqdm(total=args.steps, desc="denoising", unit="step", disable=args.json, file=sys.stderr) as bar:
+    bars: list[tqdm] = []  # opened at the first step: an edit refused before it prints its one error line only
+
+    def track(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc="denoising", unit="step", disable=args.json, file=sys.stderr))
+        bars[0].update(done - bars[0].n)
+
+    try:
         result = editor.edit(
             person, garment_ids=garment_ids, garment_images=garment_images, description=args.text, seed=args.seed,
-            options=options, progress=lambda done, total: bar.update(done - bar.n),
+            options=options, progress=track,
         )  # fmt: skip
+    finally:
+        for bar in bars:
+            bar.close()
     timings.update(result.timings)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
