@@ -121,6 +121,8 @@ def status_markdown(editor) -> str:
             f"**Generate is unavailable:** missing {', '.join(missing)}. Fetch with "
             f"`python -m fashion_rag weights download {' '.join(missing)}`. Photo, mask and search still work."
         )
+    elif getattr(editor, "generation_problem", None):
+        lines.append(f"**Generate is unavailable:** {editor.generation_problem}. Photo, mask and search still work.")
     else:
         lines.append("**Generate:** ready (Fashion-RAG weights: CC BY-NC 4.0, non-commercial use only).")
     search = editor.searcher
@@ -474,7 +476,13 @@ def ensure_index(editor) -> None:
         return
     print(f"building the catalog index at {index_dir} …", flush=True)
     encoder = RetrievalEncoder.from_sources(editor.sources, device="auto")
-    report = build_index(load_catalog(settings.catalog_dir), encoder, index_dir)
+    try:
+        report = build_index(load_catalog(settings.catalog_dir), encoder, index_dir)
+    except (InputError, CatalogIndexError) as error:
+        # E.g. a half-written index folder without its manifest: the app still starts and searches the
+        # captions; the status line says "no index at ..." and this line says why none was built.
+        print(f"could not build the catalog index: {error}", flush=True)
+        return
     print(f"index ready: {report}", flush=True)
 
 

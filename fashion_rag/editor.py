@@ -24,7 +24,7 @@ from PIL import Image
 
 from fashion_rag.catalog.catalog import sha256_file
 from fashion_rag.config import AppSettings, GenerationSettings
-from fashion_rag.errors import InputError, MissingWeightsError, check_category
+from fashion_rag.errors import CatalogIndexError, InputError, MissingWeightsError, WeightsIntegrityError, check_category
 from fashion_rag.generation.compose import feathered_alpha, paste_back, raw_output
 from fashion_rag.generation.garment_cache import GarmentTokenCache, encoder_identity, image_key
 from fashion_rag.generation.pipeline import MAX_IMAGES, SCHEDULERS, FashionRAGPipeline
@@ -68,6 +68,7 @@ class Editor:
         self._load_lock = threading.Lock()
         self._generation_lock = threading.Lock()  # one GPU job at a time
         self.device = None
+        self.generation_problem: str | None = None  # why generation failed to load (a checkpoint failed verification)
 
     @classmethod
     def from_settings(cls, settings: AppSettings) -> Editor:
@@ -93,11 +94,19 @@ class Editor:
         }
 
     def load(self) -> None:
-        """Load everything that is available now (the app calls this once at start-up)."""
+        """Load everything that is available now (the app calls this once at start-up).
+
+        A generation checkpoint that fails verification does not stop the rest: photo, mask and search
+        still load, `generation_problem` says what is wrong, and every edit refuses with that message.
+        """
         self.preparer  # noqa: B018 - properties load on first access
         self.searcher  # noqa: B018
         if not self.missing_generation_parts():
-            self.pipeline  # noqa: B018
+            try:
+                self.pipeline  # noqa: B018
+            except WeightsIntegrityError as error:
+                self.generation_problem = str(error)
+                logger.warning("generation is unavailable: %s", error)
 
     # ----------------------------------------------------------------------------------------------
     # Lazily built stages
@@ -120,9 +129,20 @@ class Editor:
 
         with self._load_lock:
             if self._search is None:
-                self._search = CatalogSearch.open(
-                    self.settings.catalog_dir, self.settings.resolved_index_dir, self.sources, device=self._device()
-                )
+                try:
+                    self._search = CatalogSearch.open(
+                        self.settings.catalog_dir, self.settings.resolved_index_dir, self.sources, device=self._device()
+                    )
+                except CatalogIndexError as error:
+                    if not self.settings.catalog_dir.is_dir():
+                        raise
+                    # A corrupt, half-written or foreign index must not take search down: the captions still
+                    # work. The reason shows in the status line (`mode_reason`) until the index is rebuilt.
+                    from fashion_rag.catalog.catalog import load_catalog
+
+                    logger.warning("catalog index refused, searching captions only: %s", error)
+                    catalog = load_catalog(self.settings.catalog_dir)
+                    self._search = CatalogSearch.from_catalog(catalog, reason=f"lexical search only: {error}")
             return self._search
 
     @property
@@ -145,6 +165,7 @@ class Editor:
                 )
                 self._cache = GarmentTokenCache(identity, self.settings.output_dir.parent / ".cache" / "garment-tokens")
                 self._pipeline = pipeline
+                self.generation_problem = None
             return self._pipeline
 
     @property

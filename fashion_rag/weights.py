@@ -383,6 +383,7 @@ def download(names: list[str], sources: ModelSources, timeout_s: float = 3.0) ->
             f"{', '.join(p.name for p in wanted)}. Download on a machine with internet and copy the files "
             f"into {weights_dir}/<part>/ (see weights/README.md), or run offline with `--models DIR`."
         )
+    from httpx2 import HTTPError  # the HTTP client of the pinned huggingface_hub 2.x: its transfer errors
     from huggingface_hub import hf_hub_download
 
     written = []
@@ -390,10 +391,20 @@ def download(names: list[str], sources: ModelSources, timeout_s: float = 3.0) ->
         target = weights_dir / part.name
         for file_name in part.files:
             path = target / file_name
+            key = f"{part.name}/{file_name}"
             if not path.is_file():
                 logger.info("downloading %s/%s from %s@%s", part.name, file_name, part.repo_id, part.revision)
-                hf_hub_download(part.repo_id, file_name, revision=part.revision, local_dir=str(target))
-            key = f"{part.name}/{file_name}"
+                try:
+                    hf_hub_download(part.repo_id, file_name, revision=part.revision, local_dir=str(target))
+                except (HTTPError, OSError) as error:
+                    # The partial download stays in <part>/.cache/huggingface/download/*.incomplete, never at
+                    # `path`: nothing truncated can be verified or loaded, and the next run resumes it.
+                    write_lock(weights_dir, lock)  # keep what the files finished so far recorded
+                    raise MissingWeightsError(
+                        f"download of {key} from {part.repo_id}@{part.revision} was interrupted "
+                        f"({type(error).__name__}: {error}); run `python -m fashion_rag weights download "
+                        f"{part.name}` again to resume it"
+                    ) from error
             actual = sha256_of(path)
             if key in lock and lock[key]["sha256"] != actual:
                 rejected = path.with_name(path.name + ".rejected")

@@ -1,0 +1,375 @@
+"""Issue 8, promise 3: faults, each recovered from with a clear message while the rest keeps serving.
+
+- a weights download interrupted half-way (huggingface_hub's download replaced by one that writes its
+  `.incomplete` file the way the real one does and then loses the connection);
+- a checkpoint whose sha256 does not match its lock entry (at download and at load);
+- an index folder that is corrupt, half-written or built by another encoder;
+- out-of-memory during generation (the pipeline call raises torch.OutOfMemoryError once);
+- a catalog image deleted after indexing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import httpx2
+import huggingface_hub
+import numpy as np
+import pytest
+import torch
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+import fashion_rag.editor as editor_module
+import fashion_rag.weights as weights_module
+from app import ensure_index, status_markdown
+from fashion_rag.catalog.index import MANIFEST_NAME, VECTORS_NAME, load_index
+from fashion_rag.cli import main as cli_main
+from fashion_rag.config import GenerationSettings
+from fashion_rag.editor import Editor
+from fashion_rag.errors import CatalogIndexError, InputError, WeightsIntegrityError
+from fashion_rag.generation.pipeline import FashionRAGPipeline
+from fashion_rag.weights import GENERATION_PARTS, LOCK_FILE_NAME, REGISTRY, ModelSources, read_lock, verify_all
+
+from .conftest import ASTRONAUT, EXAMPLE_CATALOG
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the tiny models: one intra-op thread is faster
+
+FAST = replace(GenerationSettings(), steps=1)
+OOM_ADVICE = r"the GPU ran out of memory for this edit: ask for fewer images, or start with --low-vram"
+
+
+def editor_sharing_models(tiny_editor, **changes) -> Editor:
+    """A new Editor over changed settings that borrows the session editor's loaded person and generation
+    models: only the part under test (the catalog search) is built anew."""
+    editor = Editor.from_settings(replace(tiny_editor.settings, **changes))
+    editor._preparer = tiny_editor.preparer
+    editor._pipeline = tiny_editor.pipeline
+    editor._cache = tiny_editor.garment_cache
+    return editor
+
+
+@pytest.fixture(scope="module")
+def person(tiny_editor):
+    return tiny_editor.prepare(ASTRONAUT, "upper_body")
+
+
+# --------------------------------------------------------------------------------------------------
+# Weights download interrupted half-way
+
+
+PART = "fashion-rag"
+CONTENT = {name: np.random.default_rng(index).bytes(300_000 + index) for index, name in enumerate(REGISTRY[PART].files)}
+
+
+class FakeHub:
+    """Stands in for `huggingface_hub.hf_hub_download` with `local_dir`: it streams into
+    `<local_dir>/.cache/huggingface/download/<file>.incomplete`, resumes from what is there, and renames the
+    complete file into place. With `cut_at`, the connection drops once that many bytes of a file are written."""
+
+    def __init__(self, cut_at: dict[str, int] | None = None, content: dict[str, bytes] | None = None) -> None:
+        self.cut_at = dict(cut_at or {})
+        self.content = content or CONTENT
+        self.resumed_from: dict[str, int] = {}
+
+    def __call__(self, repo_id: str, filename: str, *, revision: str, local_dir: str) -> str:
+        assert repo_id == REGISTRY[PART].repo_id and revision == "main"
+        data = self.content[filename]
+        incomplete = Path(local_dir) / ".cache" / "huggingface" / "download" / f"{filename}.incomplete"
+        incomplete.parent.mkdir(parents=True, exist_ok=True)
+        have = incomplete.stat().st_size if incomplete.exists() else 0
+        self.resumed_from[filename] = have
+        stop = self.cut_at.pop(filename, None)
+        with open(incomplete, "ab") as handle:
+            if stop is not None:
+                handle.write(data[have:stop])
+                raise httpx2.RemoteProtocolError("peer closed connection without sending complete message body")
+            handle.write(data[have:])
+        final = Path(local_dir) / filename
+        incomplete.replace(final)
+        return str(final)
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """Install a FakeHub (the Hub counts as reachable); returns a function that swaps in a new one."""
+    monkeypatch.setattr(weights_module, "hub_reachable", lambda timeout_s=3.0: True)
+
+    def install(fake: FakeHub) -> FakeHub:
+        monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
+        return fake
+
+    return install
+
+
+def test_interrupted_download_leaves_nothing_verifiable_and_a_rerun_resumes_and_locks(hub, tmp_path, capsys):
+    unet, adapter = REGISTRY[PART].files
+    half = len(CONTENT[unet]) // 2
+    hub(FakeHub(cut_at={unet: half}))
+    assert cli_main(["weights", "download", PART, "--weights-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"error: download of {PART}/{unet} from furio19/fashion-rag@main was interrupted (RemoteProtocolError: peer "
+        f"closed connection without sending complete message body); run `python -m fashion_rag weights download "
+        f"{PART}` again to resume it"
+    ]
+    # Nothing truncated sits where it would be loaded or verified: the half is only in the .incomplete file.
+    assert not (tmp_path / PART / unet).exists()
+    assert (tmp_path / PART / ".cache/huggingface/download" / f"{unet}.incomplete").stat().st_size == half
+    assert not ModelSources("default", tmp_path).locate(PART).found
+    assert f"{PART}/{unet}" not in read_lock(tmp_path) and verify_all(tmp_path) == []
+
+    fake = hub(FakeHub())
+    assert cli_main(["weights", "download", PART, "--weights-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == f"2 files present and verified in {tmp_path}"
+    assert fake.resumed_from == {unet: half, adapter: 0}  # resumed, not restarted
+    lock = read_lock(tmp_path)
+    for name in (unet, adapter):
+        assert (tmp_path / PART / name).read_bytes() == CONTENT[name]
+        assert lock[f"{PART}/{name}"]["sha256"] == hashlib.sha256(CONTENT[name]).hexdigest()
+        assert lock[f"{PART}/{name}"]["size"] == len(CONTENT[name])
+    assert ModelSources("default", tmp_path).require(PART) == tmp_path / PART  # verifies against the lock
+
+
+def test_truncated_or_changed_checkpoint_is_refused_at_load_and_at_download(hub, tmp_path):
+    unet = REGISTRY[PART].files[0]
+    hub(FakeHub())
+    weights_module.download([PART], ModelSources("default", tmp_path))
+    path = tmp_path / PART / unet
+    path.write_bytes(CONTENT[unet][: len(CONTENT[unet]) // 2])  # e.g. a copy that stopped half-way
+    expected = hashlib.sha256(CONTENT[unet]).hexdigest()
+    with pytest.raises(WeightsIntegrityError, match=rf"{PART}/{unet}: sha256 \w{{12}}… does not match the lock entry"
+                       rf" {expected[:12]}… in {LOCK_FILE_NAME}; delete the file and run `python -m fashion_rag "
+                       rf"weights download {PART}`"):  # fmt: skip
+        ModelSources("default", tmp_path).require(PART)
+    assert verify_all(tmp_path)[0].startswith(f"{PART}/{unet}: sha256")
+    # `weights download` moves the bad file aside (it is never loaded) and says so; the next run fetches it.
+    with pytest.raises(WeightsIntegrityError, match=rf"moved it to {unet}.rejected"):
+        weights_module.download([PART], ModelSources("default", tmp_path))
+    assert not path.exists() and (tmp_path / PART / f"{unet}.rejected").exists()
+    weights_module.download([PART], ModelSources("default", tmp_path))
+    assert path.read_bytes() == CONTENT[unet] and verify_all(tmp_path) == []
+
+
+def test_redownload_that_differs_from_the_lock_is_refused(hub, tmp_path):
+    unet = REGISTRY[PART].files[0]
+    hub(FakeHub())
+    weights_module.download([PART], ModelSources("default", tmp_path))
+    (tmp_path / PART / unet).unlink()
+    hub(FakeHub(content={**CONTENT, unet: b"an upstream file that changed" * 100}))
+    with pytest.raises(WeightsIntegrityError, match=rf"{PART}/{unet}: downloaded file's sha256 .* differs from the "
+                       rf"lock entry {hashlib.sha256(CONTENT[unet]).hexdigest()[:12]}…"):  # fmt: skip
+        weights_module.download([PART], ModelSources("default", tmp_path))
+    assert not (tmp_path / PART / unet).exists()  # never left where it would be loaded
+
+
+def test_app_serves_with_a_tampered_checkpoint_and_generates_once_it_is_restored(
+    tiny_editor, tiny_bundle, person, tmp_path, monkeypatch
+):
+    """Default sources from weights/ (the tiny parts copied there with a lock): the UNet checkpoint is
+    changed after it was locked. Start-up still succeeds, the status and each edit say what is wrong,
+    photo and search work, and after the file is restored the next edit succeeds without a restart."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))  # nothing else found by accident
+    weights = tmp_path / "weights"
+    lock = {}
+    for name in GENERATION_PARTS:
+        shutil.copytree(tiny_bundle / name, weights / name)
+        for file_name in REGISTRY[name].files:
+            lock[f"{name}/{file_name}"] = {"sha256": weights_module.sha256_of(weights / name / file_name)}
+    weights_module.write_lock(weights, lock)
+    checkpoint = weights / PART / "unet_120000.pth"
+    original = checkpoint.read_bytes()
+    checkpoint.write_bytes(original[:-16] + bytes(16))
+
+    runtime = replace(tiny_editor.settings.runtime, models="default", weights_dir=weights)
+    editor = Editor.from_settings(replace(tiny_editor.settings, runtime=runtime))
+    editor._preparer = tiny_editor.preparer
+    editor.load()  # does not raise: generation is marked unavailable
+    assert editor.generation_problem.startswith(f"{PART}/unet_120000.pth: sha256")
+    status = status_markdown(editor)
+    assert f"**Generate is unavailable:** {PART}/unet_120000.pth: sha256" in status
+    assert "Photo, mask and search still work" in status
+    with pytest.raises(WeightsIntegrityError, match=rf"{PART}/unet_120000.pth: sha256 .* does not match the lock"):
+        editor.edit(person, garment_ids=["top-001"], seed=1, options=FAST)
+    assert editor.prepare(ASTRONAUT, "upper_body").mask.any()
+    assert len(editor.search("red dress", "dresses", 3)) == 3  # lexical: no retrieval encoder in weights/
+
+    checkpoint.write_bytes(original)
+    result = editor.edit(person, garment_ids=["top-001"], seed=1, options=FAST)
+    assert result.images[0].size == person.original.size and editor.generation_problem is None
+    assert "**Generate:** ready" in status_markdown(editor)
+
+
+# --------------------------------------------------------------------------------------------------
+# Index folder corrupt, half-written or built by another encoder
+
+
+def _garbage_vectors(index: Path) -> None:
+    path = index / VECTORS_NAME
+    path.write_bytes(bytes(reversed(path.read_bytes())))
+
+
+def _half_vectors(index: Path) -> None:
+    path = index / VECTORS_NAME
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _no_vectors(index: Path) -> None:
+    (index / VECTORS_NAME).unlink()
+
+
+def _broken_manifest(index: Path) -> None:
+    path = index / MANIFEST_NAME
+    path.write_text(path.read_text()[:200])  # cut mid-way: not JSON any more
+
+
+def _other_encoder(index: Path) -> None:
+    path = index / MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    manifest["encoder"]["identity"] = "laion/CLIP-ViT-L-14-laion2B-s32B-b82K@main weights:0123456789ab"
+    path.write_text(json.dumps(manifest))
+
+
+INDEX_DAMAGE = {
+    "corrupt-vectors": (_garbage_vectors, r"does not match its manifest: vectors\.npy was modified or half-written"),
+    "half-written-vectors": (_half_vectors, r"does not match its manifest: vectors\.npy was modified or half-written"),
+    "missing-vectors": (_no_vectors, r"is incomplete: vectors\.npy is missing"),
+    "corrupt-manifest": (_broken_manifest, r"has a corrupt manifest\.json"),
+    "other-encoder": (
+        _other_encoder,
+        r"was built with the retrieval encoder 'laion/CLIP-ViT-L-14.*', but the encoder "
+        r"in use is 'tiny-bundle/retrieval-encoder",
+    ),  # fmt: skip
+}
+
+
+@pytest.mark.parametrize("damage", list(INDEX_DAMAGE))
+def test_damaged_index_is_refused_clearly_and_search_falls_back_to_captions(
+    tiny_editor, tiny_bundle, tmp_path, capsys, damage
+):
+    damage_fn, message = INDEX_DAMAGE[damage]
+    index = tmp_path / "index"
+    shutil.copytree(tiny_editor.settings.resolved_index_dir, index)
+    damage_fn(index)
+    identity = tiny_editor.searcher.encoder.identity
+    with pytest.raises(CatalogIndexError, match=message):
+        load_index(index, encoder_identity=identity)
+
+    # The command line refuses with one line that says what to do.
+    args = ["search", "red dress", "--category", "dresses", "--models", str(tiny_bundle), "--catalog",
+            str(EXAMPLE_CATALOG), "--index", str(index)]  # fmt: skip
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "rebuild" in err[0].lower()
+
+    # The editor (and the app on it) keeps serving: captions only, and the status line says why.
+    editor = editor_sharing_models(tiny_editor, index_dir=index)
+    assert editor.searcher.mode == "lexical"
+    assert editor.searcher.mode_reason.startswith(f"lexical search only: index at {index}")
+    hits = editor.search("red dress", "dresses", 3)
+    assert len(hits) == 3 and all("red" in hit.caption for hit in hits) and hits[0].dense_rank is None
+    assert f"**Search:** lexical (lexical search only: index at {index}" in status_markdown(editor)
+    assert editor.edit(editor.prepare(ASTRONAUT, "upper_body"), [hits[0].id], seed=2, options=FAST).seed == 2
+
+
+def test_half_written_index_folder_without_manifest_does_not_stop_the_app(tiny_editor, tmp_path, capsys):
+    index = tmp_path / "index"
+    index.mkdir()
+    shutil.copy(tiny_editor.settings.resolved_index_dir / VECTORS_NAME, index / VECTORS_NAME)  # no manifest
+    editor = editor_sharing_models(tiny_editor, index_dir=index)
+    ensure_index(editor)  # what main() runs at start-up: it refuses to overwrite the folder, and says so
+    out = capsys.readouterr().out
+    assert f"could not build the catalog index: {str(index)!r} is not empty and holds no index" in out
+    assert sorted(p.name for p in index.iterdir()) == [VECTORS_NAME]  # left as it was
+    assert editor.searcher.mode == "lexical" and f"no index at {index}" in editor.searcher.mode_reason
+    assert len(editor.search("blue jeans", "lower_body", 2)) == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# Out of memory during generation
+
+
+@pytest.fixture
+def oom_once(monkeypatch):
+    """The next pipeline call raises torch.OutOfMemoryError; records the calls and the memory release."""
+    record = {"calls": 0, "released": 0}
+    real_call = FashionRAGPipeline.__call__
+    real_release = editor_module._release_memory
+
+    def call(self, *args, **kwargs):
+        record["calls"] += 1
+        if record["calls"] == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_call(self, *args, **kwargs)
+
+    def release():
+        record["released"] += 1
+        real_release()
+
+    monkeypatch.setattr(FashionRAGPipeline, "__call__", call)
+    monkeypatch.setattr(editor_module, "_release_memory", release)
+    return record
+
+
+def test_out_of_memory_gives_advice_releases_memory_and_the_next_edit_works(tiny_editor, person, oom_once):
+    with pytest.raises(InputError, match=OOM_ADVICE) as info:
+        tiny_editor.edit(person, garment_ids=["top-001"], seed=4, options=replace(FAST, num_images=4))
+    assert isinstance(info.value.__cause__, torch.OutOfMemoryError)
+    assert oom_once["released"] == 1 and not tiny_editor._generation_lock.locked()
+    result = tiny_editor.edit(person, garment_ids=["top-001"], seed=4, options=FAST)
+    assert oom_once["calls"] == 2 and result.seed == 4 and result.images[0].size == person.original.size
+
+
+def test_out_of_memory_through_the_app_and_the_next_request_works(studio_url, oom_once):
+    client = Client(studio_url, verbose=False)
+    arguments = [handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "", 6, 1, 7.5, "ddim", 4, True]
+    with pytest.raises(AppError, match=OOM_ADVICE):
+        client.predict(*arguments, api_name="/edit")
+    assert oom_once["released"] == 1
+    arguments[10] = 1
+    gallery, seed, _ = client.predict(*arguments, api_name="/edit")
+    assert seed == 6 and len(gallery) == 1 and oom_once["calls"] == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# A catalog image deleted after indexing
+
+
+@pytest.fixture
+def own_catalog(tiny_editor, tmp_path):
+    """A copy of the example catalog and of its tiny index (the index records files relative to the catalog)."""
+    catalog = tmp_path / "catalog"
+    shutil.copytree(EXAMPLE_CATALOG, catalog, ignore=shutil.ignore_patterns("index"))
+    index = tmp_path / "index"
+    shutil.copytree(tiny_editor.settings.resolved_index_dir, index)
+    return catalog, index
+
+
+def test_catalog_image_deleted_while_serving_is_named_and_the_rest_works(tiny_editor, person, own_catalog):
+    catalog, index = own_catalog
+    editor = editor_sharing_models(tiny_editor, catalog_dir=catalog, index_dir=index)
+    assert editor.searcher.mode == "hybrid"
+    (catalog / "upper_body" / "top-002.png").unlink()
+    with pytest.raises(InputError, match=r"catalog image of 'top-002' is missing on disk: rebuild the index"):
+        editor.edit(person, garment_ids=["top-001", "top-002"], seed=3, options=FAST)
+    assert editor.edit(person, garment_ids=["top-001"], seed=3, options=FAST).seed == 3
+    assert len(editor.search("striped shirt", "upper_body", 5)) == 5
+
+
+def test_catalog_image_deleted_before_start_is_reported_and_never_offered(tiny_editor, person, own_catalog):
+    catalog, index = own_catalog
+    (catalog / "upper_body" / "top-002.png").unlink()
+    editor = editor_sharing_models(tiny_editor, catalog_dir=catalog, index_dir=index)
+    assert editor.searcher.problems == (
+        f"missing-file: upper_body/top-002.png (id top-002) was indexed but no longer exists; run "
+        f"`python -m fashion_rag index build {catalog}` to update the index",
+    )
+    hits = editor.search("shirt", "upper_body", 32)  # every other upper_body item
+    assert len(hits) == 32 and "top-002" not in {hit.id for hit in hits}
+    with pytest.raises(InputError, match=r"unknown catalog id 'top-002'"):
+        editor.edit(person, garment_ids=["top-002"], seed=3, options=FAST)
+    assert editor.edit(person, garment_ids=[hits[0].id], seed=3, options=FAST).seed == 3
