@@ -35,6 +35,8 @@ from fashion_rag.errors import InputError
 
 from .conftest import ASTRONAUT, EXAMPLE_CATALOG, REPO
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the tiny models: one intra-op thread is faster
+
 FAST = replace(GenerationSettings(), steps=1)
 CATALOG_IMAGE = EXAMPLE_CATALOG / "upper_body" / "top-001.png"  # a real file: a path is still not an id
 NOT_AN_IMAGE = r"is not an image that can be read: upload a JPEG, PNG, WebP, GIF, BMP or TIFF file"
