@@ -315,7 +315,7 @@ def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
             paths = []
             for index, image in enumerate(result_value.images):
                 path = folder / f"{stamp}-seed{result_value.seed}-{index + 1}.png"
-                image.save(path)
+                image.save(path, compress_level=1)  # ~10% larger, ~3x faster to write than level 6
                 paths.append(str(path))
             recipe_path = folder / f"{stamp}-seed{result_value.seed}.recipe.json"
             recipe_path.write_text(json.dumps(result_value.recipe, indent=2) + "\n")
