@@ -114,6 +114,8 @@ def status_markdown(editor) -> str:
     status = editor.status()
     kind = status["kind"]
     label = {"real": "published weights"}.get(kind, f"{kind} bundle (random weights: pictures are noise)")
+    if kind == "real" and editor.missing_generation_parts():
+        label = "published weights, not all present"
     lines = [f"**Models:** `{status['models']}` ({label}) · **device:** `{status['device']}`"]
     missing = editor.missing_generation_parts()
     if missing:
