@@ -106,7 +106,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the numbers as JSON here")
     parser.add_argument("--quick", action="store_true", help="tiny bundle, few steps: checks the script on CPU")
     parser.add_argument("--skip", nargs="*", default=[], help="sections to skip: cold compile lowvram reference")
-    parser.add_argument("--compile-mode", default="reduce-overhead", help="torch.compile mode: default, reduce-overhead, ...")
+    parser.add_argument(
+        "--compile-mode", default="reduce-overhead", help="torch.compile mode: default, reduce-overhead, ..."
+    )
     args = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,6 +1,6 @@
 """Run an edit against a running studio with gradio_client (start it with `make demo` or `make demo-tiny`).
 
-    python examples/client.py [URL]
+python examples/client.py [URL]
 """
 
 import sys
