@@ -464,19 +464,22 @@ def fetch_weights(editor) -> None:
         print(f"weights not fetched: {error}", flush=True)
 
 
-def ensure_index(editor) -> None:
-    """Build the catalog index when the retrieval encoder is there and the index is not."""
+def ensure_index(editor):
+    """Bring the catalog index up to date when the retrieval encoder is there.
+
+    Incremental: only new or changed images are embedded, so an up-to-date index costs a few hashes.
+    An index built by another encoder (say the tiny bundle's, then the real one) is rebuilt. Returns the
+    BuildReport, or None when there is nothing to index with.
+    """
     from fashion_rag.catalog.catalog import load_catalog
     from fashion_rag.catalog.encoder import RetrievalEncoder
-    from fashion_rag.catalog.index import MANIFEST_NAME, build_index
+    from fashion_rag.catalog.index import build_index
 
     settings = editor.settings
     index_dir = settings.resolved_index_dir
-    if (index_dir / MANIFEST_NAME).is_file() or not editor.sources.locate("retrieval-encoder").found:
-        return
-    if not settings.catalog_dir.is_dir():
-        return
-    print(f"building the catalog index at {index_dir} …", flush=True)
+    if not editor.sources.locate("retrieval-encoder").found or not settings.catalog_dir.is_dir():
+        return None
+    print(f"checking the catalog index at {index_dir} …", flush=True)
     encoder = RetrievalEncoder.from_sources(editor.sources, device="auto")
     try:
         report = build_index(load_catalog(settings.catalog_dir), encoder, index_dir)
@@ -484,8 +487,9 @@ def ensure_index(editor) -> None:
         # E.g. a half-written index folder without its manifest: the app still starts and searches the
         # captions; the status line says "no index at ..." and this line says why none was built.
         print(f"could not build the catalog index: {error}", flush=True)
-        return
-    print(f"index ready: {report}", flush=True)
+        return None
+    print(f"index ready: {report.summary()}", flush=True)
+    return report
 
 
 def main(argv: list[str] | None = None) -> None:

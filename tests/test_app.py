@@ -150,3 +150,31 @@ def test_generate_without_weights_explains_and_the_page_keeps_working(tiny_setti
         assert info["mask_source"] == "offline"
     finally:
         demo.close()
+
+
+def test_start_up_index_check_reuses_an_up_to_date_index_and_rebuilds_a_foreign_one(tiny_settings, tmp_path):
+    """`make demo-tiny` then `make demo` with real weights must not leave search on the tiny encoder's index."""
+    from dataclasses import replace
+
+    from app import ensure_index
+    from fashion_rag.catalog.index import read_manifest
+    from fashion_rag.editor import Editor
+    from fashion_rag.tiny_bundle import make_tiny_bundle
+
+    index_dir = tmp_path / "index"
+
+    def editor_for(bundle):
+        runtime = replace(tiny_settings.runtime, models=str(bundle))
+        return Editor.from_settings(replace(tiny_settings, runtime=runtime, index_dir=index_dir))
+
+    first = editor_for(tiny_settings.runtime.models)
+    ensure_index(first)
+    built_with = read_manifest(index_dir)["encoder"]["identity"]
+    again = ensure_index(first)
+    assert again.embedded == () and again.reused == 99  # up to date: nothing embedded again
+    assert read_manifest(index_dir)["encoder"]["identity"] == built_with
+    other = editor_for(make_tiny_bundle(tmp_path / "other-bundle", seed=1))
+    rebuilt = ensure_index(other)
+    assert len(rebuilt.embedded) == 99 and rebuilt.previous.startswith("rebuilt: it was built with another encoder")
+    assert read_manifest(index_dir)["encoder"]["identity"] != built_with
+    assert other.searcher.mode == "hybrid"
