@@ -472,7 +472,6 @@ def ensure_index(editor):
     BuildReport, or None when there is nothing to index with.
     """
     from fashion_rag.catalog.catalog import load_catalog
-    from fashion_rag.catalog.encoder import RetrievalEncoder
     from fashion_rag.catalog.index import build_index
 
     settings = editor.settings
@@ -480,7 +479,7 @@ def ensure_index(editor):
     if not editor.sources.locate("retrieval-encoder").found or not settings.catalog_dir.is_dir():
         return None
     print(f"checking the catalog index at {index_dir} …", flush=True)
-    encoder = RetrievalEncoder.from_sources(editor.sources, device="auto")
+    encoder = editor.retrieval_encoder  # shared with the search, which opens after this
     try:
         report = build_index(load_catalog(settings.catalog_dir), encoder, index_dir)
     except (InputError, CatalogIndexError) as error:

@@ -39,7 +39,6 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from full_size import build_full_size_bundle, full_size_unet, machine_description  # noqa: E402
 
 from fashion_rag.generation.pipeline import FashionRAGPipeline  # noqa: E402
-from fashion_rag.generation.prompt import encode_text  # noqa: E402
 from fashion_rag.weights import ModelSources  # noqa: E402
 
 RESULTS: dict[str, object] = {}
@@ -82,6 +81,28 @@ def inputs():
     pose = rng.random((18, 512, 384), dtype=np.float32)
     garments = [Image.fromarray(rng.integers(0, 256, (512, 384, 3), dtype=np.uint8)) for _ in range(2)]
     return frame, mask, pose, garments
+
+
+def edit_function(pipeline: FashionRAGPipeline):
+    """edit(n_steps): one full edit of the benchmark's inputs (two garments, pose map, fixed seed)."""
+    frame, mask, pose, garments = inputs()
+
+    def edit(n_steps: int):
+        return pipeline(frame, mask, "upper_body", garment_images=garments, pose_map=pose,
+                        num_inference_steps=n_steps, generator=torch.Generator().manual_seed(0))  # fmt: skip
+
+    return edit
+
+
+def measure_latency(label: str, edit, n_steps: int, runs: int, warmup: int, out: Path | None) -> None:
+    """Record p50/p90 seconds (and peak GPU memory) of `runs` edits after `warmup` ones."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    times = timed(lambda: edit(n_steps), runs, warmup)
+    row = {"p50_s": round(percentile(times, 50), 3), "p90_s": round(percentile(times, 90), 3)}
+    if torch.cuda.is_available():
+        row["peak_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    record(label, row, out)
 
 
 def cold_start(bundle: Path, device: str) -> float:
@@ -136,20 +157,11 @@ def main() -> None:
     pipeline = FashionRAGPipeline.from_sources(ModelSources(str(bundle)), device, dtype)
     pipeline.set_progress_bar_config(disable=True)
     pipeline.enable_fast_path()
-    frame, mask, pose, garments = inputs()
-
-    def edit(n_steps: int):
-        return pipeline(frame, mask, "upper_body", garment_images=garments, pose_map=pose,
-                        num_inference_steps=n_steps, generator=torch.Generator().manual_seed(0))  # fmt: skip
+    edit = edit_function(pipeline)
+    frame, mask, _, _ = inputs()
 
     def latency(label: str, n_steps: int) -> None:
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
-        times = timed(lambda: edit(n_steps), args.runs, args.warmup)
-        row = {"p50_s": round(percentile(times, 50), 3), "p90_s": round(percentile(times, 90), 3)}
-        if torch.cuda.is_available():
-            row["peak_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-        record(label, row, args.out)
+        measure_latency(label, edit, n_steps, args.runs, args.warmup, args.out)
 
     latency(f"edit_ddim{steps}", steps)
     per_step_runs = max(3, args.runs // 2)
@@ -182,7 +194,6 @@ def main() -> None:
         record("per_step_ms_diffusers_sd2_inpaint", round(reference_step * 1000, 2), args.out)
         record("per_step_ratio_ours_over_diffusers", round(ours_step / reference_step, 3), args.out)
         del reference, reference_unet
-        _ = encode_text  # keeps the import honest: the reference path uses the same text encoder
 
     pipeline.use_scheduler("dpm++")
     latency(f"edit_dpm{dpm_steps}", dpm_steps)
@@ -196,7 +207,7 @@ def main() -> None:
 
     if "lowvram" not in args.skip:
         try:
-            low_vram_section(pipeline, bundle, device, dtype, latency, steps, args)
+            low_vram_section(pipeline, bundle, dtype, steps, args)
         except Exception as error:
             record("low_vram_error", f"{type(error).__name__}: {error}"[:500], args.out)
 
@@ -219,27 +230,15 @@ def compiled_section(pipeline, edit, latency, steps: int, dpm_steps: int, out, m
     pipeline.unet = eager_unet
 
 
-def low_vram_section(pipeline, bundle, device, dtype, latency, steps: int, args) -> None:
-    pipeline.to("cpu")
+def low_vram_section(pipeline, bundle, dtype, steps: int, args) -> None:
+    pipeline.to("cpu")  # frees the default pipeline's GPU memory so the peak below is the offloaded one's
     del pipeline
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     low = FashionRAGPipeline.from_sources(ModelSources(str(bundle)), "cpu", dtype)
     low.set_progress_bar_config(disable=True)
     low.enable_low_vram()
-    frame, mask, pose, garments = inputs()
-
-    def edit(n_steps: int):
-        return low(frame, mask, "upper_body", garment_images=garments, pose_map=pose,
-                   num_inference_steps=n_steps, generator=torch.Generator().manual_seed(0))  # fmt: skip
-
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    times = timed(lambda: edit(steps), max(3, args.runs // 3), 1)
-    row = {"p50_s": round(percentile(times, 50), 3), "p90_s": round(percentile(times, 90), 3)}
-    if torch.cuda.is_available():
-        row["peak_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-    record(f"edit_ddim{steps}_low_vram", row, args.out)
+    measure_latency(f"edit_ddim{steps}_low_vram", edit_function(low), steps, max(3, args.runs // 3), 1, args.out)
 
 
 def _tiny_nine_channel_unet():

@@ -31,6 +31,19 @@ def add_models_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights-dir", default=None, help="where downloaded weights live (default: weights/)")
 
 
+def add_index_flags(parser: argparse.ArgumentParser) -> None:
+    """`--index DIR` and `--catalog DIR`, shared by the commands that search a catalog."""
+    from pathlib import Path
+
+    parser.add_argument("--index", type=Path, default=None, help="index folder (default: CATALOG/index)")
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        default=None,
+        help="catalog folder (default: the one the index was built from, else examples/catalog)",
+    )
+
+
 def quiet_libraries(progress_bars: bool = False) -> None:
     """Silence the libraries' load reports (and their progress bars unless `progress_bars`): the CLI and
     the app report for themselves. Environment switches, so that nothing heavy is imported here."""

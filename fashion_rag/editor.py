@@ -64,6 +64,7 @@ class Editor:
         self._pipeline: FashionRAGPipeline | None = None
         self._preparer = None
         self._search = None
+        self._retrieval_encoder = None
         self._cache: GarmentTokenCache | None = None
         self._load_lock = threading.Lock()
         self._generation_lock = threading.Lock()  # one GPU job at a time
@@ -127,12 +128,14 @@ class Editor:
     def searcher(self):
         from fashion_rag.catalog.search import CatalogSearch
 
+        encoder = self.retrieval_encoder if self._search is None else None  # before the (non-reentrant) lock
         with self._load_lock:
             if self._search is None:
                 try:
                     self._search = CatalogSearch.open(
-                        self.settings.catalog_dir, self.settings.resolved_index_dir, self.sources, device=self._device()
-                    )
+                        self.settings.catalog_dir, self.settings.resolved_index_dir, self.sources,
+                        device=self._device(), encoder=encoder,
+                    )  # fmt: skip
                 except CatalogIndexError as error:
                     if not self.settings.catalog_dir.is_dir():
                         raise
@@ -144,6 +147,17 @@ class Editor:
                     catalog = load_catalog(self.settings.catalog_dir)
                     self._search = CatalogSearch.from_catalog(catalog, reason=f"lexical search only: {error}")
             return self._search
+
+    @property
+    def retrieval_encoder(self):
+        """The catalog's open_clip encoder, loaded once (None without its weights): the start-up index
+        check and the search share it."""
+        from fashion_rag.catalog.encoder import RetrievalEncoder
+
+        with self._load_lock:
+            if self._retrieval_encoder is None and self.sources.locate("retrieval-encoder").found:
+                self._retrieval_encoder = RetrievalEncoder.from_sources(self.sources, device=self._device())
+            return self._retrieval_encoder
 
     @property
     def pipeline(self) -> FashionRAGPipeline:

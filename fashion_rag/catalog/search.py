@@ -160,11 +160,13 @@ class CatalogSearch:
         sources: ModelSources | None = None,
         *,
         device: str = "cpu",
+        encoder: RetrievalEncoder | None = None,
     ) -> CatalogSearch:
         """The best search available for a catalog: hybrid when the retrieval encoder of `sources` and a
         matching index exist, else lexical (saying why in `mode_reason`). `index_dir` defaults to
         `<catalog_dir>/index`; `catalog_dir` to the folder the index was built from. An index built by
-        another encoder is refused (CatalogIndexError)."""
+        another encoder is refused (CatalogIndexError). A loaded `encoder` of `sources` may be passed in
+        so that it is not loaded twice."""
         catalog_root = Path(catalog_dir) if catalog_dir is not None else None
         if index_dir is None:
             if catalog_root is None:
@@ -175,12 +177,12 @@ class CatalogSearch:
         if catalog_root is None and has_index:
             recorded = read_manifest(index_dir).get("catalog_dir")
             catalog_root = Path(recorded) if recorded else None
-        encoder, reason = None, ""
-        if sources is not None and sources.locate(PART).found:
+        reason = ""
+        if encoder is None and sources is not None and sources.locate(PART).found:
             encoder = RetrievalEncoder.from_sources(sources, device=device)
-        elif sources is not None:
+        elif encoder is None and sources is not None:
             reason = f"lexical search only: {missing_message([PART], sources)}"
-        else:
+        elif encoder is None:
             reason = "lexical search only: no model sources given"
         if encoder is not None and has_index:
             index = load_index(index_dir, encoder_identity=encoder.identity)

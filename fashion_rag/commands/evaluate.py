@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fashion_rag.cli import add_models_flags, print_json
+from fashion_rag.cli import add_index_flags, add_models_flags, print_json
 from fashion_rag.errors import InputError
 
 
@@ -28,13 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(examples/queries.jsonl for the example catalog).",
     )
     parser.add_argument("queries", type=Path, help="queries file (JSON Lines)")
-    parser.add_argument("--index", type=Path, default=None, help="index folder (default: CATALOG/index)")
-    parser.add_argument(
-        "--catalog",
-        type=Path,
-        default=None,
-        help="catalog folder (default: the one the index was built from, else examples/catalog)",
-    )
+    add_index_flags(parser)
     parser.add_argument("--ks", type=_ks, default=(1, 5, 10), help="cut-offs for recall (default: 1,5,10)")
     add_models_flags(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")

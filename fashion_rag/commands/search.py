@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from fashion_rag.cli import add_models_flags, print_json
+from fashion_rag.cli import add_index_flags, add_models_flags, print_json
 from fashion_rag.config import CATEGORIES, app_from_env, runtime_from_env
 from fashion_rag.weights import ModelSources
 
@@ -23,13 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("text", help='garment description, e.g. "red satin slip dress with lace trim"')
     parser.add_argument("--category", required=True, help=f"one of {', '.join(CATEGORIES)}")
     parser.add_argument("-k", type=int, default=5, help="number of results (default: 5)")
-    parser.add_argument("--index", type=Path, default=None, help="index folder (default: CATALOG/index)")
-    parser.add_argument(
-        "--catalog",
-        type=Path,
-        default=None,
-        help="catalog folder (default: the one the index was built from, else examples/catalog)",
-    )
+    add_index_flags(parser)
     parser.add_argument(
         "--mode", choices=("hybrid", "dense", "lexical"), default=None, help="default: the best available"
     )
