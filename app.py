@@ -464,33 +464,6 @@ def fetch_weights(editor) -> None:
         print(f"weights not fetched: {error}", flush=True)
 
 
-def ensure_index(editor):
-    """Bring the catalog index up to date when the retrieval encoder is there.
-
-    Incremental: only new or changed images are embedded, so an up-to-date index costs a few hashes.
-    An index built by another encoder (say the tiny bundle's, then the real one) is rebuilt. Returns the
-    BuildReport, or None when there is nothing to index with.
-    """
-    from fashion_rag.catalog.catalog import load_catalog
-    from fashion_rag.catalog.index import build_index
-
-    settings = editor.settings
-    index_dir = settings.resolved_index_dir
-    if not editor.sources.locate("retrieval-encoder").found or not settings.catalog_dir.is_dir():
-        return None
-    print(f"checking the catalog index at {index_dir} …", flush=True)
-    encoder = editor.retrieval_encoder  # shared with the search, which opens after this
-    try:
-        report = build_index(load_catalog(settings.catalog_dir), encoder, index_dir)
-    except (InputError, CatalogIndexError) as error:
-        # E.g. a half-written index folder without its manifest: the app still starts and searches the
-        # captions; the status line says "no index at ..." and this line says why none was built.
-        print(f"could not build the catalog index: {error}", flush=True)
-        return None
-    print(f"index ready: {report.summary()}", flush=True)
-    return report
-
-
 def main(argv: list[str] | None = None) -> None:
     from fashion_rag.cli import quiet_libraries
     from fashion_rag.editor import Editor
@@ -506,7 +479,7 @@ def main(argv: list[str] | None = None) -> None:
     editor = Editor.from_settings(settings)
     if settings.on_space:
         fetch_weights(editor)
-    ensure_index(editor)
+    editor.ensure_index()
     editor.load()  # once, at start-up: every request reuses the loaded models
     print(status_markdown(editor).replace("**", "").replace("`", ""), flush=True)
     demo = build_demo(editor, settings)

@@ -36,7 +36,7 @@ def main() -> None:
 
     from gradio_client import Client, handle_file
 
-    from app import build_demo, ensure_index
+    from app import build_demo
     from fashion_rag.config import app_from_env, runtime_from_env
     from fashion_rag.editor import Editor
     from fashion_rag.tiny_bundle import make_tiny_bundle
@@ -46,7 +46,7 @@ def main() -> None:
     runtime = runtime_from_env(environ={}, models=str(bundle), device="cpu")
     settings = app_from_env(environ={}, runtime=runtime, index_dir=work / "index", output_dir=work / "outputs")
     editor = Editor.from_settings(settings)
-    ensure_index(editor)
+    editor.ensure_index()
     editor.load()
 
     spent = {"pipeline": 0.0, "prepare": 0.0}

@@ -148,6 +148,32 @@ class Editor:
                     self._search = CatalogSearch.from_catalog(catalog, reason=f"lexical search only: {error}")
             return self._search
 
+    def ensure_index(self):
+        """Bring the catalog index up to date when the retrieval encoder is there (called at start-up).
+
+        Incremental: only new or changed images are embedded. An index built by another encoder (say
+        the tiny bundle's, then the real one) is rebuilt. Returns the BuildReport, or None when there is
+        nothing to index with.
+        """
+        from fashion_rag.catalog.catalog import load_catalog
+        from fashion_rag.catalog.index import build_index
+
+        settings = self.settings
+        index_dir = settings.resolved_index_dir
+        if not self.sources.locate("retrieval-encoder").found or not settings.catalog_dir.is_dir():
+            return None
+        print(f"checking the catalog index at {index_dir} …", flush=True)
+        encoder = self.retrieval_encoder  # shared with the search, which opens after this
+        try:
+            report = build_index(load_catalog(settings.catalog_dir), encoder, index_dir)
+        except (InputError, CatalogIndexError) as error:
+            # E.g. a half-written index folder without its manifest: the app still starts and searches the
+            # captions; the status line says "no index at ..." and this line says why none was built.
+            print(f"could not build the catalog index: {error}", flush=True)
+            return None
+        print(f"index ready: {report.summary()}", flush=True)
+        return report
+
     @property
     def retrieval_encoder(self):
         """The catalog's open_clip encoder, loaded once (None without its weights): the start-up index
@@ -251,9 +277,13 @@ class Editor:
         garment_ids = list(garment_ids or [])
         garment_images = list(garment_images or [])
         count = len(garment_ids) + len(garment_images)
-        if not 1 <= count <= MAX_GARMENTS:
+        if count > MAX_GARMENTS:
             raise InputError(
-                f"{count} garments picked: pick 1 to {MAX_GARMENTS} (catalog results and/or your own garment images)"
+                f"{count} garments picked: pick at most {MAX_GARMENTS} (catalog results and/or your own garment images)"
+            )
+        if count == 0 and not any(ch.isalpha() for ch in description):
+            raise InputError(
+                "no garment picked and no description: pick 1 to 3 garments, or describe the garment for a text-only edit"
             )
         if len(set(garment_ids)) != len(garment_ids):
             raise InputError(f"garment ids picked twice: {garment_ids}; pick each garment once")
@@ -268,7 +298,8 @@ class Editor:
         with self._generation_lock:
             started = time.perf_counter()
             pipeline = self.pipeline
-            tokens = self.garment_tokens(garment_ids, garment_images)
+            # No garment: SPEC step 8's text-only prompt carries the description (tokens None).
+            tokens = self.garment_tokens(garment_ids, garment_images) if count else None
             timings["garments_s"] = time.perf_counter() - started
             pipeline.use_scheduler(options.scheduler)
             generator = torch.Generator("cpu").manual_seed(seed)
@@ -276,6 +307,7 @@ class Editor:
             try:
                 frames = pipeline(
                     person.frame, person.mask, person.category, garment_tokens=tokens, pose_map=person.pose_map,
+                    description=description if tokens is None else "",
                     num_inference_steps=options.steps, guidance_scale=options.guidance, num_images=options.num_images,
                     generator=generator, callback=progress,
                 )  # fmt: skip
@@ -309,6 +341,8 @@ class Editor:
             "description": description,
             "garment_ids": list(garment_ids),
             "uploaded_garments": uploaded,
+            # SPEC step 8: with no garment the description drives the edit through the text-only prompt.
+            "prompt": "text-only" if not garment_ids and not uploaded else "garment-tokens",
             "seed": seed,
             "steps": options.steps,
             "guidance": options.guidance,

@@ -54,11 +54,10 @@ def tiny_settings(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_editor(tiny_settings):
     """An Editor over the tiny bundle with the example catalog indexed by the tiny retrieval encoder."""
-    from app import ensure_index
     from fashion_rag.editor import Editor
 
     editor = Editor.from_settings(tiny_settings)
-    ensure_index(editor)
+    editor.ensure_index()
     editor.load()
     return editor
 

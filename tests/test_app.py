@@ -156,7 +156,6 @@ def test_start_up_index_check_reuses_an_up_to_date_index_and_rebuilds_a_foreign_
     """`make demo-tiny` then `make demo` with real weights must not leave search on the tiny encoder's index."""
     from dataclasses import replace
 
-    from app import ensure_index
     from fashion_rag.catalog.index import read_manifest
     from fashion_rag.editor import Editor
     from fashion_rag.tiny_bundle import make_tiny_bundle
@@ -168,13 +167,13 @@ def test_start_up_index_check_reuses_an_up_to_date_index_and_rebuilds_a_foreign_
         return Editor.from_settings(replace(tiny_settings, runtime=runtime, index_dir=index_dir))
 
     first = editor_for(tiny_settings.runtime.models)
-    ensure_index(first)
+    first.ensure_index()
     built_with = read_manifest(index_dir)["encoder"]["identity"]
-    again = ensure_index(first)
+    again = first.ensure_index()
     assert again.embedded == () and again.reused == 99  # up to date: nothing embedded again
     assert read_manifest(index_dir)["encoder"]["identity"] == built_with
     other = editor_for(make_tiny_bundle(tmp_path / "other-bundle", seed=1))
-    rebuilt = ensure_index(other)
+    rebuilt = other.ensure_index()
     assert len(rebuilt.embedded) == 99 and rebuilt.previous.startswith("rebuilt: it was built with another encoder")
     assert read_manifest(index_dir)["encoder"]["identity"] != built_with
     assert other.searcher.mode == "hybrid"

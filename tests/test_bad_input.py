@@ -365,11 +365,11 @@ API_VALUES = {
         lambda f: edit_arguments(ids=str(CATALOG_IMAGE)),
         r"unknown catalog id '/.*top-001\.png'",
     ),  # fmt: skip
-    "edit-pick-none": ("edit", lambda f: edit_arguments(ids=" , "), r"0 garments picked: pick 1 to 3"),
+    "edit-pick-none": ("edit", lambda f: edit_arguments(ids=" , "), r"no garment picked and no description"),
     "edit-pick-four": (
         "edit",
         lambda f: edit_arguments(ids="top-001,top-002,top-003,top-004"),
-        r"4 garments picked: pick 1 to 3",
+        r"4 garments picked: pick at most 3",
     ),  # fmt: skip
     "edit-mask-empty": (
         "edit",

@@ -105,8 +105,9 @@ def test_uploaded_garment_and_catalog_garment_together(tiny_editor, person):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"garment_ids": []}, "0 garments picked"),
-        ({"garment_ids": ["a", "b", "c", "d"]}, "4 garments picked"),
+        ({"garment_ids": []}, "no garment picked and no description"),
+        ({"garment_ids": [], "description": " 42 ! "}, "no garment picked and no description"),
+        ({"garment_ids": ["a", "b", "c", "d"]}, "4 garments picked: pick at most 3"),
         ({"garment_ids": ["top-001", "top-001"]}, "picked twice"),
         ({"garment_ids": ["../../etc/passwd"]}, "unknown catalog id"),
         ({"garment_ids": ["no-such-id"]}, "unknown catalog id"),
@@ -189,3 +190,11 @@ def test_cli_edit_bad_input_is_one_line_and_exit_2(tiny_bundle, tmp_path):
     assert "Traceback" not in result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and "fake.jpg" in error_lines[0]
+
+
+def test_text_only_edit_uses_the_description(tiny_editor, person):
+    """SPEC step 8: with no garment the description drives the edit, so two descriptions differ."""
+    red = tiny_editor.edit(person, description="red striped shirt", seed=3, options=FAST)
+    blue = tiny_editor.edit(person, description="blue denim jacket", seed=3, options=FAST)
+    assert red.recipe["prompt"] == "text-only" and red.recipe["garment_ids"] == []
+    assert np.abs(np.asarray(red.raw_frames[0], float) - np.asarray(blue.raw_frames[0], float)).max() > 0

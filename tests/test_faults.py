@@ -26,7 +26,7 @@ from gradio_client.exceptions import AppError
 
 import fashion_rag.editor as editor_module
 import fashion_rag.weights as weights_module
-from app import ensure_index, status_markdown
+from app import status_markdown
 from fashion_rag.catalog.index import MANIFEST_NAME, VECTORS_NAME, load_index
 from fashion_rag.cli import main as cli_main
 from fashion_rag.config import GenerationSettings
@@ -281,7 +281,7 @@ def test_half_written_index_folder_without_manifest_does_not_stop_the_app(tiny_e
     index.mkdir()
     shutil.copy(tiny_editor.settings.resolved_index_dir / VECTORS_NAME, index / VECTORS_NAME)  # no manifest
     editor = editor_sharing_models(tiny_editor, index_dir=index)
-    ensure_index(editor)  # what main() runs at start-up: it refuses to overwrite the folder, and says so
+    editor.ensure_index()  # what main() runs at start-up: it refuses to overwrite the folder, and says so
     out = capsys.readouterr().out
     assert f"could not build the catalog index: {str(index)!r} is not empty and holds no index" in out
     assert sorted(p.name for p in index.iterdir()) == [VECTORS_NAME]  # left as it was
