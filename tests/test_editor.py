@@ -197,4 +197,4 @@ def test_text_only_edit_uses_the_description(tiny_editor, person):
     red = tiny_editor.edit(person, description="red striped shirt", seed=3, options=FAST)
     blue = tiny_editor.edit(person, description="blue denim jacket", seed=3, options=FAST)
     assert red.recipe["prompt"] == "text-only" and red.recipe["garment_ids"] == []
-    assert np.abs(np.asarray(red.raw_frames[0], float) - np.asarray(blue.raw_frames[0], float)).max() > 0
+    assert np.abs(np.asarray(red.frames[0], float) - np.asarray(blue.frames[0], float)).max() > 0
