@@ -185,7 +185,8 @@ def _write_retrieval_encoder_part(root: Path, seed: int) -> None:
     (root / "open_clip_config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
     with seeded_init(seed + 6):
         model = open_clip.create_model(f"local-dir:{root}", pretrained=None, load_weights=False)
-    _save_safetensors(model, root / "open_clip_model.safetensors")
+    # The upstream name (weights/sources.json): the ViT-L-14 repository has no open_clip_model.safetensors.
+    _save_safetensors(model, root / REGISTRY["retrieval-encoder"].file_names[1])
 
 
 def _write_clothes_parser_part(root: Path, seed: int) -> None:

@@ -191,7 +191,7 @@ def test_index_by_another_encoder_is_refused(tmp_path: Path, encoder: RetrievalE
     shutil.copytree(tiny_bundle / "retrieval-encoder", other_dir)
     other = RetrievalEncoder.from_dir(other_dir)
     other.model.logit_scale.data += 1.0
-    save_model(other.model, str(other_dir / "open_clip_model.safetensors"))
+    save_model(other.model, str(other_dir / "open_clip_pytorch_model.safetensors"))
     other = RetrievalEncoder.from_dir(other_dir)
     assert other.identity != encoder.identity
     with pytest.raises(CatalogIndexError, match="was built with the retrieval encoder .* the encoder in use is"):

@@ -1,7 +1,7 @@
 """The retrieval encoder: an open_clip model that embeds garment images and descriptions in one space.
 
 The default is open_clip ViT-L-14 laion2b_s32b_b82k (SPEC.md, model sources); any open_clip model in
-the Hub layout (`open_clip_config.json` + `open_clip_model.safetensors`) can replace it through the
+the Hub layout (`open_clip_config.json` + `open_clip_pytorch_model.safetensors` or `.bin`) can replace it through the
 `retrieval-encoder` part override, and the tiny bundle has a tiny random one. Embeddings are float32 and
 L2-normalised, so an inner product is a cosine similarity.
 
@@ -27,7 +27,16 @@ logger = logging.getLogger(__name__)
 
 PART = "retrieval-encoder"
 CONFIG_FILE = "open_clip_config.json"
-WEIGHTS_FILE = "open_clip_model.safetensors"
+# The upstream names, in order of preference (weights/sources.json): safetensors, then the .bin pickle twin
+# (open_clip reads either from a local dir, the .bin with weights_only=True).
+WEIGHTS_FILES = ("open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+def weights_file(directory: Path) -> Path:
+    """The first of WEIGHTS_FILES present in `directory` (the first name when none is)."""
+    return next((directory / n for n in WEIGHTS_FILES if (directory / n).is_file()), directory / WEIGHTS_FILES[0])
+
+
 DEFAULT_BATCH_SIZE = 16  # ViT-L-14 at 224 px: ~1 GB of activations per 16 images in fp32 on the CPU
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -99,14 +108,14 @@ class RetrievalEncoder:
         device: torch.device | str = "cpu",
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> RetrievalEncoder:
-        """Load the open_clip model in `directory` (open_clip_config.json + open_clip_model.safetensors)."""
+        """Load the open_clip model in `directory` (open_clip_config.json + open_clip_pytorch_model.safetensors or .bin)."""
         import open_clip
 
         directory = Path(directory)
-        for file in (CONFIG_FILE, WEIGHTS_FILE):
-            if not (directory / file).is_file():
-                raise FileNotFoundError(2, "retrieval encoder file missing", str(directory / file))
-        weights_hash = weights_sha256_hint or weights_sha256(directory / WEIGHTS_FILE)
+        for path in (directory / CONFIG_FILE, weights_file(directory)):
+            if not path.is_file():
+                raise FileNotFoundError(2, "retrieval encoder file missing", str(path))
+        weights_hash = weights_sha256_hint or weights_sha256(weights_file(directory))
         config_hash = hashlib.sha256((directory / CONFIG_FILE).read_bytes()).hexdigest()
         name = name or directory.name
         identity = f"{name}{'@' + revision if revision else ''} weights:{weights_hash[:16]} config:{config_hash[:8]}"
@@ -139,9 +148,11 @@ class RetrievalEncoder:
         else:
             name, revision = part.repo_id, part.revision
         lock_entry = (
-            read_lock(sources.weights_dir).get(f"{PART}/{WEIGHTS_FILE}") if location.where == "weights/" else None
+            read_lock(sources.weights_dir).get(f"{PART}/{weights_file(directory).name}")
+            if location.where == "weights/"
+            else None
         )
-        hint = weights_sha256(directory / WEIGHTS_FILE, lock_entry)
+        hint = weights_sha256(weights_file(directory), lock_entry)
         return cls.from_dir(
             directory, name=name, revision=revision, weights_sha256_hint=hint, device=device, batch_size=batch_size
         )

@@ -54,7 +54,9 @@ def run_status(args: argparse.Namespace) -> int:
                         "path": str(loc.path) if loc.path else None,
                         "repo_id": loc.part.repo_id,
                         "revision": loc.part.revision,
+                        "files": loc.files,
                         "licence": loc.part.licence,
+                        "note": loc.part.note,
                     }
                     for loc in locations
                 },
@@ -69,6 +71,7 @@ def run_status(args: argparse.Namespace) -> int:
                 f"{loc.where:9} {loc.path}" if loc.found else f"missing   ({loc.part.repo_id}, ~{loc.part.size_gb} GB)"
             )
             print(f"  {loc.part.name:{width}}  {where}")
+            print(f"  {'':{width}}  from {loc.part.repo_id}@{loc.part.revision[:12]}; {loc.part.note}")
             print(f"  {'':{width}}  for {loc.part.used_for}; licence {loc.part.licence}")
         if missing:
             print(
@@ -79,6 +82,11 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_download(args: argparse.Namespace) -> int:
     sources = _sources(args)
+    if not args.verbose:
+        # huggingface_hub logs each retry of a cut transfer; the one line of a failure says what it means.
+        from huggingface_hub.utils import logging as hub_logging
+
+        hub_logging.set_verbosity_error()
     paths = download(list(args.names), sources)
     print(f"{len(paths)} files present and verified in {sources.weights_dir}")
     return 0
