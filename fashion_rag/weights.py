@@ -284,6 +284,24 @@ class ModelSources:
         return {loc.part.name: (f"{loc.where} {loc.path}" if loc.found else "missing") for loc in self.status()}
 
 
+def recorded_sha256(location: PartLocation, preferred: str, lock: dict[str, dict]) -> str | None:
+    """The sha256 of a located file when it is known without hashing, else None.
+
+    In `weights/` it is the lock entry (`ModelSources.require` verifies the file against it); in the
+    Hugging Face cache a large file links to `blobs/<sha256>`.
+    """
+    if location.path is None:
+        return None
+    path = location.file(preferred)
+    if location.where == "weights/":
+        return lock.get(f"{location.part.name}/{path.name}", {}).get("sha256")
+    if location.where == "hf-cache" and path.is_symlink():
+        target = path.resolve()
+        if target.parent.name == "blobs" and len(target.name) == 64:
+            return target.name
+    return None
+
+
 def missing_message(names: list[str], sources: ModelSources) -> str:
     """One message naming the missing parts and the command that fetches them."""
     if sources.bundle_dir is not None:

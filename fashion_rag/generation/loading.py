@@ -3,14 +3,14 @@
 The same functions load the real parts and the tiny bundle. The fine-tuned UNet is built from the
 SD2-inpainting UNet *config* with 27 input channels, on the meta device (no random initialisation),
 and its weights are assigned straight from the published state dict: the base UNet's own weights
-are never read. Each `.pth` is converted once to a safetensors file beside it (or in a cache folder
-when that place is read-only), which later starts read without unpickling.
+are never read. Each `.pth` is converted once to a safetensors copy in the project's cache, keyed by
+the source's sha256, which later starts read without unpickling.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,8 @@ logger = logging.getLogger(__name__)
 UNET_CHECKPOINT = "unet_120000.pth"
 ADAPTER_CHECKPOINT = "inversion_adapter_120000.pth"
 FASHION_RAG_IN_CHANNELS = 27  # 4 noisy latents + 1 mask + 4 masked-image latents + 18 pose channels
-CACHE_DIR = Path.home() / ".cache" / "fashion_rag" / "safetensors"
+# The project's own cache for converted checkpoints (never beside the weights, never in the HF cache).
+CACHE_DIR = Path.home() / ".cache" / "fashion_rag" / "converted"
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -47,43 +48,74 @@ def default_dtype(device: torch.device) -> torch.dtype:
 # Published .pth checkpoints
 
 
-def _source_stamp(path: Path) -> str:
-    stat = path.stat()
-    return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+def _converted_path(path: Path, source_sha256: str, cache_dir: Path) -> Path:
+    return cache_dir / f"{path.stem}-{source_sha256[:16]}.safetensors"
 
 
-def _cache_path_for(path: Path) -> Path:
-    beside = path.with_suffix(".safetensors")
+def _read_converted(cache: Path, source_sha256: str) -> dict[str, torch.Tensor] | None:
+    """The converted copy at `cache` if it was made from the source with this sha256, else None."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    if not cache.is_file():
+        return None
     try:
-        beside.parent.joinpath(".write-test").touch()
-        beside.parent.joinpath(".write-test").unlink()
-        return beside
-    except OSError:
-        digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
-        return CACHE_DIR / f"{path.stem}-{digest}.safetensors"
-
-
-def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """A published `.pth` state dict, through its safetensors cache (written on first use).
-
-    The cache records the source's size and mtime; a changed source is converted again.
-    """
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    path = Path(path)
-    cache = _cache_path_for(path)
-    stamp = _source_stamp(path)
-    if cache.is_file():
         with safe_open(str(cache), framework="pt") as handle:
-            if (handle.metadata() or {}).get("source") == stamp:
-                return load_file(str(cache))
-    state = load_torch_state_dict(path)
-    cache.parent.mkdir(parents=True, exist_ok=True)
+            if (handle.metadata() or {}).get("source_sha256") != source_sha256:
+                return None
+        return load_file(str(cache))
+    except (SafetensorError, OSError) as error:  # a damaged copy is converted again
+        logger.warning("ignoring the damaged converted copy %s (%s)", cache, error)
+        return None
+
+
+def _write_converted(state: dict[str, torch.Tensor], path: Path, source_sha256: str, cache_dir: Path) -> Path | None:
+    """Write the safetensors copy of `state` into `cache_dir` when the disk has room; None when it does not."""
+    from safetensors.torch import save_file
+
+    need = sum(t.numel() * t.element_size() for t in state.values()) + (64 << 20)  # tensors + header margin
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(cache_dir).free
+    except OSError as error:
+        logger.warning("not caching a safetensors copy of %s: %s is not writable (%s)", path.name, cache_dir, error)
+        return None
+    if free < need:
+        logger.warning(
+            "not caching a safetensors copy of %s: it needs %.1f GB and %s has %.1f GB free; every start reads the .pth",
+            path.name, need / 1e9, cache_dir, free / 1e9,
+        )  # fmt: skip
+        return None
+    cache = _converted_path(path, source_sha256, cache_dir)
+    for older in cache_dir.glob(f"{path.stem}-*.safetensors"):  # copies of an earlier version of this file
+        older.unlink(missing_ok=True)
     tmp = cache.with_suffix(".partial")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata={"source": stamp})
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata={"source_sha256": source_sha256})
     tmp.replace(cache)
     logger.info("converted %s to %s", path.name, cache)
+    return cache
+
+
+def load_checkpoint(
+    path: Path, source_sha256: str | None = None, cache_dir: Path | None = None
+) -> dict[str, torch.Tensor]:
+    """A published `.pth` state dict, through a safetensors copy in the project's cache (written on first use).
+
+    The copy is found by the source file's sha256 (given when already known, e.g. from the lock file,
+    else computed), so a changed source never reads a stale copy, whatever its size and mtime. The copy
+    lives in `cache_dir` (default ~/.cache/fashion_rag/converted), never beside the weights or inside
+    the Hugging Face cache; it is skipped, with a warning, when the disk lacks the room.
+    """
+    from fashion_rag.weights import sha256_of
+
+    path = Path(path)
+    cache_dir = Path(cache_dir) if cache_dir is not None else CACHE_DIR
+    source_sha256 = source_sha256 or sha256_of(path)
+    cached = _read_converted(_converted_path(path, source_sha256, cache_dir), source_sha256)
+    if cached is not None:
+        return cached
+    state = load_torch_state_dict(path)
+    _write_converted(state, path, source_sha256, cache_dir)
     return state
 
 
@@ -112,21 +144,27 @@ def _assign(model: torch.nn.Module, state: dict[str, torch.Tensor], device: torc
     return model.to(device).eval().requires_grad_(False)
 
 
-def load_fashion_unet(sd2_dir: Path, fashion_dir: Path, device: torch.device, dtype: torch.dtype):
-    """The 27-channel Fashion-RAG UNet: SD2-inpainting UNet config + the published state dict."""
+def load_fashion_unet(
+    sd2_dir: Path, fashion_dir: Path, device: torch.device, dtype: torch.dtype, source_sha256: str | None = None
+):
+    """The 27-channel Fashion-RAG UNet: SD2-inpainting UNet config + the published state dict (strict: a
+    missing, unexpected or misshapen key is named)."""
     from diffusers import UNet2DConditionModel
 
     config = UNet2DConditionModel.load_config(str(Path(sd2_dir) / "unet"))
     config["in_channels"] = FASHION_RAG_IN_CHANNELS
     with torch.device("meta"):
         unet = UNet2DConditionModel.from_config(config)
-    return _assign(unet, load_checkpoint(Path(fashion_dir) / UNET_CHECKPOINT), device, dtype)
+    return _assign(unet, load_checkpoint(Path(fashion_dir) / UNET_CHECKPOINT, source_sha256), device, dtype)
 
 
-def load_adapter(fashion_dir: Path, vision_config, device: torch.device, dtype: torch.dtype):
+def load_adapter(
+    fashion_dir: Path, vision_config, device: torch.device, dtype: torch.dtype, source_sha256: str | None = None
+):
+    """The inversion adapter from its published state dict (strict, like the official code)."""
     from fashion_rag.generation.adapter import InversionAdapter
 
-    state = load_checkpoint(Path(fashion_dir) / ADAPTER_CHECKPOINT)
+    state = load_checkpoint(Path(fashion_dir) / ADAPTER_CHECKPOINT, source_sha256)
     if "layers.0.weight" not in state or "layers.6.weight" not in state:
         raise WeightsIntegrityError(
             f"{ADAPTER_CHECKPOINT} does not match the inversion adapter: missing keys layers.0.weight/layers.6.weight"
@@ -207,21 +245,24 @@ class GenerationComponents:
 def load_generation_components(sources, device: torch.device, dtype: torch.dtype, scheduler: str = "ddim"):
     """All generation components from a weights.ModelSources; MissingWeightsError names what is absent."""
     from fashion_rag.errors import MissingWeightsError
-    from fashion_rag.weights import GENERATION_PARTS, missing_message
+    from fashion_rag.weights import GENERATION_PARTS, missing_message, read_lock, recorded_sha256
 
     missing = [name for name in GENERATION_PARTS if not sources.locate(name).found]
     if missing:
         raise MissingWeightsError(missing_message(missing, sources))
     sd2 = sources.require("sd2-inpainting")
     fashion = sources.require("fashion-rag")
+    # The checkpoints' sha256 where already known (lock file, HF cache blob), so a start need not re-hash 4 GB.
+    fashion_location, lock = sources.locate("fashion-rag"), read_lock(sources.weights_dir)
+    unet_sha, adapter_sha = (recorded_sha256(fashion_location, n, lock) for n in (UNET_CHECKPOINT, ADAPTER_CHECKPOINT))
     encoder, processor = load_garment_encoder(sources.require("garment-encoder"), device, dtype)
     return GenerationComponents(
         tokenizer=load_tokenizer(sd2),
         text_encoder=load_text_encoder(sd2, device, dtype),
         vae=load_vae(sd2, device, dtype),
-        unet=load_fashion_unet(sd2, fashion, device, dtype),
+        unet=load_fashion_unet(sd2, fashion, device, dtype, unet_sha),
         scheduler=load_scheduler(sd2, scheduler),
         garment_encoder=encoder,
         image_processor=processor,
-        adapter=load_adapter(fashion, encoder.config, device, dtype),
+        adapter=load_adapter(fashion, encoder.config, device, dtype, adapter_sha),
     )
