@@ -16,7 +16,7 @@ from typing import Any
 
 from fashion_rag.errors import CatalogIndexError, InputError, MissingWeightsError, WeightsIntegrityError
 
-COMMAND_MODULES = ("weights", "index", "search", "evaluate", "prepare", "edit")
+COMMAND_MODULES = ("weights", "index", "search", "evaluate", "prepare", "edit", "doctor")
 USER_ERRORS = (InputError, MissingWeightsError, WeightsIntegrityError, CatalogIndexError, FileNotFoundError)
 
 

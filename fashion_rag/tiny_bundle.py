@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from fashion_rag.config import REPO_ROOT
-from fashion_rag.weights import BUNDLE_FILE_NAME, REGISTRY
+from fashion_rag.weights import BUNDLE_FILE_NAME, REGISTRY, sha256_of
 
 # The committed configs of the real parts (weights/configs/), for what the tiny bundle shares with them.
 REAL_CONFIGS = REPO_ROOT / "weights" / "configs"
@@ -218,7 +218,9 @@ def make_tiny_bundle(directory: Path | str, seed: int = 0) -> Path:
     _write_fashion_rag_part(partial / "fashion-rag", seed, vision_config)
     _write_retrieval_encoder_part(partial / "retrieval-encoder", seed)
     _write_clothes_parser_part(partial / "clothes-parser", seed)
-    info = {"name": "tiny", "seed": seed, "parts": sorted(REGISTRY)}
+    # The bundle's own lock: `doctor` names a file whose bytes changed since it was written.
+    files = {str(p.relative_to(partial)): sha256_of(p) for p in sorted(partial.rglob("*")) if p.is_file()}
+    info = {"name": "tiny", "seed": seed, "parts": sorted(REGISTRY), "sha256": files}
     (partial / BUNDLE_FILE_NAME).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(directory, ignore_errors=True)
     partial.rename(directory)
