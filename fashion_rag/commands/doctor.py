@@ -208,6 +208,9 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
             return f"rebuild the bundle: `python -m fashion_rag weights make-tiny {sources.bundle_dir}`"
         return f"delete weights/{name}/ and run `python -m fashion_rag weights download {name}`"
 
+    def hashed(file_name: str) -> str | None:  # hashed above: the checkpoint loader need not hash it again
+        return report.parts.get("fashion-rag", {}).get("files", {}).get(file_name, {}).get("sha256")
+
     def skip(name: str) -> bool:
         if not locations[name].found:
             report.add("load", name, None, "skipped: the part is missing")
@@ -259,7 +262,9 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
     if not skip("fashion-rag") and "sd2_dir" in loaded:
         unet = _attempt(
             report, "load", "fashion-rag/unet_120000.pth", fix_for("fashion-rag"),
-            lambda: loading.load_fashion_unet(loaded["sd2_dir"], sources.require("fashion-rag"), device, dtype),
+            lambda: loading.load_fashion_unet(
+                loaded["sd2_dir"], sources.require("fashion-rag"), device, dtype, hashed("unet_120000.pth")
+            ),
         )  # fmt: skip
         if unet is not None:
             tensors = len(unet.state_dict())
@@ -281,7 +286,7 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
             adapter = _attempt(
                 report, "load", "fashion-rag/inversion_adapter_120000.pth", fix_for("fashion-rag"),
                 lambda: loading.load_adapter(sources.require("fashion-rag"), loaded["garment_encoder"].config,
-                                             device, dtype),
+                                             device, dtype, hashed("inversion_adapter_120000.pth")),
             )  # fmt: skip
             if adapter is not None:
                 report.add(
