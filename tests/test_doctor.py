@@ -114,3 +114,19 @@ def test_random_weights_placed_as_the_real_ones_fail_the_published_checks(tiny_b
     assert semantic["retrieval ranks colours"]["status"] == "FAIL"
     assert semantic["parser labels the face"]["status"] == "FAIL"
     assert Path(report["parts"]["fashion-rag"]["path"]) == weights / "fashion-rag"
+
+
+def test_the_published_unet_architecture_has_the_tensor_count_doctor_expects():
+    """doctor's 686 / 865,976,964 (SPEC.md) against the model the loader builds from the real SD2 UNet config."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from fashion_rag.commands.doctor import PUBLISHED_UNET_PARAMETERS, PUBLISHED_UNET_TENSORS
+    from fashion_rag.config import REPO_ROOT
+
+    config = UNet2DConditionModel.load_config(str(REPO_ROOT / "weights/configs/sd2-inpainting/unet"))
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config({**config, "in_channels": 27})
+    assert (PUBLISHED_UNET_TENSORS, PUBLISHED_UNET_PARAMETERS) == (686, 865_976_964)
+    assert len(unet.state_dict()) == PUBLISHED_UNET_TENSORS
+    assert sum(p.numel() for p in unet.parameters()) == PUBLISHED_UNET_PARAMETERS
