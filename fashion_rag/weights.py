@@ -471,6 +471,7 @@ def explain_hub_error(error: BaseException, part: ModelPart, file_name: str | No
         RemoteEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
+        XetDownloadError,
     )
 
     repo, revision = part.repo_id, revision or part.revision
@@ -504,7 +505,9 @@ def explain_hub_error(error: BaseException, part: ModelPart, file_name: str | No
         return f"the Hub at {hub_endpoint()} answered HTTP {status} for {repo} (part {part.name}); try again later"
     if isinstance(error, (httpx2.ConnectError, httpx2.ConnectTimeout, LocalEntryNotFoundError, OfflineModeIsEnabled)):
         return _unreachable([part.name], Path("weights"), type(error).__name__)
-    if isinstance(error, (httpx2.TransportError, OSError)):
+    # The Hub serves large files through Xet where hf_xet is installed (the fake Hub of the tests does not):
+    # a transfer it gives up on is a cut transfer too, and a rerun reuses the chunks already in HF_XET_CACHE.
+    if isinstance(error, (httpx2.TransportError, OSError, XetDownloadError)):
         reason = str(error).splitlines()[0] if str(error) else ""
         return (
             f"download of {part.name}/{file_name} from {repo}@{revision[:12]} was cut off "

@@ -223,3 +223,19 @@ def test_models_environment_variable_selects_the_bundle(tiny_bundle: Path):
     result = run_cli("weights", "status", "--json", env={"FASHION_RAG_MODELS": str(tiny_bundle)})
     assert result.returncode == 0
     assert json.loads(result.stdout)["kind"] == "tiny"
+
+
+def test_a_transfer_given_up_by_xet_reads_as_a_cut_transfer():
+    """The real Hub serves large files through Xet (the fake Hub cannot): its give-up error means run again."""
+    from huggingface_hub.errors import XetDownloadError
+
+    from fashion_rag.weights import explain_hub_error
+
+    line = explain_hub_error(
+        XetDownloadError("connection reset by peer"), REGISTRY["fashion-rag"], "unet_120000.pth", "a" * 40
+    )
+    assert line == (
+        "download of fashion-rag/unet_120000.pth from furio19/fashion-rag@aaaaaaaaaaaa was cut off (XetDownloadError: "
+        "connection reset by peer); the files already complete are kept: run `python -m fashion_rag weights download "
+        "fashion-rag` again to resume"
+    )
