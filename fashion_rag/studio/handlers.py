@@ -13,9 +13,8 @@ from PIL import Image
 from fashion_rag.config import GenerationSettings
 from fashion_rag.errors import InputError
 from fashion_rag.person.photo import load_photo
-from fashion_rag.studio import masks
+from fashion_rag.studio import gpu, masks
 from fashion_rag.studio.categories import LABELS, suggested_category
-from fashion_rag.studio.gpu import edit_on_gpu
 from fashion_rag.studio.session import HistoryEntry, PersonState, Settings, add_to_history, next_number
 
 RANDOM_SEED = -1  # the seed box's value for "pick one at random"
@@ -128,7 +127,7 @@ def options_of(settings: Settings) -> GenerationSettings:
 def generate(editor, person, picks: list[str], garment_images: list[Image.Image], description: str,
              settings: Settings, history: list[HistoryEntry], session: str | None = None, progress=None):  # fmt: skip
     """Run one edit and file it: (the new HistoryEntry, the new history). `settings.seed` -1 is random."""
-    result = edit_on_gpu(editor, person, list(picks), garment_images, description or "",
+    result = gpu.edit_on_gpu(editor, person, list(picks), garment_images, description or "",
                          seed_value(settings.seed), options_of(settings), progress)  # fmt: skip
     saved = editor.save_result(result, session)
     views = save_views(editor, person, result.images, saved.images, session)
@@ -170,6 +169,14 @@ def comparison(entry: HistoryEntry | None, sample: int = 0, show_mask: bool = Fa
     if show_mask:
         result = masks.overlay(result, np.asarray(Image.open(entry.views["mask"])) > 127)
     return entry.views["original"], result
+
+
+def restored_values(entry: HistoryEntry) -> tuple:
+    """The page's controls as they were for `entry`: picks, description, category, seed, steps, guidance,
+    sampler, paste-back, samples (the seed is the one used, so Generate makes the same picture again)."""
+    s = entry.settings
+    return (list(entry.garment_ids), entry.description, entry.category, s.seed, s.steps, s.guidance, s.scheduler,
+            s.paste_back, s.num_images)  # fmt: skip
 
 
 def result_note(entry: HistoryEntry) -> str:

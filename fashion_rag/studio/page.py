@@ -221,9 +221,7 @@ def wire_result(editor, ui) -> None:
 
     def on_history(history, show, event: gr.SelectData):
         entry = history[event.index]
-        s = entry.settings
-        return (*show_entry(entry, history), list(entry.garment_ids), entry.description, entry.category, s.seed,
-                s.steps, s.guidance, s.scheduler, s.paste_back, s.num_images)  # fmt: skip
+        return (*show_entry(entry, history), *handlers.restored_values(entry))
 
     sample_index = gr.State(0)
     shown = [ui.compare, ui.note, ui.samples, ui.downloads, ui.seed_used, ui.history, ui.state.history,
