@@ -271,3 +271,31 @@ def test_api_text_only_edit_and_a_path_string_where_a_file_belongs_is_refused(st
 
     with pytest.raises(InputError, match=r"the photo must be an uploaded file"):
         api.upload_path("/etc/passwd", "photo")
+
+
+def test_cli_text_only_edit_and_its_recipe_replays_without_a_search(tiny_bundle, tiny_settings, tmp_path, capsys,
+                                                                    pipeline_calls):  # fmt: skip
+    from fashion_rag.cli import main as cli_main
+
+    common = ["--person", str(ASTRONAUT), "--category", "upper_body", "--models", str(tiny_bundle), "--index",
+              str(tiny_settings.resolved_index_dir), "--device", "cpu", "--steps", "1", "--seed", "21"]  # fmt: skip
+    out = tmp_path / "text-only.png"
+    assert cli_main(["edit", *common, "--text", "red floral summer dress", "--text-only", "--out", str(out),
+                     "--json"]) == 0  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert report["prompt"] == "text-only" and report["garment_ids"] == [] and report["search"] == []
+    assert pipeline_calls[-1]["garment_tokens"] is None
+    assert pipeline_calls[-1]["description"] == "red floral summer dress"
+    again = tmp_path / "again.png"
+    recipe = str(out.with_suffix(".recipe.json"))
+    assert cli_main(["edit", *common, "--recipe", recipe, "--out", str(again), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["prompt"] == "text-only"
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(again)))
+    # Without --text-only, --text still searches the catalog and edits with the best match (the contract).
+    assert cli_main(["edit", *common, "--text", "striped shirt", "--out", str(tmp_path / "g.png"), "--json"]) == 0
+    searched = json.loads(capsys.readouterr().out)
+    assert searched["prompt"] == "garment-tokens" and searched["garment_ids"] == [searched["search"][0]["id"]]
+    for bad, message in ((["--text-only"], "--text-only needs a description"),
+                         (["--text", "red dress", "--text-only", "--pick", "1"], "--text-only uses no garment")):  # fmt: skip
+        assert cli_main(["edit", *common, *bad, "--out", str(tmp_path / "x.png")]) == 2
+        assert capsys.readouterr().err.strip().startswith(f"error: {message}")
