@@ -23,6 +23,10 @@ __all__ = ["AppSettings", "Outputs", "build_demo", "main", "parse_args", "parse_
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Fashion-RAG studio")
     parser.add_argument("--models", default=None, help="'default' (real weights) or a model bundle directory")
     parser.add_argument("--weights-dir", default=None, help="where downloaded weights live (default: weights/)")
@@ -36,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=AppSettings.port)
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
     parser.add_argument("--max-upload-mb", type=int, default=AppSettings.max_upload_mb)
-    return parser.parse_args(argv)
+    return parser
 
 
 def fetch_weights(editor) -> None:
