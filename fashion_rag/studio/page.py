@@ -101,7 +101,7 @@ def garment_column() -> SimpleNamespace:
                          allow_preview=False, elem_id="results")  # fmt: skip
     picks = gr.Dropdown([], value=[], multiselect=True, max_choices=3, label="Picked garments, in order",
                         elem_id="picks")  # fmt: skip
-    own = gr.File(label="Or add your own garment image", file_types=IMAGE_TYPES, elem_id="own-garment")
+    own = gr.File(label="Or add your own garment image", file_types=IMAGE_TYPES, elem_id="own-garment", height=110)
     plan = gr.Markdown(handlers.plan_note([], None, ""), elem_id="plan-note")
     return SimpleNamespace(description=description, switch=switch, k=k, search=search, results=results,
                            picks=picks, own=own, plan=plan)  # fmt: skip
@@ -117,13 +117,13 @@ def result_column() -> SimpleNamespace:
                              elem_id="compare", max_height=560, format="jpeg")  # fmt: skip
     with gr.Row(equal_height=True):
         show_mask = gr.Checkbox(False, label="Show the mask over the result", elem_id="show-mask")
-        seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="seed-used")
+        seed_used = gr.Number(None, label="Seed used", interactive=False, precision=0, elem_id="seed-used")
     samples = gr.Gallery(label="Samples (click to compare)", columns=4, height=120, allow_preview=False,
-                         visible=False, elem_id="samples")  # fmt: skip
+                         object_fit="contain", visible=False, elem_id="samples")  # fmt: skip
     downloads = gr.File(label="Full-resolution results and recipe", file_count="multiple", interactive=False,
                         elem_id="downloads", height=120)  # fmt: skip
-    history = gr.Gallery(label="History of this session (click one to restore its settings)", columns=4,
-                         height=170, allow_preview=False, elem_id="history")  # fmt: skip
+    history = gr.Gallery(label="History of this session (click one to restore its settings)", columns=6,
+                         height=150, allow_preview=False, object_fit="contain", elem_id="history")  # fmt: skip
     with gr.Accordion("Advanced options", open=False, elem_id="advanced"):
         steps = gr.Slider(1, 150, value=GenerationSettings.steps, step=1, label="Steps", elem_id="steps")
         guidance = gr.Slider(0, 30, value=GenerationSettings.guidance, step=0.5, label="Guidance", elem_id="guidance")
