@@ -27,3 +27,9 @@ gallery, seed, recipe = client.predict(
     photo, "upper_body", ids, None, None, "red and white striped shirt", -1, 50, 7.5, "ddim", 1, True, api_name="/edit"
 )
 print("edited photo:", gallery[0]["image"], "seed:", seed, "recipe:", recipe)
+
+# 4. No garment: a text-only edit from the description (the recipe says "prompt": "text-only").
+gallery, seed, recipe = client.predict(
+    photo, "upper_body", "", None, None, "red floral summer dress", 7, 25, 7.5, "dpm++", 1, True, api_name="/edit"
+)
+print("text-only edit:", gallery[0]["image"], "recipe:", recipe)

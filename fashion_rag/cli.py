@@ -14,10 +14,23 @@ import logging
 import sys
 from typing import Any
 
-from fashion_rag.errors import CatalogIndexError, InputError, MissingWeightsError, WeightsIntegrityError
+from fashion_rag.errors import (
+    CatalogIndexError,
+    GpuOutOfMemoryError,
+    InputError,
+    MissingWeightsError,
+    WeightsIntegrityError,
+)
 
 COMMAND_MODULES = ("weights", "index", "search", "evaluate", "prepare", "edit", "doctor")
-USER_ERRORS = (InputError, MissingWeightsError, WeightsIntegrityError, CatalogIndexError, FileNotFoundError)
+USER_ERRORS = (
+    InputError,
+    MissingWeightsError,
+    WeightsIntegrityError,
+    CatalogIndexError,
+    GpuOutOfMemoryError,
+    FileNotFoundError,
+)
 
 
 def add_models_flags(parser: argparse.ArgumentParser) -> None:

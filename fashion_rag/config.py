@@ -94,9 +94,19 @@ def runtime_from_env(environ: dict[str, str] | None = None, **overrides: object)
 
 
 def app_from_env(environ: dict[str, str] | None = None, **overrides: object) -> AppSettings:
-    """AppSettings from environment variables, then explicit (non-None) overrides."""
+    """AppSettings from environment variables, then explicit (non-None) overrides.
+
+    Overrides may name RuntimeSettings fields too (`app_from_env(models="default", device="cpu")`); they
+    go to the runtime, unless a whole `runtime=` is given, which then must not be mixed with them.
+    """
     env = os.environ if environ is None else environ
-    runtime = overrides.pop("runtime", None) or runtime_from_env(env)
+    runtime_fields = {
+        name: overrides.pop(name) for name in list(overrides) if name in RuntimeSettings.__dataclass_fields__
+    }
+    runtime = overrides.pop("runtime", None)
+    if runtime is not None and any(value is not None for value in runtime_fields.values()):
+        raise TypeError(f"give either runtime= or runtime fields ({', '.join(runtime_fields)}), not both")
+    runtime = runtime or runtime_from_env(env, **runtime_fields)
     on_space = bool(env.get(ENV_SPACE_ID))
     settings = AppSettings(
         # A Space's proxy reaches the app from outside the container; anywhere else stay on loopback.

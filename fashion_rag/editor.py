@@ -24,11 +24,19 @@ from PIL import Image
 
 from fashion_rag.catalog.catalog import sha256_file
 from fashion_rag.config import AppSettings, GenerationSettings
-from fashion_rag.errors import CatalogIndexError, InputError, MissingWeightsError, WeightsIntegrityError, check_category
+from fashion_rag.errors import (
+    CatalogIndexError,
+    GpuOutOfMemoryError,
+    InputError,
+    MissingWeightsError,
+    WeightsIntegrityError,
+    check_category,
+)
 from fashion_rag.generation.compose import feathered_alpha, paste_back, raw_output
 from fashion_rag.generation.garment_cache import GarmentTokenCache, encoder_identity, image_key
 from fashion_rag.generation.pipeline import MAX_IMAGES, SCHEDULERS, FashionRAGPipeline
 from fashion_rag.generation.prompt import MAX_GARMENTS
+from fashion_rag.outputs import Outputs, SavedResult, save_previews, save_result
 from fashion_rag.weights import GENERATION_PARTS, ModelSources, missing_message
 
 logger = logging.getLogger(__name__)
@@ -70,6 +78,7 @@ class Editor:
         self._generation_lock = threading.Lock()  # one GPU job at a time
         self.device = None
         self.generation_problem: str | None = None  # why generation failed to load (a checkpoint failed verification)
+        self.outputs = Outputs(settings.output_dir, settings.output_max_age_s)
 
     @classmethod
     def from_settings(cls, settings: AppSettings) -> Editor:
@@ -313,7 +322,7 @@ class Editor:
                 )  # fmt: skip
             except torch.OutOfMemoryError as error:
                 _release_memory()
-                raise InputError(
+                raise GpuOutOfMemoryError(
                     "the GPU ran out of memory for this edit: ask for fewer images, or start with --low-vram"
                 ) from error
             timings["pipeline_s"] = time.perf_counter() - denoise_start
@@ -333,6 +342,19 @@ class Editor:
         timings["total_s"] = time.perf_counter() - started
         recipe = self.recipe(person, garment_ids, len(garment_images), description, seed, options)
         return EditResult(images, raw_frames, seed, {k: round(v, 4) for k, v in timings.items()}, recipe)
+
+    # ----------------------------------------------------------------------------------------------
+    # Files: what the app and the API hand out
+
+    def save_result(self, result: EditResult, session: str | None = None) -> SavedResult:
+        """The edit's images and recipe, written into the session's output folder."""
+        with self.outputs.session_folder(session) as folder:
+            return save_result(result, folder)
+
+    def save_previews(self, prepared, session: str | None = None) -> dict[str, str]:
+        """Frame, mask, overlay and pose previews of a prepared person, in the session's output folder."""
+        with self.outputs.session_folder(session) as folder:
+            return save_previews(prepared, folder)
 
     def recipe(self, person, garment_ids, uploaded: int, description: str, seed: int, options: GenerationSettings):
         """Everything needed to reproduce an edit from the CLI."""

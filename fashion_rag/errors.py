@@ -15,6 +15,10 @@ class WeightsIntegrityError(RuntimeError):
     """A weights file does not match its recorded sha256 or is not a safe checkpoint."""
 
 
+class GpuOutOfMemoryError(RuntimeError):
+    """The accelerator ran out of memory for a request that is otherwise valid. The message says what to lower."""
+
+
 class CatalogIndexError(RuntimeError):
     """A catalog index is missing, corrupt, or was built by another encoder."""
 

@@ -7,6 +7,13 @@ from pathlib import Path
 import pytest
 
 
+def pytest_configure(config):
+    """Cap glibc's malloc arenas before any server thread starts, as `python app.py` does (issue 14)."""
+    from app import limit_malloc_arenas
+
+    limit_malloc_arenas()
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """The tiny model's ops are microseconds of work; on a shared 2-core machine a second intra-op thread

@@ -29,12 +29,24 @@ def test_page_builds_with_every_control(tiny_editor):
     demo = build_demo(tiny_editor)
     ids = {block.elem_id for block in demo.blocks.values() if getattr(block, "elem_id", None)}
     expected = {"person-upload", "category", "mask-editor", "pose-preview", "description", "top-k", "search-button",
-                "results", "picks", "own-garment", "generate-button", "result", "original", "seed-used", "recipe",
-                "advanced", "steps", "guidance", "seed", "scheduler", "mask-variant", "paste-back", "num-images",
-                "status"}  # fmt: skip
+                "results", "picks", "own-garment", "generate-button", "compare", "show-mask", "samples", "downloads",
+                "history", "result-note", "plan-note", "seed-used", "advanced", "steps", "guidance", "seed",
+                "scheduler", "mask-variant", "mask-grow", "mask-shrink", "mask-reset", "grow-px",
+                "category-suggestion", "paste-back", "num-images", "status"}  # fmt: skip
     assert expected <= ids
     names = {dep.api_name for dep in demo.fns.values() if dep.api_visibility == "public"}
     assert names == {"prepare", "search", "edit"}
+    # The API is declared with gr.api from typed functions (no hidden components): its parameters are the
+    # functions' own, in the order README's client example passes them.
+    info = demo.get_api_info()["named_endpoints"]
+    assert [p["parameter_name"] for p in info["/edit"]["parameters"]] == [
+        "photo", "category", "garment_ids", "garment_image", "mask", "description", "seed", "steps", "guidance",
+        "sampler", "num_images", "paste_back",
+    ]  # fmt: skip
+    assert [p["parameter_name"] for p in info["/search"]["parameters"]] == ["text", "category", "k"]
+    assert len(info["/prepare"]["returns"]) == 5 and len(info["/edit"]["returns"]) == 3
+    hidden = [b for b in demo.blocks.values() if getattr(b, "visible", True) is False and b.elem_id is None]
+    assert hidden == []
 
 
 def test_status_names_the_bundle_device_and_search_mode(tiny_editor):

@@ -21,13 +21,13 @@ from gradio_client.exceptions import AppError
 
 import fashion_rag.editor as editor_module
 import fashion_rag.weights as weights_module
-from app import status_markdown
 from fashion_rag.catalog.index import MANIFEST_NAME, VECTORS_NAME, load_index
 from fashion_rag.cli import main as cli_main
 from fashion_rag.config import GenerationSettings
 from fashion_rag.editor import Editor
-from fashion_rag.errors import CatalogIndexError, InputError, WeightsIntegrityError
+from fashion_rag.errors import CatalogIndexError, GpuOutOfMemoryError, InputError, WeightsIntegrityError
 from fashion_rag.generation.pipeline import FashionRAGPipeline
+from fashion_rag.studio import status_markdown
 from fashion_rag.weights import GENERATION_PARTS, REGISTRY
 
 from .conftest import ASTRONAUT, EXAMPLE_CATALOG
@@ -209,7 +209,7 @@ def oom_once(monkeypatch):
 
 
 def test_out_of_memory_gives_advice_releases_memory_and_the_next_edit_works(tiny_editor, person, oom_once):
-    with pytest.raises(InputError, match=OOM_ADVICE) as info:
+    with pytest.raises(GpuOutOfMemoryError, match=OOM_ADVICE) as info:  # the GPU's limit, not bad input
         tiny_editor.edit(person, garment_ids=["top-001"], seed=4, options=replace(FAST, num_images=4))
     assert isinstance(info.value.__cause__, torch.OutOfMemoryError)
     assert oom_once["released"] == 1 and not tiny_editor._generation_lock.locked()

@@ -41,10 +41,12 @@ RUN_TIMEOUT_S = 540  # the whole run (pytest's own limit is 600 s)
 # - the first run, from one warm-up request of each kind: +175 to +225 MB, once: per-thread buffers of
 #   torch/oneDNN and mediapipe in the server's worker threads and the 20 clients' own connections, reached
 #   at this concurrency (4 CPU jobs + 1 generation + 20 clients). Bound: 400 MB.
-# - a second identical run: -45 to +111 MB (+70 and +111 in two fresh-clone CI runs, perhaps per-thread
-#   buffers of further worker threads of Gradio's pool); four runs in a row in one probe never grew it.
-#   Bound: 300 MB, which still catches a leak of 3 MB per request (a kept frame, mask and pose map set
-#   alone is ~15 MB) while leaving room for what the trim cannot return.
+# - a second identical run: -45 to +111 MB before issue 14 (+70 and +111 in two fresh-clone CI runs). The
+#   cause was glibc's per-thread malloc arenas: each of Gradio's worker threads gets its own, and what
+#   malloc_trim cannot hand back fragments across them (the soak below grew +143 MB over 300 requests with
+#   default arenas, +8 MB with 2). conftest caps the arenas for the test process as `python app.py` does
+#   (app.limit_malloc_arenas). The bound stays 300 MB until this test has been rerun with the cap (not done
+#   yet for issue 14); the soak below holds the 50 MB bound on the server process.
 FIRST_RUN_BOUND_MB = 400
 NEXT_RUN_BOUND_MB = 300
 SEARCHES = ("red dress", "striped shirt", "blue jeans", "floral midi dress", "black blazer")
@@ -155,3 +157,23 @@ def test_twenty_clients_five_mixed_requests_each(studio_url, tiny_editor, monkey
               f"peak edits in flight {edits.peak}, pipeline calls {pipeline_calls.peak}; RSS (trimmed) "
               f"{memory[0]:.0f} -> {memory[1]:.0f} -> {memory[2]:.0f} MB ({first:+.0f} MB, bound {FIRST_RUN_BOUND_MB}; "
               f"{second:+.0f} MB, bound {NEXT_RUN_BOUND_MB})")  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 14: a soak of 1,000 mixed requests against `python app.py` in its own process
+
+SOAK_REQUESTS = 1000
+SOAK_BOUND_MB = 50  # growth of the server's resident memory over the soak, after a 120-request warm-up
+
+
+@pytest.mark.timeout(1200)
+def test_soak_of_a_thousand_requests_grows_the_server_by_at_most_50_mb(tiny_bundle, tiny_editor, tmp_path, capsys):
+    from .soak import soak
+
+    report = soak(tiny_bundle, tiny_editor.settings.resolved_index_dir, tmp_path, SOAK_REQUESTS)
+    assert report["requests"] == SOAK_REQUESTS  # every answer checked in one_request
+    assert report["kinds"] == {"edit": 100, "prepare": 180, "search": 720}
+    with capsys.disabled():
+        print(f"\nsoak: {SOAK_REQUESTS} requests in {report['wall_s']:.0f} s; server RSS {report['rss_before_mb']:.0f}"
+              f" -> {report['rss_after_mb']:.0f} MB ({report['growth_mb']:+.1f} MB, bound {SOAK_BOUND_MB})")  # fmt: skip
+    assert report["growth_mb"] <= SOAK_BOUND_MB, report

@@ -17,6 +17,7 @@ import http.client
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -28,9 +29,12 @@ import torch
 from gradio_client import Client, handle_file
 
 import app
-from app import AppSettings, Outputs, build_demo, parse_args, parse_ids
-from fashion_rag.config import app_from_env
+from app import parse_args
+from fashion_rag.config import AppSettings, app_from_env
 from fashion_rag.errors import InputError, WeightsIntegrityError
+from fashion_rag.outputs import Outputs
+from fashion_rag.studio import build_demo
+from fashion_rag.studio.api import parse_ids
 from fashion_rag.weights import load_torch_state_dict
 
 from .conftest import ASTRONAUT, EXAMPLE_CATALOG, REPO
@@ -294,6 +298,53 @@ def test_outputs_are_per_session_folders_inside_the_root_and_old_ones_are_cleane
     fresh = outputs.folder("d4e5f6")  # every request cleans first
     assert not first.exists() and fresh.is_dir()
     assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["anonymous", "cli", "d4e5f6", "etcpasswd"]
+
+
+def test_clean_up_never_deletes_a_folder_a_session_is_writing_to(tmp_path):
+    """A session idle past the age writes again while another request cleans: its folder must survive."""
+    outputs = Outputs(tmp_path / "outputs", max_age_s=3600)
+    idle = outputs.folder("idle")
+    old = time.time() - 7200
+    os.utime(idle, (old, old))
+    with outputs.session_folder("idle") as folder:  # handed out: in use, and fresh again
+        assert outputs.clean() == [] and folder.is_dir()
+        os.utime(folder, (old, old))  # even if its age still said "old" while in use
+        assert outputs.clean() == [] and folder.is_dir()
+        (folder / "result.png").write_bytes(b"png")
+    os.utime(idle, (old, old))
+    assert outputs.clean() == [idle] and not idle.exists()  # once out of use and old, it goes
+
+
+def test_writers_and_cleaners_racing_never_lose_a_file(tmp_path):
+    """Age 0: every folder not in use is deleted at once. 6 writers x 40 writes race 2 cleaners."""
+    outputs = Outputs(tmp_path / "outputs", max_age_s=0)
+    errors, stop = [], threading.Event()
+
+    def write(writer):
+        try:
+            for number in range(40):
+                with outputs.session_folder(f"session{writer % 3}") as folder:  # two writers per session
+                    path = folder / f"{writer}-{number}.png"
+                    path.write_bytes(b"png")
+                    time.sleep(0.001)  # let a cleaner run while the file sits there
+                    assert path.read_bytes() == b"png"
+        except Exception as error:  # noqa: BLE001 - any failure of a writer is the finding
+            errors.append(error)
+
+    def clean():
+        while not stop.is_set():
+            outputs.clean()
+
+    cleaners = [threading.Thread(target=clean) for _ in range(2)]
+    writers = [threading.Thread(target=write, args=(i,)) for i in range(6)]
+    for thread in cleaners + writers:
+        thread.start()
+    for thread in writers:
+        thread.join(timeout=60)
+    stop.set()
+    for thread in cleaners:
+        thread.join(timeout=10)
+    assert errors == []
 
 
 def test_the_cleaning_age_is_a_setting_used_by_the_studio(tiny_editor, tmp_path):

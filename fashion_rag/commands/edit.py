@@ -1,4 +1,9 @@
-"""`edit --person PHOTO --category CAT (--text "..." [--pick 1,2] | --garment IMG ... | --garment-id ID ...) --out OUT.png`."""
+"""`edit --person PHOTO --category CAT (--text "..." [--pick 1,2 | --text-only] | --garment IMG ... | --garment-id ID ...) --out OUT.png`.
+
+`--text` alone searches the catalog and edits with the picked ranks (default: the best match).
+`--text "..." --text-only` skips the catalog: the description drives the edit through SPEC step 8's
+text-only prompt, and the recipe says `"prompt": "text-only"`.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--person", required=True, type=Path, help="photo of a person")
     parser.add_argument("--category", required=True, choices=CATEGORIES)
     parser.add_argument("--text", default="", help="garment description: searches the catalog (see --pick)")
-    parser.add_argument("--pick", default="1", help="ranks of the search results to use, e.g. 1,2 (default: 1)")
+    parser.add_argument("--pick", default=None, help="ranks of the search results to use, e.g. 1,2 (default: 1)")
+    parser.add_argument(
+        "--text-only", action="store_true", help="no catalog garment: the description alone drives the edit"
+    )
     parser.add_argument("--garment", action="append", type=Path, default=[], help="your own garment image (repeatable)")
     parser.add_argument("--garment-id", action="append", default=[], help="catalog garment id (repeatable)")
     parser.add_argument("--recipe", type=Path, help="a recipe JSON from the app: its garments, seed and options")
@@ -60,6 +68,7 @@ def apply_recipe(args: argparse.Namespace) -> None:
     args.num_images = recipe.get("num_images", args.num_images)
     args.no_paste_back = not recipe.get("paste_back", True)
     args.text = recipe.get("description", args.text)
+    args.text_only = recipe.get("prompt") == "text-only"  # replayed as made, not re-searched
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,9 +95,10 @@ def run(args: argparse.Namespace) -> int:
 
     garment_ids = list(args.garment_id)
     hits = []
-    if args.text and not garment_ids and not args.garment:
+    check_text_only(args)
+    if args.text and not garment_ids and not args.garment and not args.text_only:
         started = time.perf_counter()
-        ranks = _parse_pick(args.pick)
+        ranks = _parse_pick(args.pick or "1")
         hits = editor.search(args.text, args.category, k=max(ranks))
         garment_ids = [hits[rank - 1].id for rank in ranks]
         timings["search_s"] = round(time.perf_counter() - started, 4)
@@ -130,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
                 "recipe": str(recipe_path),
                 "seed": result.seed,
                 "garment_ids": garment_ids,
+                "prompt": result.recipe["prompt"],
                 "search": [{"id": hit.id, "score": hit.score, "chunk": hit.chunk} for hit in hits],
                 "mask_source": person.mask_source,
                 "notes": list(person.notes),
@@ -137,8 +148,19 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     else:
-        print(f"wrote {', '.join(paths)} (seed {result.seed}); recipe in {recipe_path}")
+        how = "text-only edit from the description" if result.recipe["prompt"] == "text-only" else "garment edit"
+        print(f"wrote {', '.join(paths)} ({how}, seed {result.seed}); recipe in {recipe_path}")
     return 0
+
+
+def check_text_only(args: argparse.Namespace) -> None:
+    """--text-only needs a description and excludes garments and --pick."""
+    if not args.text_only:
+        return
+    if not any(ch.isalpha() for ch in args.text or ""):
+        raise InputError('--text-only needs a description: --text "red floral summer dress"')
+    if args.garment or args.garment_id or args.pick is not None:
+        raise InputError("--text-only uses no garment: leave out --garment, --garment-id and --pick")
 
 
 def _parse_pick(text: str) -> list[int]:

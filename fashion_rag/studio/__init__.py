@@ -1,0 +1,13 @@
+"""The Gradio studio: `build_demo(editor)` gives the page and its API; `app.py` launches it.
+
+layout and wiring   page.py       (components, events -> handlers)
+what events do      handlers.py   (plain functions of the editor and values)
+the public API      api.py        (gr.api endpoints prepare, search, edit)
+mask values, tools  masks.py      session state: session.py   category hints: categories.py
+ZeroGPU duration    gpu.py        status line: status.py
+"""
+
+from fashion_rag.studio.page import build_demo
+from fashion_rag.studio.status import status_markdown
+
+__all__ = ["build_demo", "status_markdown"]

@@ -1,0 +1,190 @@
+"""What the page's events do, as plain functions of the editor and values (no Gradio components here,
+so every step can be tested without a browser). `page.py` wires them to components.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fashion_rag.config import GenerationSettings
+from fashion_rag.errors import InputError
+from fashion_rag.person.photo import load_photo
+from fashion_rag.studio import gpu, masks
+from fashion_rag.studio.categories import LABELS, suggested_category
+from fashion_rag.studio.session import HistoryEntry, PersonState, Settings, add_to_history, next_number
+
+RANDOM_SEED = -1  # the seed box's value for "pick one at random"
+DISPLAY_LONG_SIDE = 1024  # the comparison shows copies this large at most; downloads are full size
+MAX_PICKS = 3
+
+
+# --------------------------------------------------------------------------------------------------
+# Person and mask
+
+
+def prepare_upload(editor, path: str | None, category: str, variant: str):
+    """An uploaded photo file -> (PersonState, brush-editor value, pose drawing, notes) or Nones."""
+    from fashion_rag.person.pose import draw_skeleton
+
+    if not path:
+        return None, None, None, ""
+    prepared = editor.prepare(load_photo(path, name=Path(path).name), category, mask_variant=variant)
+    state = PersonState.of(prepared)
+    notes = "  \n".join(prepared.notes) or f"Mask from the {prepared.mask_source} path."
+    return state, masks.editor_value(state.frame, prepared.mask), draw_skeleton(state.frame, state.keypoints), notes
+
+
+def mask_tool(state: PersonState | None, value: dict | None, variant: str, action: str, pixels: int = 8):
+    """The brush editor's new value after "grow", "shrink" or "reset" (to the automatic `variant` mask)."""
+    if state is None:
+        raise InputError("upload a person photo first")
+    if action == "reset":
+        return masks.editor_value(state.frame, state.automatic_mask(variant))
+    painted = masks.layers_mask(value)
+    current = masks.binary(painted) if painted is not None else state.automatic_mask(variant)
+    step = int(pixels) if action == "grow" else -int(pixels)
+    if action not in ("grow", "shrink") or int(pixels) < 1:
+        raise InputError(f"mask tool {action!r} by {pixels!r} px: grow or shrink by 1 to {masks.MAX_GROW_PX} px")
+    return masks.editor_value(state.frame, masks.grow(current, step))
+
+
+def person_for_edit(editor, state: PersonState, value: dict | None, variant: str):
+    """The PreparedPerson to edit: the automatic mask, or the painted one binarised like the API's."""
+    prepared = state.prepared(variant)
+    painted = masks.layers_mask(value)
+    if painted is not None and not np.array_equal(masks.binary(painted), prepared.mask):
+        prepared = editor.with_user_mask(prepared, painted)
+    return prepared
+
+
+# --------------------------------------------------------------------------------------------------
+# Description and garments
+
+
+def search(editor, text: str, category: str, k: int):
+    """(gallery items, hit ids, pick choices) for a description."""
+    hits = editor.search(text, category, int(k))
+    gallery = [(str(editor.searcher.image_path(hit.id)), f"{rank}. {hit.caption} · {hit.score:.3f}")
+               for rank, hit in enumerate(hits, start=1)]  # fmt: skip
+    choices = [(f"{hit.caption} ({hit.id})", hit.id) for hit in hits]
+    return gallery, [hit.id for hit in hits], choices
+
+
+def toggle_pick(hit_ids: list[str], picks: list[str] | None, index: int) -> tuple[list[str], str | None]:
+    """Picks after clicking result `index`: added, or dropped when picked already. Second: a warning or None."""
+    picks = list(picks or [])
+    picked = hit_ids[index]
+    if picked in picks:
+        picks.remove(picked)
+    elif len(picks) >= MAX_PICKS:
+        return picks, f"Fashion-RAG takes at most {MAX_PICKS} garments: drop one first."
+    else:
+        picks.append(picked)
+    return picks, None
+
+
+def category_hint(text: str, selected: str) -> str | None:
+    """The category to offer when the description names another one than `selected`, else None."""
+    return suggested_category(text, selected)
+
+
+def hint_label(category: str) -> str:
+    return f"Switch to {LABELS[category]}"
+
+
+def plan_note(picks: list[str] | None, own_garment: str | None, text: str) -> str:
+    """What Generate will do with the current picks, said before it runs."""
+    if picks or own_garment:
+        count = len(picks or []) + (1 if own_garment else 0)
+        return f"Generate dresses the person in the {count} picked garment{'s' if count > 1 else ''}."
+    if any(ch.isalpha() for ch in text or ""):
+        return "No garment picked: Generate makes a **text-only** edit from the description."
+    return "Pick 1 to 3 garments, or describe one for a text-only edit."
+
+
+# --------------------------------------------------------------------------------------------------
+# Generate, compare, history
+
+
+def seed_value(seed: float | int | None) -> int | None:
+    """The seed box: empty or -1 means random; anything else must be a whole number."""
+    if seed is None or seed == "" or seed == RANDOM_SEED:
+        return None
+    if isinstance(seed, bool) or float(seed) != int(float(seed)):
+        raise InputError(f"seed={seed!r}: use a whole number from 0 to 4294967295, or -1 for a random one")
+    return int(float(seed))
+
+
+def options_of(settings: Settings) -> GenerationSettings:
+    return replace(GenerationSettings(), steps=settings.steps, guidance=settings.guidance,
+                   scheduler=settings.scheduler, num_images=settings.num_images, paste_back=settings.paste_back)  # fmt: skip
+
+
+def generate(editor, person, picks: list[str], garment_images: list[Image.Image], description: str,
+             settings: Settings, history: list[HistoryEntry], session: str | None = None, progress=None):  # fmt: skip
+    """Run one edit and file it: (the new HistoryEntry, the new history). `settings.seed` -1 is random."""
+    result = gpu.edit_on_gpu(editor, person, list(picks), garment_images, description or "",
+                         seed_value(settings.seed), options_of(settings), progress)  # fmt: skip
+    saved = editor.save_result(result, session)
+    views = save_views(editor, person, result.images, saved.images, session)
+    entry = HistoryEntry(
+        number=next_number(history), images=tuple(saved.images), recipe=saved.recipe, views=views,
+        garment_ids=tuple(picks), uploaded_garment=bool(garment_images), description=description or "",
+        category=person.category, prompt=result.recipe["prompt"], settings=replace(settings, seed=result.seed),
+    )  # fmt: skip
+    return entry, add_to_history(history, entry)
+
+
+def display_size(size: tuple[int, int]) -> tuple[int, int]:
+    scale = min(1.0, DISPLAY_LONG_SIDE / max(size))
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def save_views(editor, person, images: list[Image.Image], paths: list[str], session: str | None) -> dict:
+    """Display-size copies for the comparison (original, each result, the mask at the photo's framing)."""
+    size = display_size(person.original.size)
+    alpha = person.transform.unframe(person.mask.astype(np.float32))  # (H, W) photo pixels
+    mask = Image.fromarray((alpha >= 0.5).astype(np.uint8) * 255).resize(size, Image.Resampling.NEAREST)
+    stem = Path(paths[0]).with_suffix("").as_posix().rsplit("-", 1)[0]
+    with editor.outputs.session_folder(session):
+        views = {"original": f"{stem}-view-original.jpg", "mask": f"{stem}-view-mask.png", "results": []}
+        person.original.resize(size, Image.Resampling.LANCZOS).save(views["original"], quality=90)
+        mask.save(views["mask"])
+        for index, image in enumerate(images):
+            views["results"].append(f"{stem}-view-{index + 1}.jpg")
+            image.resize(size, Image.Resampling.LANCZOS).save(views["results"][-1], quality=90)
+    return views
+
+
+def comparison(entry: HistoryEntry | None, sample: int = 0, show_mask: bool = False):
+    """(original, result) display images of a history entry's `sample`, the mask tinted over the result."""
+    if entry is None:
+        return None
+    sample = min(max(0, int(sample)), len(entry.views["results"]) - 1)
+    result = Image.open(entry.views["results"][sample])
+    if show_mask:
+        result = masks.overlay(result, np.asarray(Image.open(entry.views["mask"])) > 127)
+    return entry.views["original"], result
+
+
+def restored_values(entry: HistoryEntry) -> tuple:
+    """The page's controls as they were for `entry`: picks, description, category, seed, steps, guidance,
+    sampler, paste-back, samples (the seed is the one used, so Generate makes the same picture again)."""
+    s = entry.settings
+    return (list(entry.garment_ids), entry.description, entry.category, s.seed, s.steps, s.guidance, s.scheduler,
+            s.paste_back, s.num_images)  # fmt: skip
+
+
+def result_note(entry: HistoryEntry) -> str:
+    """What the last Generate did, in words."""
+    if entry.prompt == "text-only":
+        made = f"**Text-only edit** from the description “{entry.description}” (no garment picked)"
+    else:
+        garments = list(entry.garment_ids) + (["your own garment"] if entry.uploaded_garment else [])
+        made = f"Edit with {', '.join(garments)}"
+    count = len(entry.images)
+    return f"{made} · seed {entry.settings.seed} · {count} sample{'s' if count > 1 else ''}"

@@ -1,0 +1,100 @@
+"""The mask as the page's brush editor holds it, the API's mask upload, and the mask tools.
+
+Page and API binarise a painted mask the same way: both become one 'L' image of mask values (a painted
+layer's alpha, or the brightness of an opaque black-and-white mask) handed to `Editor.with_user_mask`,
+which thresholds at 0.5. Antialiased brush edges therefore count where they are at least half painted,
+through either door.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from fashion_rag.errors import InputError
+from fashion_rag.person.photo import ACCEPTED_FORMATS, DECODE_ERRORS, DEFAULT_MAX_PIXELS, load_photo
+
+MASK_RGBA = (255, 0, 64, 150)  # how the mask layer shows over the photo in the brush editor
+MAX_GROW_PX = 64  # grow/shrink steps beyond this are refused (the frame is 384 px wide)
+
+
+def mask_layer(mask: np.ndarray) -> Image.Image:
+    """(512, 384) bool mask -> the RGBA layer the brush editor paints on."""
+    layer = np.zeros(mask.shape + (4,), np.uint8)
+    layer[mask] = MASK_RGBA
+    return Image.fromarray(layer, "RGBA")
+
+
+def editor_value(frame: Image.Image, mask: np.ndarray) -> dict[str, Any]:
+    """The brush editor's value: the frame as background, the mask as its one layer."""
+    return {"background": frame, "layers": [mask_layer(mask)], "composite": None}
+
+
+def values_image(image: Image.Image) -> Image.Image:
+    """A mask image as 'L' mask values: the alpha of a painted (partly transparent) layer, else brightness."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        alpha = image.convert("RGBA").getchannel("A")
+        if alpha.getextrema()[0] < 255:
+            return alpha
+    rgb = np.asarray(load_photo(image))  # 16-bit, CMYK, … as the photo loader converts them
+    return Image.fromarray(rgb.max(axis=2))
+
+
+def layers_mask(value: dict | None) -> Image.Image | None:
+    """The brush editor's layers as one 'L' image of mask values (the most painted layer per pixel), or None."""
+    if not value or not value.get("layers"):
+        return None
+    combined = None
+    for layer in value["layers"]:
+        if layer is None:
+            continue
+        values = values_image(layer if isinstance(layer, Image.Image) else Image.open(layer))
+        combined = values if combined is None else Image.fromarray(np.maximum(np.asarray(combined), values))
+    return combined
+
+
+def binary(values: Image.Image) -> np.ndarray:
+    """Mask values -> bool, at the threshold `Editor.with_user_mask` uses (0.5, i.e. >= 128)."""
+    return np.asarray(values.convert("L")) >= 128
+
+
+def load_mask(path: str | Path) -> Image.Image:
+    """An uploaded mask file as 'L' mask values: pixel limit checked from the header, EXIF orientation applied."""
+    label = Path(path).name
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > DEFAULT_MAX_PIXELS:
+                raise InputError(f"{label} is {image.width}x{image.height}: upload a mask of at most 40 megapixels")
+            image.load()
+            upright = ImageOps.exif_transpose(image)
+    except InputError:
+        raise
+    except (FileNotFoundError, IsADirectoryError) as error:
+        raise InputError(f"{label} could not be read: upload a {ACCEPTED_FORMATS} mask") from error
+    except DECODE_ERRORS as error:
+        raise InputError(f"{label} is not a readable image ({error}): upload a {ACCEPTED_FORMATS} mask") from error
+    return values_image(upright)
+
+
+def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """The mask grown (pixels > 0) or shrunk (< 0) by a disc of that radius; bool (512, 384)."""
+    pixels = int(pixels)
+    if not -MAX_GROW_PX <= pixels <= MAX_GROW_PX:
+        raise InputError(f"grow/shrink by {pixels} px: use 1 to {MAX_GROW_PX}")
+    if pixels == 0:
+        return mask.copy()
+    radius = abs(pixels)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    operation = cv2.dilate if pixels > 0 else cv2.erode
+    return operation(mask.astype(np.uint8), disc) > 0
+
+
+def overlay(image: Image.Image, mask: np.ndarray, colour: tuple[int, int, int] = (255, 0, 64)) -> Image.Image:
+    """`image` with a same-size bool mask tinted over it (45%), as the preview of what was regenerated."""
+    array = np.asarray(image.convert("RGB"), dtype=np.float32)
+    array[mask] = 0.55 * array[mask] + 0.45 * np.asarray(colour, dtype=np.float32)
+    return Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8))

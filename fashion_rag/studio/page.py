@@ -1,0 +1,249 @@
+"""The studio page: layout first (person and mask, garments, result and history), event wiring last.
+
+Every event calls a plain function of `handlers`; this module only moves values between components
+and those functions. The API endpoints are declared in `api.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import gradio as gr
+
+from fashion_rag.config import CATEGORIES, REPO_ROOT, AppSettings, GenerationSettings
+from fashion_rag.errors import InputError
+from fashion_rag.person.photo import load_photo
+from fashion_rag.studio import api, handlers
+from fashion_rag.studio.errors import user_errors_as_gradio
+from fashion_rag.studio.session import Settings
+from fashion_rag.studio.status import status_markdown
+
+EXAMPLES_DIR = REPO_ROOT / "examples"
+IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"]
+PRIVATE = {"api_visibility": "private"}  # the page's own events; the public API is api.py's
+CSS = """
+.step-title h3 {margin: 0 0 4px 0}
+#plan-note, #result-note {min-height: 1.6em}
+#person-upload {max-height: 120px}
+"""
+
+
+def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
+    """The studio page around an Editor (models load lazily on first use)."""
+    settings = settings or editor.settings
+    with gr.Blocks(title="Fashion-RAG studio", delete_cache=(3600, settings.output_max_age_s)) as demo:
+        gr.Markdown("# Fashion-RAG studio\n**1** Upload a person · **2** describe a garment and pick what the "
+                    "catalog finds (or pick nothing for a text-only edit) · **3** Generate and compare.")  # fmt: skip
+        status = gr.Markdown(status_markdown(editor), elem_id="status")
+        state = SimpleNamespace(person=gr.State(None), hits=gr.State([]), history=gr.State([]), current=gr.State(None))
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=4, min_width=340):
+                person = person_column()
+            with gr.Column(scale=4, min_width=340):
+                garments = garment_column()
+            with gr.Column(scale=5, min_width=380):
+                result = result_column()
+        ui = SimpleNamespace(**vars(person), **vars(garments), **vars(result), state=state)
+        wire_person(editor, ui)
+        wire_garments(editor, ui)
+        wire_result(editor, ui)
+        api.register(editor)
+        demo.load(lambda: status_markdown(editor), None, status, **PRIVATE)
+    demo.css = CSS
+    return demo
+
+
+# --------------------------------------------------------------------------------------------------
+# Layout
+
+
+def person_column() -> SimpleNamespace:
+    gr.Markdown("### 1 · Person", elem_classes="step-title")
+    # gr.File, not gr.Image: the photo reaches load_photo undecoded, so the pixel limit is checked from
+    # the header and EXIF, 16-bit and CMYK are handled as the API handles them.
+    upload = gr.File(label="Person photo (PNG, JPEG, WebP …)", file_types=IMAGE_TYPES, elem_id="person-upload")
+    people = sorted((EXAMPLES_DIR / "people").glob("*.png")) + sorted((EXAMPLES_DIR / "people").glob("*.jpg"))
+    if people:
+        gr.Examples([[str(p)] for p in people], inputs=[upload], label="Example people")
+    category = gr.Radio(list(CATEGORIES), value="upper_body", label="Garment category", elem_id="category")
+    mask_editor = gr.ImageEditor(
+        label="Garment mask: paint to add, erase to remove", type="pil", elem_id="mask-editor",
+        sources=(), transforms=(), layers=False, height=460, canvas_size=(384, 512), fixed_canvas=True,
+        brush=gr.Brush(colors=["#ff0040"], default_size=24, color_mode="fixed"), eraser=gr.Eraser(default_size=24),
+    )  # fmt: skip
+    with gr.Row(elem_id="mask-tools"):
+        variant = gr.Radio(["box", "precise"], value="box", label="Automatic mask", elem_id="mask-variant", scale=2)
+        grow_px = gr.Number(8, precision=0, minimum=1, maximum=64, label="px", elem_id="grow-px", scale=1)
+    with gr.Row():
+        grow = gr.Button("Grow", size="sm", elem_id="mask-grow")
+        shrink = gr.Button("Shrink", size="sm", elem_id="mask-shrink")
+        reset = gr.Button("Reset to automatic", size="sm", elem_id="mask-reset")
+    notes = gr.Markdown("", elem_id="person-notes")
+    with gr.Accordion("Detected pose", open=False):
+        pose = gr.Image(label="Detected pose", interactive=False, elem_id="pose-preview", height=300)
+    return SimpleNamespace(upload=upload, category=category, mask_editor=mask_editor, variant=variant,
+                           grow_px=grow_px, grow=grow, shrink=shrink, reset=reset, notes=notes, pose=pose)  # fmt: skip
+
+
+def garment_column() -> SimpleNamespace:
+    gr.Markdown("### 2 · Garments", elem_classes="step-title")
+    description = gr.Textbox(label="Describe the garment", elem_id="description", max_lines=3,
+                             placeholder="navy double-breasted blazer with gold buttons")  # fmt: skip
+    switch = gr.Button("", visible=False, size="sm", variant="secondary", elem_id="category-suggestion")
+    texts = example_descriptions()
+    if texts:
+        gr.Examples([[t] for t in texts], inputs=[description], label="Example descriptions")
+    with gr.Row(equal_height=True):
+        k = gr.Slider(1, 12, value=6, step=1, label="Results", elem_id="top-k", scale=3)
+        search = gr.Button("Search", variant="secondary", elem_id="search-button", scale=1)
+    results = gr.Gallery(label="Catalog matches (click to pick, click again to drop)", columns=3, height=340,
+                         allow_preview=False, elem_id="results")  # fmt: skip
+    picks = gr.Dropdown([], value=[], multiselect=True, max_choices=3, label="Picked garments, in order",
+                        elem_id="picks")  # fmt: skip
+    own = gr.File(label="Or add your own garment image", file_types=IMAGE_TYPES, elem_id="own-garment", height=110)
+    plan = gr.Markdown(handlers.plan_note([], None, ""), elem_id="plan-note")
+    return SimpleNamespace(description=description, switch=switch, k=k, search=search, results=results,
+                           picks=picks, own=own, plan=plan)  # fmt: skip
+
+
+def result_column() -> SimpleNamespace:
+    gr.Markdown("### 3 · Result", elem_classes="step-title")
+    with gr.Row(equal_height=True):
+        num_images = gr.Slider(1, 4, value=1, step=1, label="Samples", elem_id="num-images", scale=2)
+        generate = gr.Button("Generate", variant="primary", elem_id="generate-button", scale=1)
+    note = gr.Markdown("", elem_id="result-note")
+    compare = gr.ImageSlider(label="Before / after (drag the handle)", type="pil", interactive=False,
+                             elem_id="compare", max_height=560, format="jpeg")  # fmt: skip
+    with gr.Row(equal_height=True):
+        show_mask = gr.Checkbox(False, label="Show the mask over the result", elem_id="show-mask")
+        seed_used = gr.Number(None, label="Seed used", interactive=False, precision=0, elem_id="seed-used")
+    samples = gr.Gallery(label="Samples (click to compare)", columns=4, height=120, allow_preview=False,
+                         object_fit="contain", visible=False, elem_id="samples")  # fmt: skip
+    downloads = gr.File(label="Full-resolution results and recipe", file_count="multiple", interactive=False,
+                        elem_id="downloads", height=120)  # fmt: skip
+    history = gr.Gallery(label="History of this session (click one to restore its settings)", columns=6,
+                         height=150, allow_preview=False, object_fit="contain", elem_id="history")  # fmt: skip
+    with gr.Accordion("Advanced options", open=False, elem_id="advanced"):
+        steps = gr.Slider(1, 150, value=GenerationSettings.steps, step=1, label="Steps", elem_id="steps")
+        guidance = gr.Slider(0, 30, value=GenerationSettings.guidance, step=0.5, label="Guidance", elem_id="guidance")
+        seed = gr.Number(value=handlers.RANDOM_SEED, precision=0, label="Seed (-1: random)", elem_id="seed")
+        scheduler = gr.Radio(["ddim", "dpm++"], value=GenerationSettings.scheduler, label="Sampler",
+                             elem_id="scheduler")  # fmt: skip
+        paste_back = gr.Checkbox(value=True, label="Paste original pixels back outside the mask", elem_id="paste-back")
+    return SimpleNamespace(num_images=num_images, generate=generate, note=note, compare=compare, show_mask=show_mask,
+                           seed_used=seed_used, samples=samples, downloads=downloads, history=history, steps=steps,
+                           guidance=guidance, seed=seed, scheduler=scheduler, paste_back=paste_back)  # fmt: skip
+
+
+def example_descriptions() -> list[str]:
+    path = EXAMPLES_DIR / "queries.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()][:8]
+
+
+# --------------------------------------------------------------------------------------------------
+# Wiring
+
+
+def wire_person(editor, ui) -> None:
+    def on_photo(path, category, variant):
+        with user_errors_as_gradio():
+            return handlers.prepare_upload(editor, path, category, variant)
+
+    def on_tool(action):
+        def run(person, value, variant, pixels):
+            with user_errors_as_gradio():
+                return handlers.mask_tool(person, value, variant, action, pixels or 0)
+
+        return run
+
+    inputs, outputs = [ui.upload, ui.category, ui.variant], [ui.state.person, ui.mask_editor, ui.pose, ui.notes]
+    ui.upload.change(on_photo, inputs, outputs, concurrency_id="cpu", **PRIVATE)
+    ui.category.change(on_photo, inputs, outputs, concurrency_id="cpu", **PRIVATE)
+    tool_inputs = [ui.state.person, ui.mask_editor, ui.variant, ui.grow_px]
+    ui.variant.change(on_tool("reset"), tool_inputs, [ui.mask_editor], **PRIVATE)
+    for button, action in ((ui.grow, "grow"), (ui.shrink, "shrink"), (ui.reset, "reset")):
+        button.click(on_tool(action), tool_inputs, [ui.mask_editor], **PRIVATE)
+
+
+def wire_garments(editor, ui) -> None:
+    def on_search(text, category, k):
+        with user_errors_as_gradio():
+            gallery, ids, choices = handlers.search(editor, text, category, k)
+        if not ids:
+            gr.Info("No catalog garment matches that description.")
+        return gallery, ids, gr.update(choices=choices, value=[])
+
+    def on_pick(hit_ids, picks, event: gr.SelectData):
+        picks, warning = handlers.toggle_pick(hit_ids, picks, event.index)
+        if warning:
+            gr.Warning(warning)
+        return picks
+
+    def on_describe(text, category):
+        other = handlers.category_hint(text, category)
+        return gr.update(visible=other is not None, value=handlers.hint_label(other) if other else "")
+
+    def on_switch(text, category):
+        return handlers.category_hint(text, category) or category
+
+    search_inputs, search_outputs = [ui.description, ui.category, ui.k], [ui.results, ui.state.hits, ui.picks]
+    ui.search.click(on_search, search_inputs, search_outputs, concurrency_id="cpu", **PRIVATE)
+    ui.description.submit(on_search, search_inputs, search_outputs, concurrency_id="cpu", **PRIVATE)
+    ui.results.select(on_pick, [ui.state.hits, ui.picks], [ui.picks], **PRIVATE)
+    for trigger in (ui.description.change, ui.category.change):
+        trigger(on_describe, [ui.description, ui.category], [ui.switch], **PRIVATE)
+    ui.switch.click(on_switch, [ui.description, ui.category], [ui.category], **PRIVATE)
+    for trigger in (ui.picks.change, ui.own.change, ui.description.change):
+        trigger(handlers.plan_note, [ui.picks, ui.own, ui.description], [ui.plan], **PRIVATE)
+
+
+def wire_result(editor, ui) -> None:
+    def on_generate(person, value, variant, picks, own, text, seed, steps, guidance, scheduler, paste, images,
+                    history, request: gr.Request, progress=gr.Progress()):  # noqa: B008  # fmt: skip
+        with user_errors_as_gradio():
+            if person is None:
+                raise InputError("upload a person photo first")
+            prepared = handlers.person_for_edit(editor, person, value, variant)
+            garments = [load_photo(own, name="your garment image")] if own else []
+            settings = Settings(seed=handlers.seed_value(seed) if seed not in (None, -1) else -1, steps=int(steps),
+                                guidance=float(guidance), scheduler=scheduler, num_images=int(images),
+                                paste_back=bool(paste))  # fmt: skip
+            track = lambda done, total: progress((done, total), desc="denoising", unit="steps")  # noqa: E731
+            entry, history = handlers.generate(editor, prepared, picks or [], garments, text, settings, history,
+                                               getattr(request, "session_hash", None), track)  # fmt: skip
+        return show_entry(entry, history)
+
+    def on_sample(current, show, event: gr.SelectData):
+        return handlers.comparison(current, event.index, show), event.index
+
+    def on_history(history, show, event: gr.SelectData):
+        entry = history[event.index]
+        return (*show_entry(entry, history), *handlers.restored_values(entry))
+
+    sample_index = gr.State(0)
+    shown = [ui.compare, ui.note, ui.samples, ui.downloads, ui.seed_used, ui.history, ui.state.history,
+             ui.state.current, sample_index]  # fmt: skip
+    ui.generate.click(
+        on_generate,
+        [ui.state.person, ui.mask_editor, ui.variant, ui.picks, ui.own, ui.description, ui.seed, ui.steps,
+         ui.guidance, ui.scheduler, ui.paste_back, ui.num_images, ui.state.history],
+        shown, concurrency_limit=1, concurrency_id="gpu", **PRIVATE,
+    )  # fmt: skip
+    ui.show_mask.change(handlers.comparison, [ui.state.current, sample_index, ui.show_mask], [ui.compare], **PRIVATE)
+    ui.samples.select(on_sample, [ui.state.current, ui.show_mask], [ui.compare, sample_index], **PRIVATE)
+    restored = [ui.picks, ui.description, ui.category, ui.seed, ui.steps, ui.guidance, ui.scheduler, ui.paste_back,
+                ui.num_images]  # fmt: skip
+    ui.history.select(on_history, [ui.state.history, ui.show_mask], shown + restored, **PRIVATE)
+
+
+def show_entry(entry, history):
+    """Component values showing one history entry (the first sample in the comparison)."""
+    many = len(entry.images) > 1
+    samples = gr.update(value=[(path, f"sample {i + 1}") for i, path in enumerate(entry.views["results"])],
+                        visible=many)  # fmt: skip
+    gallery = [(item.views["results"][0], item.caption) for item in history]
+    return (handlers.comparison(entry), handlers.result_note(entry), samples, [*entry.images, entry.recipe],
+            entry.settings.seed, gallery, history, entry, 0)  # fmt: skip

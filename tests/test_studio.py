@@ -1,0 +1,301 @@
+"""The studio's handlers without a browser (issue 14): text-only edits, before/after and history, mask
+tools and binarisation, category hints, uploads through the photo loader, session state, ZeroGPU."""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+import types
+import zlib
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image, ImageDraw
+
+from fashion_rag.errors import GpuOutOfMemoryError, InputError
+from fashion_rag.generation.pipeline import FashionRAGPipeline
+from fashion_rag.person.pose import pose_heatmaps
+from fashion_rag.studio import gpu, handlers, masks
+from fashion_rag.studio.categories import suggested_category
+from fashion_rag.studio.errors import user_errors_as_gradio
+from fashion_rag.studio.session import Settings
+
+from .conftest import ASTRONAUT
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+FAST = Settings(seed=11, steps=1, guidance=7.5, scheduler="ddim", num_images=1, paste_back=True)
+
+
+@pytest.fixture(scope="module")
+def uploaded(tiny_editor):
+    """What the page keeps after the astronaut photo is uploaded: (PersonState, brush-editor value)."""
+    state, value, pose, notes = handlers.prepare_upload(tiny_editor, str(ASTRONAUT), "upper_body", "box")
+    assert pose.size == (384, 512) and "offline" in notes
+    return state, value
+
+
+@pytest.fixture
+def pipeline_calls(monkeypatch):
+    """The arguments every FashionRAGPipeline call received (the call itself still runs)."""
+    calls = []
+    real = FashionRAGPipeline.__call__
+
+    def record(self, frame, mask, category, **kwargs):
+        calls.append({"mask": np.asarray(mask).copy(), "category": category, **kwargs})
+        return real(self, frame, mask, category, **kwargs)
+
+    monkeypatch.setattr(FashionRAGPipeline, "__call__", record)
+    return calls
+
+
+def strokes_layer() -> Image.Image:
+    """An RGBA brush layer with antialiased strokes (drawn 4x larger, then reduced): soft edges of every alpha."""
+    big = Image.new("RGBA", (384 * 4, 512 * 4), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(big)
+    draw.line([(400, 700), (1100, 900), (900, 1400)], fill=(255, 0, 64, 255), width=90)
+    draw.ellipse([(500, 500), (800, 800)], fill=(255, 0, 64, 255))
+    return big.resize((384, 512), Image.Resampling.LANCZOS)
+
+
+# --------------------------------------------------------------------------------------------------
+# Session state and uploads
+
+
+def test_session_state_keeps_keypoints_not_the_pose_map_and_rebuilds_it(tiny_editor, uploaded):
+    state, _ = uploaded
+    assert not hasattr(state, "pose_map")
+    arrays = [value for value in vars(state).values() if isinstance(value, np.ndarray)]
+    assert sum(array.nbytes for array in arrays) < 500_000  # two bool masks and 36 numbers, not 14 MB
+    prepared = tiny_editor.prepare(ASTRONAUT, "upper_body")
+    np.testing.assert_array_equal(state.prepared("box").pose_map, prepared.pose_map)
+    np.testing.assert_array_equal(state.prepared("box").pose_map, pose_heatmaps(prepared.keypoints))
+    assert state.original.size == Image.open(ASTRONAUT).size  # paste-back needs the full photo, server-side
+
+
+def test_page_uploads_are_files_read_by_the_photo_loader(tiny_editor, tmp_path):
+    from app import build_demo
+
+    demo = build_demo(tiny_editor)
+    uploads = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) in ("person-upload", "own-garment")]
+    assert len(uploads) == 2 and all(isinstance(block, gr.File) for block in uploads)  # not decoded by Gradio
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    huge = tmp_path / "huge.png"  # a header claiming 12000x12000 and no pixels: only a header check refuses it
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 12000, 12000, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", b"") + chunk(b"IEND", b""))  # fmt: skip
+    with pytest.raises(InputError, match=r"huge\.png is 12000x12000 = 144\.0 megapixels, above the limit"):
+        handlers.prepare_upload(tiny_editor, str(huge), "upper_body", "box")
+    rgb = Image.open(ASTRONAUT).convert("RGB")
+    sixteen = tmp_path / "sixteen.png"
+    Image.fromarray(np.asarray(rgb.convert("L"), dtype=np.uint16) * 257).save(sixteen)  # 16-bit grey
+    cmyk = tmp_path / "cmyk.jpg"
+    rgb.convert("CMYK").save(cmyk)
+    for path in (sixteen, cmyk):
+        state, *_ = handlers.prepare_upload(tiny_editor, str(path), "upper_body", "box")
+        assert state.original.mode == "RGB" and 0.05 < state.mask_box.mean() < 0.8  # a person was found
+
+
+# --------------------------------------------------------------------------------------------------
+# Text-only edits, before/after, history, downloads
+
+
+def test_text_only_edit_from_the_page_uses_the_description_and_says_so(tiny_editor, uploaded, pipeline_calls):
+    state, value = uploaded
+    assert "text-only" in handlers.plan_note([], None, "red floral summer dress")
+    assert "2 picked garments" in handlers.plan_note(["top-001", "top-002"], None, "red floral summer dress")
+    person = handlers.person_for_edit(tiny_editor, state, value, "box")
+    entry, history = handlers.generate(tiny_editor, person, [], [], "red floral summer dress", FAST, [], "pagetest")
+    call = pipeline_calls[-1]
+    assert call["garment_tokens"] is None and call["description"] == "red floral summer dress"  # SPEC step 8
+    assert entry.prompt == "text-only" and json.loads(Path(entry.recipe).read_text())["prompt"] == "text-only"
+    assert handlers.result_note(entry).startswith("**Text-only edit** from the description “red floral summer dress”")
+    assert history == [entry] and "text-only" in entry.caption
+
+
+def test_compare_at_the_photos_aspect_with_the_mask_toggle_samples_and_downloads(tiny_editor, uploaded):
+    state, value = uploaded
+    person = handlers.person_for_edit(tiny_editor, state, value, "box")
+    two = Settings(seed=5, steps=1, guidance=7.5, scheduler="ddim", num_images=2, paste_back=True)
+    entry, _ = handlers.generate(tiny_editor, person, ["top-001"], [], "", two, [], "comparetest")
+    width, height = state.original.size
+    assert [Image.open(path).size for path in entry.images] == [(width, height)] * 2  # downloads: full size
+    assert json.loads(Path(entry.recipe).read_text())["seed"] == 5
+    original, result = handlers.comparison(entry, sample=1)
+    before = Image.open(original)
+    assert abs(before.width / before.height - width / height) < 0.01 and result.size == before.size
+    assert not np.array_equal(np.asarray(result), np.asarray(handlers.comparison(entry, sample=0)[1]))
+    _, tinted = handlers.comparison(entry, sample=1, show_mask=True)
+    changed = np.any(np.asarray(tinted, dtype=int) != np.asarray(result, dtype=int), axis=2)
+    mask = np.asarray(Image.open(entry.views["mask"])) > 127
+    assert changed.any() and not changed[~mask].any()  # the tint covers the mask and nothing else
+    # The mask view is the frame's mask carried to the photo: compare with an independent unframing.
+    alpha = state.transform.unframe(person.mask.astype(np.float32)) >= 0.5
+    small = np.asarray(Image.fromarray(alpha).resize(before.size, Image.Resampling.NEAREST))
+    assert (small == mask).mean() > 0.99
+
+
+def test_history_is_newest_first_and_restores_the_settings_of_an_entry(tiny_editor, uploaded):
+    state, value = uploaded
+    person = handlers.person_for_edit(tiny_editor, state, value, "box")
+    first, history = handlers.generate(tiny_editor, person, ["top-001"], [], "striped shirt", FAST, [], "histtest")
+    later = Settings(seed=-1, steps=2, guidance=3.0, scheduler="dpm++", num_images=1, paste_back=False)
+    second, history = handlers.generate(tiny_editor, person, [], [], "red dress", later, history, "histtest")
+    assert [entry.number for entry in history] == [2, 1] and 0 <= second.settings.seed < 2**32
+    assert handlers.restored_values(history[1]) == (["top-001"], "striped shirt", "upper_body", 11, 1, 7.5, "ddim",
+                                                    True, 1)  # fmt: skip
+    assert handlers.restored_values(history[0])[3:7] == (second.settings.seed, 2, 3.0, "dpm++")
+    # Restored settings reproduce the picture exactly.
+    again, _ = handlers.generate(tiny_editor, person, ["top-001"], [], "striped shirt", first.settings, [], "histtest")
+    np.testing.assert_array_equal(np.asarray(Image.open(again.images[0])), np.asarray(Image.open(first.images[0])))
+
+
+# --------------------------------------------------------------------------------------------------
+# Mask tools and one binarisation for page and API
+
+
+def test_page_and_api_binarise_the_same_painted_strokes_the_same_way(tiny_editor, uploaded, tmp_path, studio_url,
+                                                                      pipeline_calls):  # fmt: skip
+    state, _ = uploaded
+    layer = strokes_layer()
+    alpha = np.asarray(layer)[:, :, 3]
+    soft = (alpha > 0) & (alpha < 128)
+    assert soft.sum() > 200  # the edges really are antialiased: a threshold at alpha > 0 would differ
+    expected = alpha >= 128  # half painted or more, as SPEC-free plain arithmetic
+    page_value = {"background": state.frame, "layers": [layer], "composite": None}
+    page_mask = handlers.person_for_edit(tiny_editor, state, page_value, "box").mask
+    np.testing.assert_array_equal(page_mask, expected)
+
+    layer.save(tmp_path / "strokes.png")  # the same strokes, sent to the API as the mask file
+    client = Client(studio_url, verbose=False)
+    client.predict(handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, handle_file(str(tmp_path / "strokes.png")),
+                   "", 3, 1, 7.5, "ddim", 1, True, api_name="/edit")  # fmt: skip
+    np.testing.assert_array_equal(pipeline_calls[-1]["mask"] > 0.5, expected)
+
+
+def test_grow_shrink_and_reset_the_mask(tiny_editor, uploaded):
+    state, _ = uploaded
+    square = np.zeros((512, 384), bool)
+    square[200:300, 100:200] = True
+    value = masks.editor_value(state.frame, square)
+
+    def box(value):
+        mask = masks.binary(masks.layers_mask(value))
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        return rows[0], rows[-1], cols[0], cols[-1]
+
+    assert box(handlers.mask_tool(state, value, "box", "grow", 6)) == (194, 305, 94, 205)
+    assert box(handlers.mask_tool(state, value, "box", "shrink", 6)) == (206, 293, 106, 193)
+    reset = masks.binary(masks.layers_mask(handlers.mask_tool(state, value, "precise", "reset")))
+    np.testing.assert_array_equal(reset, state.mask_precise)
+    with pytest.raises(InputError, match=r"grow or shrink by 1 to 64 px"):
+        handlers.mask_tool(state, value, "box", "grow", 0)
+    with pytest.raises(InputError, match="upload a person photo first"):
+        handlers.mask_tool(None, value, "box", "grow", 4)
+
+
+# --------------------------------------------------------------------------------------------------
+# Category hint, errors, ZeroGPU
+
+
+@pytest.mark.parametrize(
+    ("text", "selected", "offer"),
+    [("red floral dress", "upper_body", "dresses"), ("blue denim jeans", "upper_body", "lower_body"),
+     ("navy blazer with gold buttons", "dresses", "upper_body"), ("red floral dress", "dresses", None),
+     ("striped shirts", "upper_body", None), ("something red", "upper_body", None),
+     ("shirt dress", "lower_body", None), ("pleated skirts", "dresses", "lower_body")],
+)  # fmt: skip
+def test_a_description_naming_another_category_offers_to_switch(text, selected, offer):
+    assert handlers.category_hint(text, selected) == offer == suggested_category(text, selected)
+    if offer:
+        assert handlers.hint_label(offer).startswith("Switch to ")
+
+
+def test_out_of_memory_is_shown_as_such_and_bad_input_as_bad_input():
+    with pytest.raises(gr.Error) as oom, user_errors_as_gradio():
+        raise GpuOutOfMemoryError("the GPU ran out of memory for this edit: ask for fewer images")
+    assert oom.value.title == "Out of GPU memory" and "ran out of memory" in oom.value.message
+    assert not issubclass(GpuOutOfMemoryError, InputError)
+    with pytest.raises(gr.Error) as bad, user_errors_as_gradio():
+        raise InputError("seed=-5: use a whole number")
+    assert bad.value.title == "Error"
+
+
+def test_zerogpu_duration_grows_with_steps_and_images_and_wraps_only_the_gpu_work(tiny_editor, monkeypatch):
+    asked, inside = [], {"now": False, "prepare_inside": False}
+
+    def fake_gpu(duration):
+        def mark(fn):
+            def run(*args, **kwargs):
+                asked.append(duration(*args, **kwargs))
+                inside["now"] = True
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    inside["now"] = False
+
+            return run
+
+        return mark
+
+    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=fake_gpu))
+    monkeypatch.setattr(gpu, "edit_on_gpu", gpu.gpu_function(gpu._edit_on_gpu))
+    real_prepare = tiny_editor.prepare
+
+    def prepare(*args, **kwargs):
+        inside["prepare_inside"] |= inside["now"]
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_editor, "prepare", prepare)
+    from fashion_rag.studio import api
+
+    upload = {"path": str(ASTRONAUT), "meta": {"_type": "gradio.FileData"}}
+    api.edit(tiny_editor, upload, "upper_body", "top-001", None, None, "", 1, 2, 7.5, "ddim", 3, True, "gputest")
+    assert asked == [gpu.gpu_seconds(2, 3)] and not inside["prepare_inside"]
+    assert gpu.gpu_seconds(50, 1) == gpu.FIXED_S + 5 and gpu.gpu_seconds(50, 4) == gpu.FIXED_S + 20
+    assert gpu.gpu_seconds(150, 4) > gpu.gpu_seconds(50, 4) > gpu.gpu_seconds(50, 1)
+
+
+def test_api_text_only_edit_and_a_path_string_where_a_file_belongs_is_refused(studio_url, pipeline_calls):
+    client = Client(studio_url, verbose=False)
+    gallery, seed, recipe = client.predict(handle_file(str(ASTRONAUT)), "upper_body", "", None, None,
+                                           "red floral summer dress", 8, 1, 7.5, "ddim", 1, True, api_name="/edit")  # fmt: skip
+    assert json.loads(Path(recipe).read_text())["prompt"] == "text-only" and seed == 8 and len(gallery) == 1
+    assert pipeline_calls[-1]["garment_tokens"] is None
+    from fashion_rag.studio import api
+
+    with pytest.raises(InputError, match=r"the photo must be an uploaded file"):
+        api.upload_path("/etc/passwd", "photo")
+
+
+def test_cli_text_only_edit_and_its_recipe_replays_without_a_search(tiny_bundle, tiny_settings, tmp_path, capsys,
+                                                                    pipeline_calls):  # fmt: skip
+    from fashion_rag.cli import main as cli_main
+
+    common = ["--person", str(ASTRONAUT), "--category", "upper_body", "--models", str(tiny_bundle), "--index",
+              str(tiny_settings.resolved_index_dir), "--device", "cpu", "--steps", "1", "--seed", "21"]  # fmt: skip
+    out = tmp_path / "text-only.png"
+    assert cli_main(["edit", *common, "--text", "red floral summer dress", "--text-only", "--out", str(out),
+                     "--json"]) == 0  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert report["prompt"] == "text-only" and report["garment_ids"] == [] and report["search"] == []
+    assert pipeline_calls[-1]["garment_tokens"] is None
+    assert pipeline_calls[-1]["description"] == "red floral summer dress"
+    again = tmp_path / "again.png"
+    recipe = str(out.with_suffix(".recipe.json"))
+    assert cli_main(["edit", *common, "--recipe", recipe, "--out", str(again), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["prompt"] == "text-only"
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(again)))
+    # Without --text-only, --text still searches the catalog and edits with the best match (the contract).
+    assert cli_main(["edit", *common, "--text", "striped shirt", "--out", str(tmp_path / "g.png"), "--json"]) == 0
+    searched = json.loads(capsys.readouterr().out)
+    assert searched["prompt"] == "garment-tokens" and searched["garment_ids"] == [searched["search"][0]["id"]]
+    for bad, message in ((["--text-only"], "--text-only needs a description"),
+                         (["--text", "red dress", "--text-only", "--pick", "1"], "--text-only uses no garment")):  # fmt: skip
+        assert cli_main(["edit", *common, *bad, "--out", str(tmp_path / "x.png")]) == 2
+        assert capsys.readouterr().err.strip().startswith(f"error: {message}")
