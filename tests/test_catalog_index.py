@@ -101,6 +101,7 @@ def test_choose_kind_and_normalise():
     assert choose_kind(15_000) == "flat" and choose_kind(15_001) == "hnsw" and choose_kind(5, threshold=4) == "hnsw"
     rows = normalise_rows(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(rows, [[0.6, 0.8], [0.0, 0.0]])
+    assert choose_kind(400_001) == "ivfpq" and choose_kind(10, threshold=4, compressed_threshold=8) == "ivfpq"
     with pytest.raises(ValueError, match="unknown index kind 'ivf'"):
         build_faiss_index(rows, "ivf")
 
@@ -126,6 +127,8 @@ def test_build_and_load_roundtrip(tmp_path: Path, encoder: RetrievalEncoder):
         "file": "upper_body/top-001.png",
         "sha256": catalog.get("top-001").sha256,
         "caption": "plain purple t-shirt",
+        "size": catalog.get("top-001").path.stat().st_size,
+        "mtime_ns": catalog.get("top-001").path.stat().st_mtime_ns,
     }
     index = load_index(tmp_path / "index", encoder_identity=encoder.identity)
     images = [Image.open(item.path) for item in catalog]
