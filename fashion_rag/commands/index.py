@@ -1,12 +1,17 @@
-"""`index build [CATALOG_DIR] [--out INDEX_DIR]`: embed a garment catalog into a faiss index (incremental)."""
+"""`index build [CATALOG_DIR] [--out INDEX_DIR] [--dataset DATASET]`: embed a garment catalog into a faiss index.
+
+Incremental and resumable (catalog/index.py, catalog/embedding.py); `--dataset` first writes a Hugging Face
+dataset into CATALOG_DIR (catalog/dataset.py)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from fashion_rag.cli import add_models_flags, print_json
 from fashion_rag.config import app_from_env, runtime_from_env
+from fashion_rag.errors import InputError
 from fashion_rag.weights import ModelSources
 
 
@@ -25,6 +30,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--out", type=Path, default=None, help="index folder (default: CATALOG_DIR/index)")
     add_models_flags(build)
     build.add_argument("--batch-size", type=int, default=None, help="images per encoder batch (default: 16)")
+    build.add_argument(
+        "--workers", type=int, default=None, help="image decoding threads (default: one per CPU core, at most 8)"
+    )
+    build.add_argument(
+        "--dataset",
+        type=Path,
+        default=None,
+        help="a Hugging Face dataset (local parquet file or folder, or a save_to_disk folder) with image, caption "
+        "and category columns: written into CATALOG_DIR as a catalog folder, then indexed",
+    )
+    build.add_argument("--image-column", default="image", help="dataset column of the images (default: image)")
+    build.add_argument("--caption-column", default="caption", help="dataset column of the captions (default: caption)")
+    build.add_argument(
+        "--category-column", default="category", help="dataset column of the categories (default: category)"
+    )
     build.add_argument("--json", action="store_true", help="print one JSON object (no progress bar)")
     build.set_defaults(run=run_build)
 
@@ -34,7 +54,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     from fashion_rag.catalog.catalog import load_catalog
     from fashion_rag.catalog.encoder import RetrievalEncoder
-    from fashion_rag.catalog.index import build_index
+    from fashion_rag.catalog.index import build_index, known_files
 
     settings = app_from_env(catalog_dir=args.catalog_dir)
     catalog_dir = settings.catalog_dir
@@ -42,7 +62,18 @@ def run_build(args: argparse.Namespace) -> int:
     runtime = runtime_from_env(models=args.models, weights_dir=args.weights_dir)
     sources = ModelSources(runtime.models, runtime.weights_dir, runtime.repo_overrides)
 
-    catalog = load_catalog(catalog_dir)
+    if args.dataset is not None:
+        if args.catalog_dir is None:
+            raise InputError("--dataset needs CATALOG_DIR: the folder to write the dataset's images into")
+        from fashion_rag.catalog.dataset import write_catalog
+
+        _, skipped = write_catalog(
+            args.dataset, catalog_dir, image_column=args.image_column, caption_column=args.caption_column,
+            category_column=args.category_column,
+        )  # fmt: skip
+        for line in skipped:
+            print(f"note: dataset row skipped: {line}", file=sys.stderr)
+    catalog = load_catalog(catalog_dir, known=known_files(index_dir))  # unchanged files are not hashed again
     encoder = RetrievalEncoder.from_sources(sources, device=runtime.device)
     bar: list[tqdm] = []
 
@@ -50,11 +81,14 @@ def run_build(args: argparse.Namespace) -> int:
         if args.json or total == 0:
             return
         if not bar:
-            bar.append(tqdm(total=total, unit="img", desc="embedding", dynamic_ncols=True))
+            # tqdm shows the rate (img/s) and the time left
+            bar.append(tqdm(total=total, unit="img", desc="embedding", dynamic_ncols=True, smoothing=0.1))
         bar[0].update(done - bar[0].n)
 
     try:
-        report = build_index(catalog, encoder, index_dir, batch_size=args.batch_size, progress=progress)
+        report = build_index(
+            catalog, encoder, index_dir, batch_size=args.batch_size, progress=progress, workers=args.workers
+        )
     finally:
         if bar:
             bar[0].close()
@@ -73,6 +107,8 @@ def run_build(args: argparse.Namespace) -> int:
                 "changed": list(report.changed),
                 "removed": list(report.removed),
                 "previous": report.previous,
+                "resumed": report.resumed,
+                "written": list(report.written),
                 "problems": [str(p) for p in report.problems],
             }
         )
