@@ -94,13 +94,13 @@ def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> np.nda
 
 
 def resident_mb() -> tuple[float, float]:
-    """(VmRSS, VmHWM) of this process in MB, from /proc/self/status (Linux)."""
+    """(VmRSS, VmHWM, RssAnon) of this process in MB, from /proc/self/status (Linux)."""
     fields = {}
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
+        if line.startswith(("VmRSS:", "VmHWM:", "RssAnon:")):
             name, value = line.split(":", 1)
             fields[name] = int(value.split()[0]) / 1024
-    return fields.get("VmRSS", float("nan")), fields.get("VmHWM", float("nan"))
+    return fields.get("VmRSS", float("nan")), fields.get("VmHWM", float("nan")), fields.get("RssAnon", float("nan"))
 
 
 def child_measure(directory: Path) -> int:
@@ -116,11 +116,11 @@ def child_measure(directory: Path) -> int:
     load_s = time.perf_counter() - started
     queries, truth = np.load(directory / "queries.npy"), np.load(directory / "truth.npy")
     times, cpu, found = latencies(lambda q: search_index(index, q, K)[1], queries)
-    rss, hwm = resident_mb()
+    rss, hwm, anon = resident_mb()
     print(json.dumps({
         "load_s": load_s, "p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99)),
         "cpu50": float(np.percentile(cpu, 50)), "recall": recall_at_k(found, truth), "rss_mb": rss,
-        "hwm_mb": hwm, "rss_before_mb": before,
+        "hwm_mb": hwm, "anon_mb": anon, "rss_before_mb": before,
     }))  # fmt: skip
     return 0
 
@@ -257,7 +257,11 @@ def main(argv: list[str] | None = None) -> int:
                             f"IVF{ivf_lists(n)},PQ{pq_subquantizers(args.dim)} nprobe={nprobe} + exact re-rank of "
                             f"{rerank} (mmap), 1 thr"
                         )
-                        memory = f"RSS {result['rss_mb']:.0f} MB (peak {result['hwm_mb']:.0f}), load {result['load_s']:.2f} s"
+                        memory = (
+                            f"RSS {result['rss_mb']:.0f} MB (anon {result['anon_mb']:.0f}, peak "
+                            f"{result['hwm_mb']:.0f}; {result['rss_before_mb']:.0f} before loading), "
+                            f"load {result['load_s']:.2f} s"
+                        )
                         rows.append((n, label, ivf_build, ivf_mb, result, None, result["recall"], memory))
         faiss.omp_set_num_threads(build_threads)
         print(f"done {n:,}", file=sys.stderr, flush=True)

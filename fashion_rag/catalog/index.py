@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
 import os
 import secrets
 import shutil
@@ -108,6 +109,10 @@ class RerankedIndex:
 
     def __init__(self, index: faiss.Index, vectors: np.ndarray, rerank: int = RERANK) -> None:
         self.index, self.vectors, self.rerank = index, vectors, rerank
+        mapping = getattr(getattr(vectors, "base", None), "_mmap", None) or getattr(vectors, "_mmap", None)
+        if mapping is not None and hasattr(mmap, "MADV_RANDOM"):
+            # Rows are read at random: no read-ahead, so a query maps its candidates' pages, not their neighbours'.
+            mapping.madvise(mmap.MADV_RANDOM)
         self.d, self.ntotal = index.d, index.ntotal
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,17 +1,14 @@
-"""`index build [CATALOG_DIR] [--out INDEX_DIR] [--dataset DATASET]`: embed a garment catalog into a faiss index.
+"""`index build [CATALOG_DIR] [--out INDEX_DIR]`: embed a garment catalog into a faiss index.
 
-Incremental and resumable (catalog/index.py, catalog/embedding.py); `--dataset` first writes a Hugging Face
-dataset into CATALOG_DIR (catalog/dataset.py)."""
+Incremental and resumable (catalog/index.py, catalog/embedding.py)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from fashion_rag.cli import add_models_flags, print_json
 from fashion_rag.config import app_from_env, runtime_from_env
-from fashion_rag.errors import InputError
 from fashion_rag.weights import ModelSources
 
 
@@ -33,18 +30,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--workers", type=int, default=None, help="image decoding threads (default: one per CPU core, at most 8)"
     )
-    build.add_argument(
-        "--dataset",
-        type=Path,
-        default=None,
-        help="a Hugging Face dataset (local parquet file or folder, or a save_to_disk folder) with image, caption "
-        "and category columns: written into CATALOG_DIR as a catalog folder, then indexed",
-    )
-    build.add_argument("--image-column", default="image", help="dataset column of the images (default: image)")
-    build.add_argument("--caption-column", default="caption", help="dataset column of the captions (default: caption)")
-    build.add_argument(
-        "--category-column", default="category", help="dataset column of the categories (default: category)"
-    )
     build.add_argument("--json", action="store_true", help="print one JSON object (no progress bar)")
     build.set_defaults(run=run_build)
 
@@ -62,17 +47,6 @@ def run_build(args: argparse.Namespace) -> int:
     runtime = runtime_from_env(models=args.models, weights_dir=args.weights_dir)
     sources = ModelSources(runtime.models, runtime.weights_dir, runtime.repo_overrides)
 
-    if args.dataset is not None:
-        if args.catalog_dir is None:
-            raise InputError("--dataset needs CATALOG_DIR: the folder to write the dataset's images into")
-        from fashion_rag.catalog.dataset import write_catalog
-
-        _, skipped = write_catalog(
-            args.dataset, catalog_dir, image_column=args.image_column, caption_column=args.caption_column,
-            category_column=args.category_column,
-        )  # fmt: skip
-        for line in skipped:
-            print(f"note: dataset row skipped: {line}", file=sys.stderr)
     catalog = load_catalog(catalog_dir, known=known_files(index_dir))  # unchanged files are not hashed again
     encoder = RetrievalEncoder.from_sources(sources, device=runtime.device)
     bar: list[tqdm] = []
