@@ -60,11 +60,11 @@ VECTORS_NAME = "vectors.npy"
 HNSW_THRESHOLD = 15_000
 IVFPQ_THRESHOLD = 400_000
 HNSW_M = 32  # graph degree; M=16 measured slower at equal recall on 768-d vectors (more hops)
-# Build-time beam: 100 builds in about half the time of 200, with recall 1.0 at 100k on the clustered
-# benchmark vectors at efSearch 48-128.
+# Build-time and query-time beams: chosen from an exploratory sweep on the benchmark's clustered 768-d
+# vectors at 100k (efSearch 64-96: recall@10 1.000 near 1-1.4 ms, efConstruction 100), not yet confirmed by
+# benchmarks/bench_search_cpu.py (docs/PERFORMANCE.md says so). On its harder low-rank vectors efSearch
+# 128 gave recall ~0.94.
 HNSW_EF_CONSTRUCTION = 100
-# Query-time beam: 96 gives recall@10 1.000 and p50 1.4 ms at 100k on clustered 768-d vectors (load ~5 on
-# 2 cores); on the harder low-rank vectors 96-128 gives ~0.94 (see docs/PERFORMANCE.md).
 HNSW_EF_SEARCH = 96
 IVF_PROBES = 32  # inverted lists visited per query: recall is bounded by the lists not visited
 IVF_TRAIN_PER_LIST = 40  # k-means training points per list (faiss warns below 39)
