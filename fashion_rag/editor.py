@@ -72,6 +72,7 @@ class Editor:
         self._pipeline: FashionRAGPipeline | None = None
         self._preparer = None
         self._search = None
+        self._index = None  # the CatalogIndex loaded by ensure_index, until searcher takes it
         self._retrieval_encoder = None
         self._cache: GarmentTokenCache | None = None
         self._load_lock = threading.Lock()
@@ -141,10 +142,16 @@ class Editor:
         with self._load_lock:
             if self._search is None:
                 try:
-                    self._search = CatalogSearch.open(
-                        self.settings.catalog_dir, self.settings.resolved_index_dir, self.sources,
-                        device=self._device(), encoder=encoder,
-                    )  # fmt: skip
+                    if self._index is not None and encoder is not None:
+                        # The index the start-up check just built or found up to date: not loaded twice.
+                        self._search = CatalogSearch.from_index(
+                            self._index, encoder, catalog_root=self.settings.catalog_dir
+                        )
+                    else:
+                        self._search = CatalogSearch.open(
+                            self.settings.catalog_dir, self.settings.resolved_index_dir, self.sources,
+                            device=self._device(), encoder=encoder,
+                        )  # fmt: skip
                 except CatalogIndexError as error:
                     if not self.settings.catalog_dir.is_dir():
                         raise
@@ -155,17 +162,20 @@ class Editor:
                     logger.warning("catalog index refused, searching captions only: %s", error)
                     catalog = load_catalog(self.settings.catalog_dir)
                     self._search = CatalogSearch.from_catalog(catalog, reason=f"lexical search only: {error}")
+                self._index = None  # the search holds it now
             return self._search
 
     def ensure_index(self):
         """Bring the catalog index up to date when the retrieval encoder is there (called at start-up).
 
-        Incremental: only new or changed images are embedded. An index built by another encoder (say
-        the tiny bundle's, then the real one) is rebuilt. Returns the BuildReport, or None when there is
-        nothing to index with.
+        Cost follows change: catalog files whose size and mtime the index recorded are not hashed again,
+        an unchanged catalog writes no file and rebuilds no graph, and only new or changed images are
+        embedded. An index built by another encoder (say the tiny bundle's, then the real one) is rebuilt.
+        The loaded index is kept for `searcher`, so start-up loads it once. Returns the BuildReport, or
+        None when there is nothing to index with.
         """
         from fashion_rag.catalog.catalog import load_catalog
-        from fashion_rag.catalog.index import build_index
+        from fashion_rag.catalog.index import build_index, known_files
 
         settings = self.settings
         index_dir = settings.resolved_index_dir
@@ -174,12 +184,15 @@ class Editor:
         print(f"checking the catalog index at {index_dir} …", flush=True)
         encoder = self.retrieval_encoder  # shared with the search, which opens after this
         try:
-            report = build_index(load_catalog(settings.catalog_dir), encoder, index_dir)
+            catalog = load_catalog(settings.catalog_dir, known=known_files(index_dir))
+            report = build_index(catalog, encoder, index_dir)
         except (InputError, CatalogIndexError) as error:
             # E.g. a half-written index folder without its manifest: the app still starts and searches the
             # captions; the status line says "no index at ..." and this line says why none was built.
             print(f"could not build the catalog index: {error}", flush=True)
             return None
+        with self._load_lock:
+            self._index, self._search = report.index, None  # a search opened before this used the old index
         print(f"index ready: {report.summary()}", flush=True)
         return report
 

@@ -15,8 +15,10 @@ from fashion_rag.catalog.catalog import load_catalog
 from fashion_rag.catalog.encoder import RetrievalEncoder
 from fashion_rag.catalog.index import (
     HNSW_EF_SEARCH,
+    IVF_PROBES,
     MANIFEST_NAME,
     VECTORS_NAME,
+    RerankedIndex,
     brute_force_search,
     build_faiss_index,
     build_index,
@@ -101,6 +103,7 @@ def test_choose_kind_and_normalise():
     assert choose_kind(15_000) == "flat" and choose_kind(15_001) == "hnsw" and choose_kind(5, threshold=4) == "hnsw"
     rows = normalise_rows(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(rows, [[0.6, 0.8], [0.0, 0.0]])
+    assert choose_kind(400_001) == "ivfpq" and choose_kind(10, threshold=4, compressed_threshold=8) == "ivfpq"
     with pytest.raises(ValueError, match="unknown index kind 'ivf'"):
         build_faiss_index(rows, "ivf")
 
@@ -126,6 +129,8 @@ def test_build_and_load_roundtrip(tmp_path: Path, encoder: RetrievalEncoder):
         "file": "upper_body/top-001.png",
         "sha256": catalog.get("top-001").sha256,
         "caption": "plain purple t-shirt",
+        "size": catalog.get("top-001").path.stat().st_size,
+        "mtime_ns": catalog.get("top-001").path.stat().st_mtime_ns,
     }
     index = load_index(tmp_path / "index", encoder_identity=encoder.identity)
     images = [Image.open(item.path) for item in catalog]
@@ -311,3 +316,50 @@ def test_image_deleted_after_indexing_is_reported(tmp_path: Path, encoder: Retri
 def test_missing_index_message(tmp_path: Path):
     with pytest.raises(CatalogIndexError, match=r"no index at .* build one with `python -m fashion_rag index build"):
         load_index(tmp_path / "nowhere")
+
+
+# --------------------------------------------------------------------------------------------------
+# Compressed tier (issue 13: exact, then HNSW, then IVF-PQ from about a million vectors)
+
+
+def test_ivfpq_with_exact_rerank_recall_at_10_against_brute_force():
+    # Clustered points, the benchmark's data model (garment embeddings gather by type, colour, pattern):
+    # an inverted file needs that structure; on noise-dominated `lowrank_vectors` it recalls ~0.77.
+    rng = np.random.default_rng(3)
+    basis = rng.standard_normal((64, 768), dtype=np.float32)
+    centres = normalise_rows(rng.standard_normal((100, 64), dtype=np.float32) @ basis)  # (100, 768)
+
+    def clustered(n: int) -> np.ndarray:
+        offset = 0.6 * normalise_rows(rng.standard_normal((n, 64), dtype=np.float32) @ basis)
+        noise = rng.standard_normal((n, 768), dtype=np.float32) * (0.5 / np.sqrt(768))
+        return normalise_rows(centres[rng.integers(0, 100, n)] + offset + noise)
+
+    vectors, queries = clustered(6000), clustered(50)
+    _, truth = brute_force_search(vectors, queries, 10)
+    reranked = RerankedIndex(build_faiss_index(vectors, "ivfpq"), vectors)
+    assert isinstance(reranked.index, faiss.IndexIVFPQFastScan) and reranked.index.nprobe == IVF_PROBES
+    scores, found = search_index(reranked, queries, 10)
+    recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)])
+    assert recall >= 0.95
+    # Re-ranked scores are exact inner products, best first.
+    np.testing.assert_allclose(scores[:, 0], np.einsum("qd,qd->q", vectors[found[:, 0]], queries), rtol=1e-5)
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)
+
+
+def test_index_kind_follows_category_size(tmp_path: Path, encoder: RetrievalEncoder):
+    # Thresholds scaled down: 20 items per category above both -> IVF-PQ; the same catalog exact by default.
+    catalog = load_catalog(small_catalog(tmp_path / "catalog", per_category=20))
+    report = build_index(catalog, encoder, tmp_path / "ivfpq", hnsw_threshold=4, compressed_threshold=8)
+    assert report.kinds == {"upper_body": "ivfpq", "lower_body": "ivfpq", "dresses": "ivfpq"}
+    manifest = json.loads((tmp_path / "ivfpq" / MANIFEST_NAME).read_text())
+    assert manifest["categories"]["dresses"]["kind"] == "ivfpq"
+    assert (tmp_path / "ivfpq" / "dresses.ivfpq.faiss").is_file()
+    build_index(catalog, encoder, tmp_path / "flat")
+    compressed, flat = load_index(tmp_path / "ivfpq"), load_index(tmp_path / "flat")
+    assert isinstance(compressed._indexes["dresses"], RerankedIndex)
+    assert isinstance(flat._indexes["dresses"], faiss.IndexFlatIP)
+    queries = encoder.encode_texts(["plain dress", "red shirt"])
+    for category in ("upper_body", "dresses"):  # 20 items <= 100 re-ranked: the same as exact
+        assert [[h.id for h in r] for r in compressed.search(queries, category, 5)[1]] == [
+            [h.id for h in r] for r in flat.search(queries, category, 5)[1]
+        ]

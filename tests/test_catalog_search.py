@@ -276,7 +276,7 @@ def test_image_deleted_after_indexing_is_reported_not_returned(tmp_path: Path, t
     [
         ("", "dresses", 5, "the description is empty"),
         ("   \n\t", "dresses", 5, "the description is empty"),
-        ("what a lovely day", "dresses", 5, "names no garment, part, colour, material or pattern"),
+        ("\U0001f31e 42", "dresses", 5, "has no letters, so it names no garment, part, colour, material or pattern"),
         ("red dress", "dresses", 0, r"k=0 is out of range: use 1 to 33 \(the dresses items in the catalog\)"),
         ("red dress", "dresses", 34, "k=34 is out of range: use 1 to 33"),
         ("red dress", "dresses", -1, "k=-1 is out of range"),
@@ -359,3 +359,77 @@ def test_bad_queries_file(tmp_path: Path, line: str, message: str):
     path.write_text('{"text": "red dress", "category": "dresses", "relevant": ["a"]}\n' + line + "\n")
     with pytest.raises(InputError, match=message):
         load_queries(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Open vocabulary, random encoder weights, concurrency (issue 13)
+
+
+def test_garment_names_outside_the_vocabulary_are_searched(tmp_path: Path, tiny_encoder):
+    root = tmp_path / "catalog"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("index"))
+    rows = [json.loads(line) for line in (EXAMPLE / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    for row in rows:
+        if row["id"] == "top-010":
+            row["caption"] = "red cotton kurta with gold embroidery"
+        if row["id"] == "dress-012":
+            row["caption"] = "jade silk qipao"
+    (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    catalog = load_catalog(root)
+    build_index(catalog, tiny_encoder, root / "index")
+    hybrid = CatalogSearch.from_index(load_index(root / "index"), tiny_encoder, catalog_root=root)
+    lexical = CatalogSearch.from_catalog(catalog)
+    for search in (lexical, hybrid):
+        assert search.search("kurta", "upper_body", 3)[0].id == "top-010"
+        assert search.search("an embroidered kurta", "upper_body", 3)[0].id == "top-010"
+        assert search.search("jade qipao", "dresses", 3)[0].id == "dress-012"
+    # A name no caption has still gets the dense ranking in hybrid mode, and no error in lexical mode.
+    assert len(hybrid.search("lehenga choli", "dresses", 5)) == 5
+    assert lexical.search("an embroidered sari", "dresses", 5) == []
+
+
+def test_random_encoder_weights_rank_caption_matches_first(catalog, tiny_search, oracle_search):
+    # The tiny bundle's encoder is random: hybrid search says so and puts caption matches first.
+    assert tiny_search.encoder.info.get("random_weights") is True
+    assert tiny_search.mode == "hybrid" and tiny_search.fusion == "lexical-first"
+    assert "random weights" in tiny_search.mode_reason and "caption matches ranked first" in tiny_search.mode_reason
+    # Held-out catalog captions used as queries find their own item in the top 3 (issue 13: 6 of 12 before).
+    captions = [item.caption for item in catalog]
+    held_out = [item for item in list(catalog)[3::8] if captions.count(item.caption) == 1][:12]
+    assert len(held_out) == 12
+    found = [item.id in [h.id for h in tiny_search.search(item.caption, item.category, 3)] for item in held_out]
+    assert sum(found) == 12, [item.caption for item, ok in zip(held_out, found, strict=True) if not ok]
+    # Caption matches first: every hit with a lexical rank comes before every hit without one.
+    hits = tiny_search.search("burgundy", "dresses", 20)
+    flags = [hit.lexical_rank is not None for hit in hits]
+    assert flags == sorted(flags, reverse=True) and flags[0] and not flags[-1]
+    # An encoder with trained weights (here the caption oracle) keeps reciprocal rank fusion.
+    assert oracle_search.fusion == "rrf" and oracle_search.mode_reason == ""
+
+
+def test_concurrent_searches_match_serial_ones(tiny_index_dir, tiny_encoder, catalog):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    index = load_index(tiny_index_dir, encoder_identity=tiny_encoder.identity)
+    # A cache of 8 texts and 60 distinct descriptions (each 1-3 chunks): entries are evicted all the time.
+    search = CatalogSearch.from_index(index, tiny_encoder, catalog_root=EXAMPLE, text_cache_size=8)
+    colours = ["red", "navy", "olive", "teal", "pink", "grey", "black", "white", "mustard", "cream"]
+    kinds = [("upper_body", "shirt"), ("lower_body", "skirt"), ("dresses", "dress")]
+    texts = [(cat, f"{c} {kind} with {d} buttons") for c, d in zip(colours, colours[::-1], strict=True)
+             for cat, kind in kinds] + [(cat, f"{c} {kind}") for c in colours for cat, kind in kinds]  # fmt: skip
+    assert len(texts) == 60
+    serial = {t: search.search(t[1], t[0], 5) for t in texts}
+    work = texts * 10
+    start = threading.Barrier(8)
+
+    def run(chunk: list[tuple[str, str]]) -> list:
+        start.wait()  # all 8 threads search at once
+        return [(t, search.search(t[1], t[0], 5)) for t in chunk]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = [r for part in pool.map(run, [work[i::8] for i in range(8)]) for r in part]
+    assert len(results) == 600
+    assert all(hits == serial[t] for t, hits in results)
+    info = search._embed_text.cache_info()
+    assert info.maxsize == 8 and info.currsize == 8 and info.misses > 8  # the cache was full and evicting

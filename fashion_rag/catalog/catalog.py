@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,10 @@ MAX_ID_LENGTH = 128
 # Images above this many pixels are refused (PIL's decompression-bomb guard is a warning only below 2x).
 MAX_IMAGE_PIXELS = 64_000_000
 
+# What an earlier look at a file found: relative file -> (size, mtime_ns, sha256). A file whose size and
+# modification time are unchanged is taken to be the same file: not hashed, not opened again.
+KnownFiles = dict[str, tuple[int, int, str]]
+
 
 @dataclass(frozen=True)
 class CatalogItem:
@@ -47,6 +52,8 @@ class CatalogItem:
     path: Path
     caption: str  # from the metadata file ("caption", else "title"); "" when there is none
     sha256: str  # of the image file's bytes
+    size: int = 0  # bytes, and
+    mtime_ns: int = 0  # modification time of the image file when it was hashed: (size, mtime) unchanged = same file
 
     @property
     def file(self) -> str:
@@ -175,13 +182,19 @@ def _read_metadata(root: Path, problems: list[CatalogProblem]) -> list[tuple[str
     return rows
 
 
-def _scan_images(root: Path, problems: list[CatalogProblem]) -> dict[str, Path]:
-    """Image files under the category folders, keyed by their relative path ('dresses/x.png')."""
-    found: dict[str, Path] = {}
+def _scan_images(root: Path, problems: list[CatalogProblem]) -> dict[str, tuple[Path, os.stat_result]]:
+    """Image files under the category folders, keyed by their relative path ('dresses/x.png'), with their
+    stat (os.scandir: one directory read per folder, the stat of each file without opening it)."""
+    found: dict[str, tuple[Path, os.stat_result]] = {}
     for child in sorted(root.iterdir()):
         if child.name.startswith(".") or not child.is_dir() or (child / "manifest.json").is_file():
             continue  # hidden folders and index folders (an index may live inside the catalog)
-        images = sorted(p for p in child.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        with os.scandir(child) as entries:
+            images = sorted(
+                (e.name, e.stat())
+                for e in entries
+                if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES and e.is_file()
+            )
         if child.name not in CATEGORIES:
             if images:
                 problems.append(
@@ -192,8 +205,8 @@ def _scan_images(root: Path, problems: list[CatalogProblem]) -> dict[str, Path]:
                     )
                 )
             continue
-        for image in images:
-            found[f"{child.name}/{image.name}"] = image
+        for name, stat in images:
+            found[f"{child.name}/{name}"] = (child / name, stat)
     for stray in sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
         problems.append(
             CatalogProblem("stray-file", stray.name, f"images must sit in a category folder ({', '.join(CATEGORIES)})")
@@ -201,10 +214,11 @@ def _scan_images(root: Path, problems: list[CatalogProblem]) -> dict[str, Path]:
     return found
 
 
-def load_catalog(root: Path | str, *, check_images: bool = True) -> Catalog:
+def load_catalog(root: Path | str, *, check_images: bool = True, known: KnownFiles | None = None) -> Catalog:
     """Load the catalog folder `root`. Every image file is hashed (sha256) and, with `check_images`,
-    opened to check that it is an image. Problems are collected in `Catalog.problems`; InputError only
-    when `root` is not a folder or holds no usable image."""
+    opened to check that it is an image, except files listed in `known` (an index's record of them) with
+    the same size and modification time: those keep their recorded hash. Problems are collected in
+    `Catalog.problems`; InputError only when `root` is not a folder or holds no usable image."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise InputError(f"catalog folder {str(root)!r} does not exist or is not a folder")
@@ -278,12 +292,17 @@ def load_catalog(root: Path | str, *, check_images: bool = True) -> Catalog:
         if item_id in seen:
             problems.append(CatalogProblem("duplicate-id", where, f"id {item_id!r} is already used by {seen[item_id]}"))
             continue
-        path = images[file]
-        if check_images and (reason := check_image(path)) is not None:
-            problems.append(CatalogProblem("corrupt-image", file, reason))
-            continue
+        path, stat = images[file]
+        record = (known or {}).get(file)
+        if record is not None and record[:2] == (stat.st_size, stat.st_mtime_ns):
+            sha256 = record[2]  # unchanged since it was hashed (and checked) for the index
+        else:
+            if check_images and (reason := check_image(path)) is not None:
+                problems.append(CatalogProblem("corrupt-image", file, reason))
+                continue
+            sha256 = sha256_file(path)
         seen[item_id] = file
-        items.append(CatalogItem(item_id, category, path, caption, sha256_file(path)))
+        items.append(CatalogItem(item_id, category, path, caption, sha256, stat.st_size, stat.st_mtime_ns))
 
     items.sort(key=lambda item: (CATEGORIES.index(item.category), item.id))
     if not items:

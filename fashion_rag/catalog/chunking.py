@@ -16,6 +16,9 @@ with a fashion vocabulary (vocabulary.py) and a few rules:
    garment before it ("dress in red" -> "red dress", "blazer in navy wool" -> "navy wool blazer",
    "a dress for summer" -> "summer dress").
 5. Chunks are deduplicated, capped at MAX_CHUNK_WORDS words each and MAX_CHUNKS in all.
+
+The vocabulary only places the cuts: words it does not know ("kurta", "lehenga choli") stay in their
+chunk and are searched like any other. Nothing is refused but an empty or letter-free description.
 """
 
 from __future__ import annotations
@@ -23,14 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from fashion_rag.catalog.vocabulary import (
-    COLOUR_MODIFIERS,
-    COLOURS,
-    is_garment_word,
-    normalise_text,
-    word_class,
-    wordset,
-)
+from fashion_rag.catalog.vocabulary import COLOUR_MODIFIERS, COLOURS, normalise_text, word_class, wordset
 from fashion_rag.errors import InputError
 
 MAX_CHARS = 300  # longer descriptions are cut at a word boundary: CLIP reads 77 tokens at most anyway
@@ -81,7 +77,8 @@ FILLERS = wordset(
     """
 )
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:['\-][a-z0-9]+)*|[,;.!?:()/|&+]")
+# Words of any script ("[^\W_]" is a letter or digit), hyphenated compounds whole, and the punctuation that cuts.
+_TOKEN = re.compile(r"[^\W_]+(?:['\-][^\W_]+)*|[,;.!?:()/|&+]")
 
 
 @dataclass
@@ -107,9 +104,9 @@ def normalise_description(text: str, max_chars: int = MAX_CHARS) -> str:
     return clean
 
 
-def has_garment_words(text: str) -> bool:
-    """Whether `text` names a garment type, a garment part, a colour, a material or a pattern."""
-    return any(is_garment_word(token) for token in _TOKEN.findall(normalise_description(text)))
+def has_letters(text: str) -> bool:
+    """Whether `text` holds a letter of any script (what makes a description searchable at all)."""
+    return any(ch.isalpha() for ch in normalise_description(text))
 
 
 def _strip_fillers(words: list[str]) -> list[str]:
@@ -224,16 +221,15 @@ def split_chunks(text: str) -> list[str]:
 
 
 def chunk_description(text: str) -> list[str]:
-    """`split_chunks(text)`, or InputError when `text` is empty, blank or has no garment words."""
-    if not normalise_description(text):
+    """`split_chunks(text)`; the whole normalised description as one chunk when the rules find none
+    (only filler words, or a script the rules do not cut). InputError only when `text` is empty or has
+    no letter: any word, known to the vocabulary or not ("kurta", "qipao"), is searched."""
+    clean = normalise_description(text)
+    if not clean:
         raise InputError("the description is empty: describe the garment, e.g. 'red satin slip dress with lace trim'")
-    if not has_garment_words(text):
-        shown = normalise_description(text, 60)
+    if not has_letters(text):
         raise InputError(
-            f"the description {shown!r} names no garment, part, colour, material or pattern: describe the "
-            f"garment, e.g. 'navy double-breasted blazer with gold buttons'"
+            f"the description {normalise_description(text, 60)!r} has no letters, so it names no garment, part, "
+            f"colour, material or pattern: describe the garment in words, e.g. 'navy double-breasted blazer'"
         )
-    chunks = split_chunks(text)
-    if not chunks:
-        raise InputError(f"the description {normalise_description(text, 60)!r} holds only filler words")
-    return chunks
+    return split_chunks(text) or [clean]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,6 +58,12 @@ def weights_sha256(path: Path, lock_entry: dict | None = None) -> str:
     return sha256_of(path)
 
 
+def bundle_has_random_weights(bundle_info: dict) -> bool:
+    """Whether a model bundle's weights are random: its bundle.json says `"random_weights": true`, or it is
+    the tiny bundle (`"name": "tiny"`, which is seeded random noise by construction: tiny_bundle.py)."""
+    return bool(bundle_info.get("random_weights", bundle_info.get("name") == "tiny"))
+
+
 def white_background(image: Image.Image) -> Image.Image:
     """RGB, with any transparency composited on white (product photos often have a transparent background)."""
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
@@ -84,15 +91,18 @@ class RetrievalEncoder:
         batch_size: int = DEFAULT_BATCH_SIZE,
         info: dict[str, str] | None = None,
     ) -> None:
-        self.model = model.eval()
+        self.device = torch.device(device)
+        # fp16 on a GPU (twice the images per second, embeddings equal to ~1e-3); fp32 elsewhere.
+        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self.model = model.eval().to(self.dtype)
         self.preprocess = preprocess  # PIL image -> (3, H, W) tensor, open_clip's eval transform
         self.tokenizer = tokenizer  # list[str] -> (N, context_length) token ids
         self.identity = identity
-        self.device = torch.device(device)
         self.batch_size = batch_size
         self.info = dict(info or {"identity": identity})
         self.images_encoded = 0
         self.texts_encoded = 0
+        self._count_lock = threading.Lock()  # searches embed texts from several threads at once
         with torch.inference_mode():
             probe = self.model.encode_text(self.tokenizer(["a"]).to(self.device))
         self.dim = int(probe.shape[-1])
@@ -147,29 +157,45 @@ class RetrievalEncoder:
             name, revision = f"{sources.kind}-bundle/{PART}", f"seed{sources.bundle_info.get('seed', '?')}"
         else:
             name, revision = part.repo_id, part.revision
+        random_weights = bundle_has_random_weights(sources.bundle_info) if sources.bundle_dir is not None else False
         lock_entry = (
             read_lock(sources.weights_dir).get(f"{PART}/{weights_file(directory).name}")
             if location.where == "weights/"
             else None
         )
         hint = weights_sha256(weights_file(directory), lock_entry)
-        return cls.from_dir(
+        encoder = cls.from_dir(
             directory, name=name, revision=revision, weights_sha256_hint=hint, device=device, batch_size=batch_size
         )
+        if random_weights:
+            encoder.info["random_weights"] = True  # search then ranks caption matches first (search.py)
+        return encoder
 
     def _normalised(self, features: torch.Tensor) -> np.ndarray:
         features = torch.nn.functional.normalize(features.float(), dim=-1)
         return features.cpu().numpy().astype(np.float32, copy=False)
 
+    def prepare_image(self, image: Image.Image) -> torch.Tensor:
+        """(3, H, W) model input for one image: transparency on white, then open_clip's eval transform.
+        Pure and thread-safe: the index build runs it in its decoding threads."""
+        return self.preprocess(white_background(image))
+
     @torch.inference_mode()
+    def encode_prepared(self, prepared: Sequence[torch.Tensor]) -> np.ndarray:
+        """(N, D) float32, L2-normalised embeddings of `prepare_image` outputs, in one batch (fp16 on a GPU)."""
+        batch = torch.stack(list(prepared)).to(self.device, self.dtype)
+        out = self._normalised(self.model.encode_image(batch))
+        with self._count_lock:
+            self.images_encoded += len(batch)
+        return out
+
     def encode_images(self, images: Sequence[Image.Image], batch_size: int | None = None) -> np.ndarray:
         """(N, D) float32, L2-normalised image embeddings, computed `batch_size` images at a time."""
         size = batch_size or self.batch_size
         out = np.zeros((len(images), self.dim), dtype=np.float32)
         for start in range(0, len(images), size):
-            batch = torch.stack([self.preprocess(white_background(im)) for im in images[start : start + size]])
-            out[start : start + len(batch)] = self._normalised(self.model.encode_image(batch.to(self.device)))
-            self.images_encoded += len(batch)
+            batch = [self.prepare_image(im) for im in images[start : start + size]]
+            out[start : start + len(batch)] = self.encode_prepared(batch)
         return out
 
     @torch.inference_mode()
@@ -178,7 +204,8 @@ class RetrievalEncoder:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         tokens = self.tokenizer(list(texts)).to(self.device)
-        self.texts_encoded += len(texts)
+        with self._count_lock:
+            self.texts_encoded += len(texts)
         return self._normalised(self.model.encode_text(tokens))
 
     def __repr__(self) -> str:

@@ -7,6 +7,15 @@ A queries file is JSON Lines, one query per line::
 recall@k is the share of queries with at least one relevant id in the top k (with one relevant id per
 query, as in the paper's Dress Code tables in SPEC.md, this is the usual recall@k); MRR is the mean over
 queries of 1 / rank of the first relevant id (0 when none is in the top max(ks)).
+
+Two protocols:
+- "product" (the default): every search mode the catalog has, exactly as the app searches (chunks,
+  fusion, one hit per image content).
+- "paper": the retrieval protocol of the Fashion-RAG paper (SPEC.md, "Retrieval in the paper"): dense
+  only, the query is one noun chunk or three joined with ", ", embedded as it is, no fusion and no
+  de-duplication. A query line may give its noun chunks (`"chunks": [...]`, as Dress Code's annotations
+  do); otherwise they come from chunking its text. Its recall sits beside the paper's table when the
+  catalog is the Dress Code test gallery.
 """
 
 from __future__ import annotations
@@ -16,10 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fashion_rag.catalog.chunking import chunk_description
 from fashion_rag.catalog.search import MODES, CatalogSearch
 from fashion_rag.errors import InputError, check_category
 
 DEFAULT_KS = (1, 5, 10)
+PROTOCOLS = ("product", "paper")
+PAPER_CHUNKS = (1, 3)  # the paper's two query forms
 
 
 @dataclass(frozen=True)
@@ -27,6 +39,7 @@ class EvalQuery:
     text: str
     category: str
     relevant: tuple[str, ...]
+    chunks: tuple[str, ...] = ()  # noun chunks given by the queries file (the paper protocol uses them)
 
 
 @dataclass(frozen=True)
@@ -72,7 +85,10 @@ def load_queries(path: Path | str) -> list[EvalQuery]:
             category = check_category(str(row.get("category")))
         except InputError as error:
             raise InputError(f"{where}: {error}") from None
-        queries.append(EvalQuery(row["text"], category, tuple(relevant)))
+        chunks = row.get("chunks", [])
+        if not isinstance(chunks, list) or not all(isinstance(c, str) and c.strip() for c in chunks):
+            raise InputError(f"{where}: 'chunks' must be a list of non-empty noun chunks, got {chunks!r}")
+        queries.append(EvalQuery(row["text"], category, tuple(relevant), tuple(chunks)))
     if not queries:
         raise InputError(f"queries file {str(path)!r} holds no query")
     return queries
@@ -127,6 +143,37 @@ def evaluate(
             relevants.append(query.relevant)
         recall, mrr = score_rankings(rankings, relevants, ks)
         results.append(ModeScores(mode, len(rankings), recall, mrr))
+    return results, notes
+
+
+def paper_query(query: EvalQuery, chunks: int) -> str:
+    """The paper's query text: the first noun chunk, or the first three joined with ", "."""
+    found = list(query.chunks) or chunk_description(query.text)
+    return ", ".join(found[:chunks])
+
+
+def evaluate_paper(
+    search: CatalogSearch, queries: Sequence[EvalQuery], ks: Sequence[int] = DEFAULT_KS
+) -> tuple[list[ModeScores], list[str]]:
+    """Scores of the paper's protocol (module docstring): one row per query form ("paper, 1 chunk",
+    "paper, 3 chunks"), and notes on skipped queries. InputError when the search has no dense index."""
+    if "dense" not in search.available_modes:
+        raise InputError(f"the paper protocol is dense retrieval, not available here ({search.mode_reason})")
+    notes = [
+        f"skipped {q.text!r}: none of its relevant ids {list(q.relevant)} is searchable"
+        for q in queries
+        if not any(r in search for r in q.relevant)
+    ]
+    usable = [q for q in queries if any(r in search for r in q.relevant)]
+    results = []
+    for chunks in PAPER_CHUNKS:
+        rankings = [
+            search.dense_ranking(paper_query(q, chunks), q.category, min(max(ks), search.count(q.category)))
+            for q in usable
+        ]
+        recall, mrr = score_rankings(rankings, [q.relevant for q in usable], ks)
+        label = f"paper, {chunks} chunk{'s' if chunks > 1 else ''}"
+        results.append(ModeScores(label, len(rankings), recall, mrr))
     return results, notes
 
 

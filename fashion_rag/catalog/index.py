@@ -2,38 +2,44 @@
 
 An index folder holds::
 
-    manifest.json          format, catalog folder, encoder identity, dimension, item count, per-item id/category/file/sha256/
-                           caption, per-category index kind, and the sha256 of every other file
-    vectors.npy            (N, D) float32 image embeddings, rows in manifest item order
-    <category>.hnsw.faiss  the HNSW graph of a category above HNSW_THRESHOLD items (smaller ones use an
-                           exact IndexFlatIP, rebuilt from vectors.npy on load in milliseconds)
+    manifest.json           format, catalog folder, encoder identity, dimension, item count, per-item
+                            id/category/file/sha256/caption/size/mtime, per-category index kind, and the
+                            sha256, size and mtime of every other file
+    vectors.npy             (N, D) float32 image embeddings, rows in manifest item order (memory-mapped)
+    <category>.hnsw.faiss   the HNSW graph of a category above HNSW_THRESHOLD items
+    <category>.ivfpq.faiss  the IVF-PQ codes of a category above IVFPQ_THRESHOLD items (memory-mapped)
 
-Each category has its own faiss index, so a search in one category cannot return another's items.
+Smaller categories use an exact IndexFlatIP, built from vectors.npy on load in milliseconds. Each
+category has its own faiss index, so a search in one category cannot return another's items.
 
-Building again after the catalog changed embeds only images whose content (sha256) is not in the previous
-index; the rest is copied, and the result equals a full rebuild. The new index is written to a temporary
-folder beside the target and renamed into place: a crash leaves the previous index or none, never a
-half-written one. Loading checks every file against the manifest's sha256, and the encoder identity
-against the encoder in use: a mismatch raises CatalogIndexError saying what to do.
+Cost follows change. A catalog file whose size and mtime are what the manifest records is not hashed
+again (catalog.load_catalog with `known_files`); an unchanged catalog writes no file; a category whose
+items did not change keeps its graph (hard-linked into the new folder); only images whose content
+(sha256) is not in the previous index are embedded. The new index is written to a temporary folder
+beside the target and renamed into place: a crash leaves the previous index or none, never a
+half-written one. Loading checks each file against the manifest (by size and mtime, by sha256 when
+those differ) and the encoder identity against the encoder in use: a mismatch raises CatalogIndexError
+saying what to do.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import mmap
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import faiss
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from fashion_rag.catalog.catalog import Catalog, CatalogProblem, sha256_file
+from fashion_rag.catalog.catalog import Catalog, CatalogProblem, KnownFiles, sha256_file
+from fashion_rag.catalog.embedding import CHECKPOINT_EVERY, Checkpoint, ProgressCallback, embed_images
 from fashion_rag.catalog.encoder import RetrievalEncoder
 from fashion_rag.config import CATEGORIES
 from fashion_rag.errors import CatalogIndexError, InputError, check_category
@@ -44,22 +50,26 @@ FORMAT = "fashion-rag-catalog-index/1"
 MANIFEST_NAME = "manifest.json"
 VECTORS_NAME = "vectors.npy"
 
-# Exact search (IndexFlatIP) up to this many items per category, HNSW above. Measured with
-# benchmarks/bench_search_cpu.py on the shared 2-core box (768-d, one query at a time, one faiss thread):
-# exact p50 grows ~0.1 ms per 1,000 items (0.10 ms at 1k, 1.05 ms at 10k, 2.15 ms at 20k, 9.6 ms at
-# 50k, 20 ms at 100k), so it crosses the 2 ms budget near 19k. Up to 15k it stays near 1.6 ms with
-# recall 1.0, no graph to build (HNSW takes ~10 s at 20k, ~3.5 min at 100k on 2 cores) and free
-# incremental updates; above, only HNSW stays near budget. Dress Code has ~1,750 items per category.
+# The index kind follows a category's size (choose_kind). Measured with benchmarks/bench_search_cpu.py on
+# the shared 2-core box (768-d, one query at a time, one faiss thread; docs/PERFORMANCE.md has the tables):
+# - exact IndexFlatIP up to HNSW_THRESHOLD items: p50 grows ~0.1 ms per 1,000 items, so it crosses a 2 ms
+#   budget near 19k; up to 15k it has recall 1.0, no graph to build and free incremental updates.
+# - HNSW (IndexHNSWFlat) up to IVFPQ_THRESHOLD: memory ~3.3 KB per item and a build of minutes per 100k.
+# - IVF-PQ above: 96 bytes per item in RAM (memory-mapped from disk), the top RERANK candidates re-scored
+#   exactly from the memory-mapped vectors.npy; built in minutes at 1M where HNSW takes most of an hour.
 HNSW_THRESHOLD = 15_000
-HNSW_M = 32  # graph degree; M=48 measured no better at equal recall on 768-d vectors (more work per hop)
-HNSW_EF_CONSTRUCTION = 200  # build-time beam
-# Query-time beam, chosen for recall: on the benchmark's 768-d low-rank vectors, recall@10 against exact
-# search is 0.992 at 100k with 256 (p50 2.8 ms on the 2-core box) and 0.939 with 128 (1.5 ms); at 10k
-# both are >= 0.995 (1.0 ms, 0.6 ms). The issue's goal (< 2 ms and >= 0.99 at 100k) is not reached there.
-HNSW_EF_SEARCH = 256
-
-ProgressCallback = Callable[[int, int], None]  # (images embedded so far, images to embed)
-
+IVFPQ_THRESHOLD = 400_000
+HNSW_M = 32  # graph degree; M=16 measured slower at equal recall on 768-d vectors (more hops)
+# Build-time and query-time beams: chosen from an exploratory sweep on the benchmark's clustered 768-d
+# vectors at 100k (efSearch 64-96: recall@10 1.000 near 1-1.4 ms, efConstruction 100), not yet confirmed by
+# benchmarks/bench_search_cpu.py (docs/PERFORMANCE.md says so). On its harder low-rank vectors efSearch
+# 128 gave recall ~0.94.
+HNSW_EF_CONSTRUCTION = 100
+HNSW_EF_SEARCH = 96
+IVF_PROBES = 32  # inverted lists visited per query: recall is bounded by the lists not visited
+IVF_TRAIN_PER_LIST = 40  # k-means training points per list (faiss warns below 39)
+RERANK = 100  # IVF-PQ candidates re-scored exactly per query
+KINDS = ("flat", "hnsw", "ivfpq")
 
 # --------------------------------------------------------------------------------------------------
 # Plain functions over numpy arrays
@@ -72,9 +82,49 @@ def normalise_rows(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
-def choose_kind(count: int, threshold: int = HNSW_THRESHOLD) -> str:
-    """'flat' (exact) for `count` <= `threshold` items, else 'hnsw'."""
-    return "flat" if count <= threshold else "hnsw"
+def choose_kind(count: int, threshold: int = HNSW_THRESHOLD, compressed_threshold: int = IVFPQ_THRESHOLD) -> str:
+    """'flat' (exact) for `count` <= `threshold` items, 'hnsw' up to `compressed_threshold`, else 'ivfpq'."""
+    if count <= threshold:
+        return "flat"
+    return "hnsw" if count <= compressed_threshold else "ivfpq"
+
+
+def ivf_lists(count: int) -> int:
+    """Inverted lists for `count` vectors: a power of two near 2 sqrt(count) (2,048 at 1M), at least 1."""
+    return max(1, 2 ** round(np.log2(max(2.0 * np.sqrt(count), 1.0))))
+
+
+def pq_subquantizers(dim: int) -> int:
+    """PQ sub-vectors of 4 dimensions each, 4-bit codes (96 bytes per 768-d vector), or the nearest even
+    divisor of `dim` (faiss fast-scan packs codes in pairs)."""
+    return next((m for m in range(max(2, dim // 4), 1, -1) if dim % m == 0 and m % 2 == 0), 2)
+
+
+class RerankedIndex:
+    """An approximate faiss index whose top `rerank` candidates are re-scored exactly against `vectors`.
+
+    `vectors` (N, D) may be a read-only memory map of vectors.npy: each query touches only its candidates'
+    rows. Same `search` contract as a faiss index: (Q, k) scores and positions, best first, -1 padded.
+    """
+
+    def __init__(self, index: faiss.Index, vectors: np.ndarray, rerank: int = RERANK) -> None:
+        self.index, self.vectors, self.rerank = index, vectors, rerank
+        mapping = getattr(getattr(vectors, "base", None), "_mmap", None) or getattr(vectors, "_mmap", None)
+        if mapping is not None and hasattr(mmap, "MADV_RANDOM"):
+            # Rows are read at random: no read-ahead, so a query maps its candidates' pages, not their neighbours'.
+            mapping.madvise(mmap.MADV_RANDOM)
+        self.d, self.ntotal = index.d, index.ntotal
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        _, candidates = self.index.search(queries, max(k, self.rerank))  # (Q, C)
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        positions = np.full((len(queries), k), -1, dtype=np.int64)
+        for row, (query, found) in enumerate(zip(queries, candidates, strict=True)):
+            found = np.sort(found[found >= 0])  # rows in file order: reads of the memory map go forward
+            exact = np.asarray(self.vectors[found] @ query, dtype=np.float32)  # (C,)
+            top = np.argsort(-exact, kind="stable")[:k]
+            scores[row, : len(top)], positions[row, : len(top)] = exact[top], found[top]
+        return scores, positions
 
 
 def build_faiss_index(
@@ -84,8 +134,13 @@ def build_faiss_index(
     m: int = HNSW_M,
     ef_construction: int = HNSW_EF_CONSTRUCTION,
     ef_search: int = HNSW_EF_SEARCH,
+    nlist: int | None = None,
+    nprobe: int = IVF_PROBES,
+    seed: int = 0,
 ) -> faiss.Index:
-    """An inner-product faiss index over (N, D) float32 `vectors`: exact 'flat' or approximate 'hnsw' (IndexHNSWFlat)."""
+    """An inner-product faiss index over (N, D) float32 `vectors`: exact 'flat', approximate 'hnsw'
+    (IndexHNSWFlat) or compressed 'ivfpq' (IndexIVFPQ, 8-bit codes of 8-d sub-vectors; wrap it in
+    RerankedIndex to search)."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if vectors.ndim != 2:
         raise ValueError(f"vectors must be (N, D), got shape {vectors.shape}")
@@ -96,13 +151,28 @@ def build_faiss_index(
         index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = ef_construction
         index.hnsw.efSearch = ef_search
+    elif kind == "ivfpq":
+        lists = nlist or ivf_lists(len(vectors))
+        # 4-bit fast-scan PQ: a query scans its lists with SIMD lookups (~0.4 ms at 50k, 1 thread), and the
+        # codes only pick candidates (exact re-ranking decides), so coarse codes cost no recall: measured
+        # equal recall to 8-bit SQ codes (benchmarks/bench_search_cpu.py). Training 16 centroids per
+        # sub-vector is also far cheaper than 256 (8-bit PQ).
+        index = faiss.index_factory(dim, f"IVF{lists},PQ{pq_subquantizers(dim)}x4fs", faiss.METRIC_INNER_PRODUCT)
+        index.cp.niter = 10  # coarse k-means iterations (25 by default): the re-ranked recall barely moves
+        index.cp.seed = seed
+        index.pq.cp.niter = 10
+        sample = min(len(vectors), max(IVF_TRAIN_PER_LIST * lists, 10_000))
+        rows = np.sort(np.random.default_rng(seed).choice(len(vectors), sample, replace=False))
+        index.train(vectors[rows])
+        index.nprobe = nprobe
     else:
-        raise ValueError(f"unknown index kind {kind!r}: use 'flat' or 'hnsw'")
-    index.add(vectors)
+        raise ValueError(f"unknown index kind {kind!r}: use one of {', '.join(KINDS)}")
+    for start in range(0, len(vectors), 100_000):  # in blocks: a memory-mapped input is read once, in order
+        index.add(np.ascontiguousarray(vectors[start : start + 100_000]))
     return index
 
 
-def search_index(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def search_index(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-`k` by inner product: scores (Q, k) float32 and row positions (Q, k) int64, best first;
     positions are -1 where the index has fewer than k items."""
     queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, index.d)
@@ -157,7 +227,10 @@ class IndexedItem:
 
 
 class CatalogIndex:
-    """A loaded index: the manifest's items, their (N, D) vectors and one faiss index per category."""
+    """A loaded index: the manifest's items, their (N, D) vectors and one faiss index per category.
+
+    Only read after loading, so one instance serves concurrent searches (faiss searches are thread-safe).
+    """
 
     def __init__(
         self, directory: Path, manifest: dict, items: list[IndexedItem], vectors: np.ndarray, indexes: dict
@@ -165,8 +238,8 @@ class CatalogIndex:
         self.directory = directory
         self.manifest = manifest
         self.items = tuple(items)
-        self.vectors = vectors  # (N, D) float32
-        self._indexes: dict[str, faiss.Index] = indexes
+        self.vectors = vectors  # (N, D) float32, a read-only memory map of vectors.npy
+        self._indexes: dict = indexes
         self._by_category = {c: [item for item in self.items if item.category == c] for c in CATEGORIES}
 
     @property
@@ -187,10 +260,14 @@ class CatalogIndex:
     def items_in(self, category: str) -> list[IndexedItem]:
         return list(self._by_category[check_category(category)])
 
+    def count(self, category: str) -> int:
+        """Items of `category` in the index (without copying the list, unlike `items_in`)."""
+        return len(self._by_category[check_category(category)])
+
     def search(self, queries: np.ndarray, category: str, k: int) -> tuple[np.ndarray, list[list[IndexedItem]]]:
         """Top-`k` items of `category` for each of the (Q, D) normalised `queries`: scores (Q, k') and the
         items, best first, with k' = min(k, items in the category)."""
-        members = self.items_in(category)
+        members = self._by_category[check_category(category)]
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
         k_eff = min(k, len(members))
         if k_eff < 1:
@@ -230,8 +307,40 @@ def read_manifest(directory: Path | str) -> dict:
     return manifest
 
 
+def file_stat(path: Path) -> list[int]:
+    """[size, mtime_ns] of a file: what the manifest records to recognise it unchanged without hashing."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def check_files(directory: Path, manifest: dict) -> None:
+    """CatalogIndexError unless every file the manifest lists is there and unchanged. A file with the size
+    and modification time recorded at build time is taken as unchanged; any other is hashed (sha256)
+    and compared, so a modified, truncated or half-written file is always found."""
+    stats = manifest.get("file_stats", {})
+    for name, expected in sorted(manifest["files"].items()):
+        path = directory / name
+        if not path.is_file():
+            raise _manifest_error(directory, f"is incomplete: {name} is missing")
+        if stats.get(name) == file_stat(path):
+            continue
+        if sha256_file(path) != expected:
+            raise _manifest_error(directory, f"does not match its manifest: {name} was modified or half-written")
+
+
+def _items_of(directory: Path, manifest: dict) -> list[IndexedItem]:
+    try:
+        return [
+            IndexedItem(**{k: str(row[k]) for k in ("id", "category", "file", "sha256", "caption")})
+            for row in manifest["items"]
+        ]
+    except (KeyError, TypeError) as error:
+        raise _manifest_error(directory, f"has malformed items ({error})") from error
+
+
 def load_index(directory: Path | str, *, encoder_identity: str | None = None) -> CatalogIndex:
-    """Load and check the index in `directory`.
+    """Load and check the index in `directory`, memory-mapping what can be mapped (vectors.npy, HNSW
+    storage, IVF-PQ lists): a restart reads the graph links and the manifest, not every vector.
 
     CatalogIndexError when it is missing, when it was built by an encoder other than `encoder_identity`
     (when given), or when any file differs from what the manifest records (modified, truncated,
@@ -247,19 +356,11 @@ def load_index(directory: Path | str, *, encoder_identity: str | None = None) ->
             f"(`python -m fashion_rag index build CATALOG_DIR --out {directory}` with the same --models), or "
             f"search with the models that built it"
         )
-    for name, expected in sorted(manifest["files"].items()):
-        path = directory / name
-        if not path.is_file():
-            raise _manifest_error(directory, f"is incomplete: {name} is missing")
-        if sha256_file(path) != expected:
-            raise _manifest_error(directory, f"does not match its manifest: {name} was modified or half-written")
+    check_files(directory, manifest)
+    items = _items_of(directory, manifest)
     try:
-        vectors = np.load(directory / VECTORS_NAME, allow_pickle=False)
-        items = [
-            IndexedItem(**{k: str(row[k]) for k in ("id", "category", "file", "sha256", "caption")})
-            for row in manifest["items"]
-        ]
-    except (ValueError, OSError, KeyError, TypeError) as error:
+        vectors = np.load(directory / VECTORS_NAME, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as error:
         raise _manifest_error(directory, f"is unreadable ({error})") from error
     dim, count = int(manifest["dim"]), int(manifest["count"])
     if vectors.dtype != np.float32 or vectors.shape != (count, dim) or len(items) != count:
@@ -267,7 +368,7 @@ def load_index(directory: Path | str, *, encoder_identity: str | None = None) ->
             directory,
             f"holds {vectors.shape} {vectors.dtype} vectors for {len(items)} items, expected ({count}, {dim})",
         )
-    indexes: dict[str, faiss.Index] = {}
+    indexes: dict = {}
     start = 0
     for category in CATEGORIES:
         entry = manifest["categories"].get(category, {"kind": "flat", "count": 0})
@@ -275,14 +376,22 @@ def load_index(directory: Path | str, *, encoder_identity: str | None = None) ->
         block = vectors[start : start + size]
         if any(item.category != category for item in items[start : start + size]):
             raise _manifest_error(directory, f"lists its {category} items out of order")
-        if entry["kind"] == "hnsw":
+        if entry["kind"] in ("hnsw", "ivfpq"):
+            # Memory-mapped and read-only: HNSW's flat storage (IO_FLAG_MMAP_IFC), IVF's inverted lists (IO_FLAG_MMAP).
+            flags = faiss.IO_FLAG_READ_ONLY | (
+                faiss.IO_FLAG_MMAP_IFC if entry["kind"] == "hnsw" else faiss.IO_FLAG_MMAP
+            )
             try:
-                index = faiss.read_index(str(directory / entry["file"]))
+                index = faiss.read_index(str(directory / entry["file"]), flags)
             except RuntimeError as error:
                 raise _manifest_error(directory, f"has an unreadable {entry['file']} ({error})") from error
             if index.ntotal != size or index.d != dim:
                 raise _manifest_error(directory, f"has {index.ntotal} vectors in {entry['file']}, expected {size}")
-            index.hnsw.efSearch = int(entry.get("ef_search", HNSW_EF_SEARCH))
+            if entry["kind"] == "hnsw":
+                index.hnsw.efSearch = int(entry.get("ef_search", HNSW_EF_SEARCH))
+            else:
+                index.nprobe = int(entry.get("nprobe", IVF_PROBES))
+                index = RerankedIndex(index, block, int(entry.get("rerank", RERANK)))
         else:
             index = build_faiss_index(block, "flat")
         indexes[category] = index
@@ -298,13 +407,33 @@ def missing_files(index: CatalogIndex, catalog_root: Path | str) -> list[Indexed
     return [item for item in index.items if not (root / item.file).is_file()]
 
 
+def load_items(directory: Path | str) -> list[IndexedItem]:
+    """The items an index's manifest lists, without checking its files (for reports and lexical search)."""
+    return _items_of(Path(directory), read_manifest(directory))
+
+
+def known_files(directory: Path | str) -> KnownFiles:
+    """What the index in `directory` recorded of each catalog file: file -> (size, mtime_ns, sha256), for
+    `load_catalog(known=...)` to skip hashing unchanged images. {} without a readable index."""
+    try:
+        manifest = read_manifest(directory)
+    except CatalogIndexError:
+        return {}
+    return {
+        str(row["file"]): (int(row["size"]), int(row["mtime_ns"]), str(row["sha256"]))
+        for row in manifest["items"]
+        if isinstance(row, dict) and "size" in row and "mtime_ns" in row and "file" in row and "sha256" in row
+    }
+
+
 # --------------------------------------------------------------------------------------------------
 # Building and updating
 
 
 @dataclass(frozen=True)
 class BuildReport:
-    """What `build_index` did. Ids in `embedded` had their image embedded in this run."""
+    """What `build_index` did. Ids in `embedded` had their image embedded in this run; `index` is the
+    index as loaded after the build (the search can use it instead of loading it again)."""
 
     index_dir: Path
     counts: dict[str, int]
@@ -315,8 +444,11 @@ class BuildReport:
     changed: tuple[str, ...]
     removed: tuple[str, ...]
     problems: tuple[CatalogProblem, ...]
-    previous: str  # "none", "updated", or "rebuilt: <why the previous index could not be reused>"
+    previous: str  # "none", "unchanged", "updated", or "rebuilt: <why the previous index could not be reused>"
     encoder: dict = field(default_factory=dict)
+    resumed: int = 0  # vectors taken from the checkpoint of an interrupted build
+    written: tuple[str, ...] = ()  # index files written in this run (unchanged ones are linked, not rewritten)
+    index: CatalogIndex | None = field(default=None, repr=False, compare=False)
 
     @property
     def count(self) -> int:
@@ -324,21 +456,19 @@ class BuildReport:
 
     def summary(self) -> str:
         counts = ", ".join(f"{c} {n} ({self.kinds[c]})" for c, n in self.counts.items())
+        if self.previous == "unchanged":
+            return f"index at {self.index_dir} is up to date: {counts}; nothing embedded, no file written"
         lines = [
             f"indexed {self.count} items into {self.index_dir}: {counts}",
             f"embedded {len(self.embedded)}, reused {self.reused}; added {len(self.added)}, changed "
             f"{len(self.changed)}, removed {len(self.removed)}",
         ]
+        if self.resumed:
+            lines.append(f"resumed an interrupted build: {self.resumed} vectors from its checkpoint")
         if self.previous.startswith("rebuilt"):
             lines.append(f"previous index not reused: {self.previous.removeprefix('rebuilt: ')}")
         lines += [f"skipped {problem}" for problem in self.problems]
         return "\n".join(lines)
-
-
-def _open_image(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        image.load()  # decode now, so a truncated file fails here and not inside the encoder
-        return image.copy()
 
 
 def _check_target(index_dir: Path) -> None:
@@ -351,36 +481,57 @@ def _check_target(index_dir: Path) -> None:
         )
 
 
-def _previous_vectors(index_dir: Path, identity: str) -> tuple[dict[str, np.ndarray], list[IndexedItem], str]:
-    """sha256 -> vector of the previous index in `index_dir`, its items, and what becomes of it."""
+@dataclass
+class _Previous:
+    """The previous index in the target folder, as far as it can be reused."""
+
+    state: str  # "none", "updated" (reusable) or "rebuilt: why not"
+    items: list[IndexedItem]
+    manifest: dict | None = None
+    index: CatalogIndex | None = None
+
+    def vectors_by_sha(self) -> dict[str, int]:
+        """sha256 -> row of the previous vectors (empty when they cannot be reused)."""
+        if self.index is None:
+            return {}
+        return {item.sha256: row for row, item in enumerate(self.index.items)}
+
+
+def _previous(index_dir: Path, identity: str) -> _Previous:
     if not (index_dir / MANIFEST_NAME).is_file():
-        return {}, [], "none"
+        return _Previous("none", [])
     try:
-        items = load_items(index_dir)
-        built_with = read_manifest(index_dir)["encoder"].get("identity")
+        manifest = read_manifest(index_dir)
+        items = _items_of(index_dir, manifest)
     except CatalogIndexError as error:
-        return {}, [], f"rebuilt: {str(error).split('; rebuild')[0]}"
+        return _Previous(f"rebuilt: {str(error).split('; rebuild')[0]}", [])
+    built_with = manifest["encoder"].get("identity")
     if built_with != identity:
-        return {}, items, f"rebuilt: it was built with another encoder ({built_with})"
+        return _Previous(f"rebuilt: it was built with another encoder ({built_with})", items)
     try:
         previous = load_index(index_dir, encoder_identity=identity)
     except CatalogIndexError as error:
         logger.warning("not reusing the previous index: %s", error)
-        return {}, items, f"rebuilt: {str(error).split('; rebuild')[0]}"
-    vectors = {item.sha256: previous.vectors[row] for row, item in enumerate(previous.items)}
-    return vectors, list(previous.items), "updated"
+        return _Previous(f"rebuilt: {str(error).split('; rebuild')[0]}", items)
+    return _Previous("updated", items, manifest, previous)
 
 
-def load_items(directory: Path | str) -> list[IndexedItem]:
-    """The items an index's manifest lists, without checking its files (for reports and lexical search)."""
-    manifest = read_manifest(directory)
-    try:
-        return [
-            IndexedItem(**{k: str(row[k]) for k in ("id", "category", "file", "sha256", "caption")})
-            for row in manifest["items"]
-        ]
-    except (KeyError, TypeError) as error:
-        raise _manifest_error(Path(directory), f"has malformed items ({error})") from error
+def _item_rows(items) -> list[dict]:
+    return [
+        {"id": i.id, "category": i.category, "file": i.file, "sha256": i.sha256, "caption": i.caption,
+         "size": i.size, "mtime_ns": i.mtime_ns}
+        for i in items
+    ]  # fmt: skip
+
+
+def _category_entry(kind: str, count: int, category: str) -> dict:
+    entry: dict = {"kind": kind, "count": count}
+    if kind == "hnsw":
+        entry.update(file=f"{category}.hnsw.faiss", m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
+        entry["ef_search"] = HNSW_EF_SEARCH
+    elif kind == "ivfpq":
+        entry.update(file=f"{category}.ivfpq.faiss", nprobe=IVF_PROBES, rerank=RERANK)
+    return entry
 
 
 def build_index(
@@ -390,58 +541,73 @@ def build_index(
     *,
     batch_size: int | None = None,
     hnsw_threshold: int = HNSW_THRESHOLD,
+    compressed_threshold: int = IVFPQ_THRESHOLD,
     progress: ProgressCallback | None = None,
+    workers: int | None = None,
+    checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> BuildReport:
     """Build or update the index of `catalog` in `index_dir` and return what was done.
 
-    Images whose sha256 is in the previous index (built by the same encoder, files intact) are not
-    embedded again. Images that cannot be decoded are skipped and reported. The index is written to a
-    temporary folder and renamed into place.
+    Cost follows the change. An unchanged catalog (same items, hashes and captions as the index records;
+    `load_catalog(known=known_files(index_dir))` hashes only files whose size or mtime changed) writes
+    nothing and loads the index once. Otherwise images whose sha256 is in the previous index (built by the
+    same encoder, files intact) are not embedded again, and a category whose items are unchanged keeps its
+    graph file (hard-linked into the new folder, not rebuilt). New images are decoded by `workers`
+    threads while the encoder runs, and every `checkpoint_every` images their vectors are saved beside the
+    index: a build that was killed resumes from there. Images that cannot be decoded are skipped and
+    reported. The new index is written to a temporary folder and renamed into place.
     """
     index_dir = Path(index_dir)
     _check_target(index_dir)
     if batch_size is not None and batch_size < 1:
         raise InputError(f"batch size {batch_size} is out of range: use 1 or more")
-    reuse, old_items, previous = _previous_vectors(index_dir, encoder.identity)
+    previous = _previous(index_dir, encoder.identity)
+    counts_all = {c: sum(item.category == c for item in catalog) for c in CATEGORIES}
+    kinds_all = {c: choose_kind(n, hnsw_threshold, compressed_threshold) for c, n in counts_all.items()}
 
-    # Embed each distinct new image once, batch by batch (only one batch of images is in memory).
+    # Nothing changed: same items (and stats), same encoder, same index kinds -> no file is written.
+    if previous.index is not None and previous.manifest is not None:
+        old = previous.manifest
+        same_kinds = all(
+            old["categories"].get(c, {}).get("kind", "flat") == kinds_all[c] for c in CATEGORIES if counts_all[c]
+        )
+        if same_kinds and old["items"] == _item_rows(catalog):
+            return BuildReport(
+                index_dir=index_dir, counts=counts_all, kinds=kinds_all, embedded=(), reused=len(catalog),
+                added=(), changed=(), removed=(), problems=tuple(catalog.problems), previous="unchanged",
+                encoder=dict(encoder.info), index=previous.index,
+            )  # fmt: skip
+
+    reuse_rows = previous.vectors_by_sha()
+    checkpoint = Checkpoint(index_dir, encoder.identity)
+    resumed_vectors = checkpoint.load()
     to_embed: dict[str, Path] = {}
     for item in catalog:
-        if item.sha256 not in reuse and item.sha256 not in to_embed:
+        if item.sha256 not in reuse_rows and item.sha256 not in resumed_vectors and item.sha256 not in to_embed:
             to_embed[item.sha256] = item.path
+    resumed = sum(sha in resumed_vectors for sha in {i.sha256 for i in catalog} if sha not in reuse_rows)
     problems = list(catalog.problems)
-    failed: set[str] = set()
-    new_vectors: dict[str, np.ndarray] = {}
-    pending = list(to_embed.items())
-    size = batch_size or encoder.batch_size
-    if progress is not None:
-        progress(0, len(pending))
-    for start in range(0, len(pending), size):
-        images, shas = [], []
-        for sha, path in pending[start : start + size]:
-            try:
-                images.append(_open_image(path))
-                shas.append(sha)
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-                failed.add(sha)
-                where = f"{path.parent.name}/{path.name}"
-                problems.append(CatalogProblem("corrupt-image", where, f"cannot be decoded ({error})"))
-        if images:
-            vectors = encoder.encode_images(images, batch_size=size)
-            new_vectors.update(zip(shas, vectors, strict=True))
-        if progress is not None:
-            progress(min(start + size, len(pending)), len(pending))
+    new_vectors, failed = embed_images(
+        list(to_embed.items()), encoder, batch_size=batch_size or encoder.batch_size, workers=workers,
+        progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every, problems=problems,
+    )  # fmt: skip
+    new_vectors.update(resumed_vectors)
 
     kept = [item for item in catalog if item.sha256 not in failed]
     if not kept:
         raise InputError(f"no image of the catalog at {catalog.root} could be embedded: nothing to index")
-    vectors = np.stack([new_vectors[i.sha256] if i.sha256 in new_vectors else reuse[i.sha256] for i in kept])
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    embedded_shas = set(new_vectors)
-    old_by_id = {item.id: item for item in old_items}
+    old_vectors = previous.index.vectors if previous.index is not None else None
+    vectors = np.empty((len(kept), encoder.dim), dtype=np.float32)
+    for row, item in enumerate(kept):
+        if item.sha256 in new_vectors:
+            vectors[row] = new_vectors[item.sha256]
+        else:
+            vectors[row] = old_vectors[reuse_rows[item.sha256]]
+    embedded_shas = set(to_embed) - failed
+    old_by_id = {item.id: item for item in previous.items}
     new_ids = {item.id for item in kept}
     counts = {c: sum(item.category == c for item in kept) for c in CATEGORIES}
-    kinds = {c: choose_kind(n, hnsw_threshold) for c, n in counts.items()}
+    kinds = {c: choose_kind(n, hnsw_threshold, compressed_threshold) for c, n in counts.items()}
 
     manifest = {
         "format": FORMAT,
@@ -450,33 +616,57 @@ def build_index(
         "dim": int(vectors.shape[1]),
         "count": len(kept),
         "categories": {},
-        "items": [
-            {"id": i.id, "category": i.category, "file": i.file, "sha256": i.sha256, "caption": i.caption} for i in kept
-        ],
+        "items": _item_rows(kept),
         "files": {},
+        "file_stats": {},
     }
     tmp = index_dir.parent / f".{index_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     index_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp.mkdir()
+    written: list[str] = []
     try:
-        np.save(tmp / VECTORS_NAME, vectors)
+        old_manifest = previous.manifest or {}
+        old_shas = [i.sha256 for i in previous.index.items] if previous.index is not None else None
+        if old_shas == [i.sha256 for i in kept]:
+            _link_or_copy(index_dir / VECTORS_NAME, tmp / VECTORS_NAME)  # same vectors in the same order
+        else:
+            np.save(tmp / VECTORS_NAME, vectors)
+            written.append(VECTORS_NAME)
         start = 0
         for category in CATEGORIES:
-            entry: dict = {"kind": kinds[category], "count": counts[category]}
-            if kinds[category] == "hnsw":
-                entry.update(file=f"{category}.hnsw.faiss", m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
-                entry["ef_search"] = HNSW_EF_SEARCH
-                index = build_faiss_index(vectors[start : start + counts[category]], "hnsw")
-                faiss.write_index(index, str(tmp / entry["file"]))
+            entry = _category_entry(kinds[category], counts[category], category)
+            block = vectors[start : start + counts[category]]
+            if "file" in entry:
+                old_entry = old_manifest.get("categories", {}).get(category)
+                old_members = previous.index.items_in(category) if previous.index is not None else None
+                unchanged = (
+                    old_entry == entry
+                    and old_members is not None
+                    and [(i.id, i.sha256) for i in old_members]
+                    == [(i.id, i.sha256) for i in kept[start : start + counts[category]]]
+                )
+                if unchanged:
+                    _link_or_copy(index_dir / entry["file"], tmp / entry["file"])  # the same graph: not rebuilt
+                else:
+                    index = build_faiss_index(block, entry["kind"])
+                    faiss.write_index(index, str(tmp / entry["file"]))
+                    written.append(entry["file"])
             manifest["categories"][category] = entry
             start += counts[category]
         for path in sorted(tmp.iterdir()):
-            manifest["files"][path.name] = sha256_file(path)
+            name = path.name
+            old_stat = old_manifest.get("file_stats", {}).get(name)
+            if name not in written and old_stat == file_stat(path):
+                manifest["files"][name] = old_manifest["files"][name]  # linked: known, not hashed again
+            else:
+                manifest["files"][name] = sha256_file(path)
+            manifest["file_stats"][name] = file_stat(path)
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         _swap_into_place(tmp, index_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    checkpoint.clear()
 
     return BuildReport(
         index_dir=index_dir,
@@ -488,9 +678,20 @@ def build_index(
         changed=tuple(i.id for i in kept if i.id in old_by_id and old_by_id[i.id].sha256 != i.sha256),
         removed=tuple(sorted(set(old_by_id) - new_ids)),
         problems=tuple(problems),
-        previous=previous,
+        previous=previous.state,
         encoder=dict(encoder.info),
+        resumed=resumed,
+        written=tuple(written),
+        index=load_index(index_dir, encoder_identity=encoder.identity),
     )
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link (no bytes written, same inode and mtime), or a copy where links are not possible."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _swap_into_place(tmp: Path, index_dir: Path) -> None:

@@ -1,8 +1,10 @@
 """Lexical search over catalog captions and titles: BM25 (the bm25s library), one index per category.
 
-Captions and queries are tokenised the same way (vocabulary.canonical_tokens: lower case, synonyms and
-plurals folded, "striped" = "stripes"), English stop words removed. Only items that share at least one
-word with the query are ranked: a lexical ranking says nothing about the others.
+Captions and queries are tokenised the same way, the way bm25s does it: its token pattern (words of two
+or more letters or digits, any script), its English stop words, and the Snowball English stemmer of
+PyStemmer ("dresses" = "dress", "striped" = "stripes" = "stripe"). There is no closed vocabulary: a
+word in a caption ("kurta") matches the same word in a description. Only items that share at least one
+stem with the query are ranked: a lexical ranking says nothing about the others.
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ from dataclasses import dataclass
 
 import bm25s
 import numpy as np
-from bm25s.stopwords import STOPWORDS_EN
 
-from fashion_rag.catalog.vocabulary import canonical_tokens
+from fashion_rag.catalog.vocabulary import normalise_text, stem_words
 from fashion_rag.config import CATEGORIES
 from fashion_rag.errors import check_category
 
@@ -23,12 +24,14 @@ from fashion_rag.errors import check_category
 # logging is configured; let it follow the application's level instead.
 logging.getLogger("bm25s").setLevel(logging.NOTSET)
 
-STOPWORDS = frozenset(STOPWORDS_EN) | {"s"}
-
 
 def tokenize(text: str) -> list[str]:
-    """Canonical words of `text` without stop words (the same for captions and queries)."""
-    return [token for token in canonical_tokens(text) if token not in STOPWORDS]
+    """Stemmed tokens of `text` without stop words, by bm25s's own tokeniser (the same for captions and
+    queries)."""
+    tokens = bm25s.tokenize(
+        normalise_text(text), stopwords="en", stemmer=stem_words, return_ids=False, show_progress=False
+    )
+    return list(tokens[0]) if tokens else []
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,10 @@ class LexicalDocument:
 
 
 class LexicalIndex:
-    """BM25 over the captions of each category. Items without a caption are never returned."""
+    """BM25 over the captions of each category. Items without a caption are never returned.
+
+    Built once, then only read: `rank` may be called from many threads at once.
+    """
 
     def __init__(self, documents: Iterable[LexicalDocument]) -> None:
         self._ids: dict[str, list[str]] = {c: [] for c in CATEGORIES}
@@ -57,6 +63,8 @@ class LexicalIndex:
                 bm25 = bm25s.BM25()  # Lucene variant, k1=1.5, b=0.75: the library's defaults
                 bm25.index(tokens, show_progress=False)
                 self._bm25[category] = bm25
+        # Position of each id in its category, for tie-breaking by id without sorting strings.
+        self._id_order = {c: np.argsort(np.array(ids, dtype=object)).argsort() for c, ids in self._ids.items() if ids}
 
     def __len__(self) -> int:
         return sum(len(ids) for ids in self._ids.values())
@@ -67,15 +75,24 @@ class LexicalIndex:
 
     def rank(self, text: str, category: str, depth: int | None = None) -> list[tuple[str, float]]:
         """(id, BM25 score) of the items of `category` matching `text`, best first; ties by id; at most
-        `depth` of them (all matching items when None)."""
+        `depth` of them (all matching items when None).
+
+        bm25s scores the query's stems over its sparse index (numpy); only the top `depth` are selected
+        (argpartition) and sorted, never the whole category.
+        """
         check_category(category)
         bm25 = self._bm25.get(category)
-        tokens = tokenize(text)
-        if bm25 is None or not tokens:
+        stems = [t for t in tokenize(text) if t in bm25.vocab_dict] if bm25 is not None else []
+        if not stems:
             return []
-        scores = np.asarray(bm25.get_scores(tokens), dtype=np.float64)  # (items in category,)
-        ids = self._ids[category]
-        order = sorted((i for i in range(len(ids)) if scores[i] > 0), key=lambda i: (-scores[i], ids[i]))
+        scores = np.asarray(bm25.get_scores(stems), dtype=np.float64)  # (items in category,)
+        matching = np.flatnonzero(scores > 0)
+        if depth is not None and len(matching) > depth:
+            # The `depth` best, plus every item tied with the last of them (ties are broken by id below).
+            cut = np.partition(scores[matching], len(matching) - depth)[len(matching) - depth]
+            matching = matching[scores[matching] >= cut]
+        order = matching[np.lexsort((self._id_order[category][matching], -scores[matching]))]
         if depth is not None:
             order = order[:depth]
+        ids = self._ids[category]
         return [(ids[i], float(scores[i])) for i in order]

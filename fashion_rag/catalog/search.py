@@ -9,12 +9,20 @@ content (sha256) are reported once.
 
 `mode` says what is available: "hybrid" (dense + lexical), "dense" (no captions), or "lexical" (no
 retrieval encoder weights, or no index: `mode_reason` says which).
+
+A retrieval encoder with random weights (a test bundle's: its `info["random_weights"]`) ranks garments by
+noise, and fusing noise with BM25 buries exact caption matches. With such an encoder hybrid search is
+"lexical-first": items whose caption matches rank first, by BM25, the dense ranking only breaks their
+ties and orders the rest; `mode_reason` says so. With real weights hybrid is reciprocal rank fusion.
+
+Thread safety: after construction a CatalogSearch is only read, except for the text-embedding cache,
+which is a functools.lru_cache (coherent under concurrent use); the app runs several searches at once.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +52,10 @@ MODES = ("hybrid", "dense", "lexical")
 RRF_K = 60  # the constant of Cormack, Clarke & Buettcher (SIGIR 2009); damps the weight of the top ranks
 MIN_DEPTH = 50  # each ranking contributes at least this many candidates to the fusion
 TEXT_CACHE_SIZE = 1024  # chunk embeddings kept: a text embedding costs ~0.3 s with ViT-L-14 on a CPU core
+RANDOM_ENCODER_REASON = (
+    "caption matches ranked first (BM25), dense similarity only breaks ties and orders the rest: the "
+    "retrieval encoder of these models has random weights, so its similarities are noise"
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +67,7 @@ class SearchHit:
     id: str
     category: str
     caption: str
-    score: float  # the fused reciprocal-rank score, summed over chunks
+    score: float  # the fused reciprocal-rank score, summed over chunks (lexical-first fusion: its lexical part)
     chunk: str  # the chunk of the description that contributed most to `score`
     dense_rank: int | None
     lexical_rank: int | None
@@ -86,6 +98,7 @@ class CatalogSearch:
         catalog_root: Path | None = None,
         reason: str = "",
         problems: Iterable[str] = (),
+        text_cache_size: int = TEXT_CACHE_SIZE,
     ) -> None:
         if (index is None) != (encoder is None):
             reason = reason or ("no retrieval encoder" if encoder is None else "no index")
@@ -100,7 +113,11 @@ class CatalogSearch:
         self.catalog_root = catalog_root
         self.problems = tuple(problems)  # human-readable lines: images gone since indexing, catalog problems
         self._entries = {entry.id: entry for entry in entries}
-        self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()  # chunk -> (D,) embedding, LRU
+        self._counts = {c: 0 for c in CATEGORIES}
+        for entry in self._entries.values():
+            self._counts[entry.category] += 1
+        # chunk -> (D,) read-only embedding; lru_cache keeps its structure coherent across threads.
+        self._embed_text = functools.lru_cache(maxsize=text_cache_size)(self._encode_text)
         self.lexical = LexicalIndex(LexicalDocument(e.id, e.category, e.caption) for e in self._entries.values())
         dense = index is not None
         if dense and self.lexical.has_captions():
@@ -117,6 +134,11 @@ class CatalogSearch:
         self.mode_reason = reason if self.mode == "lexical" else ""
         if self.mode == "dense":
             self.mode_reason = "no captions in the catalog, so no lexical ranking"
+        # "rrf" (reciprocal rank fusion) or "lexical-first" (random encoder weights: see the module docstring).
+        random_encoder = encoder is not None and bool(getattr(encoder, "info", {}).get("random_weights"))
+        self.fusion = "lexical-first" if random_encoder and self.mode == "hybrid" else "rrf"
+        if self.fusion == "lexical-first":
+            self.mode_reason = RANDOM_ENCODER_REASON
 
     # ----------------------------------------------------------------------------------------------
     # Construction
@@ -129,6 +151,7 @@ class CatalogSearch:
         *,
         catalog_root: Path | str | None = None,
         reason: str = "",
+        text_cache_size: int = TEXT_CACHE_SIZE,
     ) -> CatalogSearch:
         """Search the items of a loaded index; with `encoder` None, lexically over their captions.
         With `catalog_root`, items whose image has been deleted since indexing are left out and reported."""
@@ -144,7 +167,10 @@ class CatalogSearch:
         if encoder is None:
             reason = reason or "no retrieval encoder"
             return cls(entries, catalog_root=root, reason=reason, problems=problems)
-        return cls(entries, index=index, encoder=encoder, catalog_root=root, reason=reason, problems=problems)
+        return cls(
+            entries, index=index, encoder=encoder, catalog_root=root, reason=reason, problems=problems,
+            text_cache_size=text_cache_size,
+        )  # fmt: skip
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, *, reason: str = "no index") -> CatalogSearch:
@@ -214,8 +240,7 @@ class CatalogSearch:
 
     def count(self, category: str) -> int:
         """Searchable items in `category`."""
-        check_category(category)
-        return sum(entry.category == category for entry in self._entries.values())
+        return self._counts[check_category(category)]
 
     def counts(self) -> dict[str, int]:
         return {category: self.count(category) for category in CATEGORIES}
@@ -243,7 +268,7 @@ class CatalogSearch:
     def search(self, text: str, category: str, k: int = 5, *, mode: str | None = None) -> list[SearchHit]:
         """The `k` best garments of `category` for the description `text`, best first.
 
-        InputError for an empty description or one with no garment words, an unknown category, a `k`
+        InputError for an empty or letter-free description, an unknown category, a `k`
         outside 1..(items in the category), or a `mode` this search does not have. In lexical mode fewer
         than `k` hits come back when fewer captions share a word with the description.
         """
@@ -282,20 +307,26 @@ class CatalogSearch:
             lexical = [self.lexical.rank(chunk, category, depth) for chunk in chunks]
         return self._fuse(chunks, dense, lexical, k)
 
-    def _embed_texts(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), D) text embeddings, computing only those not in the LRU cache (a repeated search,
-        or the same description in several modes, encodes nothing)."""
+    def _encode_text(self, text: str) -> np.ndarray:
         assert self.encoder is not None
-        missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
-        if missing:
-            for text, vector in zip(missing, self.encoder.encode_texts(missing), strict=True):
-                self._text_cache[text] = vector
-        embeddings = np.stack([self._text_cache[text] for text in texts])
-        for text in texts:
-            self._text_cache.move_to_end(text)
-        while len(self._text_cache) > TEXT_CACHE_SIZE:
-            self._text_cache.popitem(last=False)
-        return embeddings
+        vector = self.encoder.encode_texts([text])[0]
+        vector.setflags(write=False)  # shared by every thread that hits the cache
+        return vector
+
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), D) text embeddings through the LRU cache (a repeated search, or the same
+        description in several modes, encodes nothing)."""
+        return np.stack([self._embed_text(text) for text in texts])
+
+    def dense_ranking(self, text: str, category: str, k: int) -> list[str]:
+        """Ids of the `k` items of `category` nearest to the embedding of `text` as given (no chunking, no
+        lexical side, no merging of same-content items): the paper's retrieval protocol."""
+        check_category(category)
+        if self.index is None:
+            raise InputError(f"dense search is not available here ({self.mode_reason or 'no index'})")
+        left_out = len(self.index.items_in(category)) - self.count(category)
+        _, hits = self.index.search(self._embed_texts([text]), category, k + left_out)
+        return [item.id for item in hits[0] if item.id in self._entries][:k]
 
     def _fuse(
         self,
@@ -304,20 +335,37 @@ class CatalogSearch:
         lexical: list[list[tuple[str, float]]],
         k: int,
     ) -> list[SearchHit]:
-        total: dict[str, float] = {}
+        # Per item: reciprocal-rank contributions of each side, summed over chunks.
+        totals: dict[str, list[float]] = {}  # id -> [dense part, lexical part]
         best: dict[str, tuple[float, int]] = {}  # id -> (contribution, chunk index) of its best chunk
         for c in range(len(chunks)):
             contribution: dict[str, float] = {}
-            for ranking in (dense[c], lexical[c]):
+            for side, ranking in enumerate((dense[c], lexical[c])):
                 for rank, (item_id, _) in enumerate(ranking, start=1):
-                    contribution[item_id] = contribution.get(item_id, 0.0) + 1.0 / (RRF_K + rank)
+                    share = 1.0 / (RRF_K + rank)
+                    contribution[item_id] = contribution.get(item_id, 0.0) + share
+                    totals.setdefault(item_id, [0.0, 0.0])[side] += share
             for item_id, value in contribution.items():
-                total[item_id] = total.get(item_id, 0.0) + value
                 if item_id not in best or value > best[item_id][0]:
                     best[item_id] = (value, c)
+        if self.fusion == "lexical-first":
+            # Caption matches first by their lexical part; dense breaks ties and orders the rest.
+            def key(i: str) -> tuple:
+                return (-totals[i][1], -totals[i][0], i)
+
+            def score(i: str) -> float:
+                return totals[i][1]
+        else:
+
+            def key(i: str) -> tuple:
+                return (-(totals[i][0] + totals[i][1]), i)
+
+            def score(i: str) -> float:
+                return totals[i][0] + totals[i][1]
+
         hits: list[SearchHit] = []
         seen_content: set[str] = set()
-        for item_id in sorted(total, key=lambda i: (-total[i], i)):
+        for item_id in sorted(totals, key=key):
             entry = self._entries[item_id]
             if entry.sha256 in seen_content:
                 continue  # the same image under another id: report it once
@@ -331,7 +379,7 @@ class CatalogSearch:
                     id=item_id,
                     category=entry.category,
                     caption=entry.caption,
-                    score=round(total[item_id], 6),
+                    score=round(score(item_id), 6),
                     chunk=chunks[c],
                     dense_rank=dense_rank,
                     lexical_rank=lexical_rank,

@@ -1,15 +1,20 @@
-"""Fashion vocabulary shared by the chunker and the lexical index: word classes and canonical forms.
+"""Fashion vocabulary of the chunker: word classes (garment, part, attribute) and the shared stemmer.
 
-Both sides of a lexical match (catalog captions and user descriptions) go through `canonical_word`, so
-"Dresses", "dress" and "dress," meet; "tee", "tshirt" and "t-shirt" meet; "striped" and "stripes" meet.
-It is a small hand-made lemmatiser for garment words, not a general stemmer: words outside the lists
-only lose a plural "s".
+The lists only help the chunker decide where one garment's words end and the next begin ("red satin
+slip dress" | "lace trim"); they never decide whether a description is searchable: a word outside them
+("kurta", "qipao") is an ordinary word that the dense encoder and BM25 see like any other.
+
+Inflections meet through the Snowball English stemmer (PyStemmer), the one bm25s uses for the lexical
+index: "dresses" -> "dress", "hoodies" -> "hoodi" = "hoodie", "stripes" -> "stripe".
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
+
+import Stemmer
 
 
 def wordset(block: str) -> frozenset[str]:
@@ -81,57 +86,25 @@ STYLES = wordset(
     """
 )
 
-# Synonyms and inflections -> one canonical word, for lexical matching only.
-CANONICAL = {
-    "tee": "t-shirt",
-    "tshirt": "t-shirt",
-    "tees": "t-shirt",
-    "tshirts": "t-shirt",
-    "t-shirts": "t-shirt",
-    "gray": "grey",
-    "color": "colour",
-    "multicolor": "multicolour",
-    "multicoloured": "multicolour",
-    "multicolored": "multicolour",
-    "jumper": "sweater",
-    "pullover": "sweater",
-    "pants": "trousers",
-    "trouser": "trousers",
-    "jean": "jeans",
-    "striped": "stripe",
-    "stripy": "stripe",
-    "stripey": "stripe",
-    "checked": "check",
-    "checkered": "check",
-    "chequered": "check",
-    "dotted": "dot",
-    "spotted": "dot",
-    "spot": "dot",
-    "polka": "dot",
-    "polka-dot": "dot",
-    "flower": "floral",
-    "flowered": "floral",
-    "flowery": "floral",
-    "sequined": "sequinned",
-    "knitted": "knit",
-    "woollen": "wool",
-    "cosy": "cozy",
-}
-
-# Words that keep their final "s": plural-only garments and words that merely end in s.
-KEEP_S = wordset(
-    """
-    trousers jeans chinos slacks leggings joggers sweatpants culottes shorts tights dungarees overalls
-    dress canvas plus this its is was has yes lens
-    """
-)
-
 ATTRIBUTES = COLOURS | COLOUR_MODIFIERS | MATERIALS | PATTERNS | STYLES
-# "Garment words": a description must hold at least one of these to be searchable.
-GARMENT_WORDS = GARMENTS | PARTS | COLOURS | MATERIALS | PATTERNS
 
 _WORD = re.compile(r"[a-z0-9]+(?:['\-][a-z0-9]+)*")
-_KNOWN = GARMENTS | PARTS | ATTRIBUTES
+_LOCAL = threading.local()  # a PyStemmer Stemmer must not be shared between threads: one per thread
+
+
+def stem_words(words: list[str]) -> list[str]:
+    """Snowball English stems of lower-case `words` (the stemmer bm25s is given; safe from any thread)."""
+    stemmer = getattr(_LOCAL, "stemmer", None)
+    if stemmer is None:
+        stemmer = _LOCAL.stemmer = Stemmer.Stemmer("english")
+    return stemmer.stemWords(words)
+
+
+def _stems(words: frozenset[str]) -> frozenset[str]:
+    return frozenset(stem_words(sorted(words)))
+
+
+_GARMENT_STEMS, _PART_STEMS, _ATTRIBUTE_STEMS = _stems(GARMENTS), _stems(PARTS), _stems(ATTRIBUTES)
 
 
 def normalise_text(text: str) -> str:
@@ -148,61 +121,23 @@ def words(text: str) -> list[str]:
     return _WORD.findall(normalise_text(text).lower())
 
 
-def singular(word: str) -> str:
-    """`word` without a plural ending when that gives a known word (dresses -> dress, blouses -> blouse,
-    hoodies -> hoodie); unknown words only lose a final "s" (not "ss", "us", "is")."""
-    if word in _KNOWN or word in KEEP_S or len(word) <= 3 or not word.endswith("s"):
-        return word
-    for candidate in (word[:-1], word[:-2], word[:-3] + "y"):
-        if candidate in _KNOWN:
-            return candidate
-    if word.endswith(("ss", "us", "is")):
-        return word
-    if word.endswith("ies"):
-        return word[:-3] + "y"
-    if word.endswith(("sses", "xes", "ches", "shes")):
-        return word[:-2]
-    return word[:-1]
-
-
 def word_class(word: str) -> str:
     """'garment', 'part', 'attribute' or 'other' for one lower-case word, as the chunker sees it.
 
     The word itself is looked up first, so the adjective "striped" is an attribute while the noun
-    "stripes" is a part.
+    "stripes" (stem "stripe") is a part; then its stem ("hoodies" -> "hoodi", as "hoodie").
     """
     if word in ATTRIBUTES:
         return "attribute"
-    base = singular(word)
-    if word in GARMENTS or base in GARMENTS:
+    if word in GARMENTS:
         return "garment"
-    if word in PARTS or base in PARTS:
+    if word in PARTS:
         return "part"
-    if base in ATTRIBUTES:
+    stem = stem_words([word])[0]
+    if stem in _GARMENT_STEMS:
+        return "garment"
+    if stem in _PART_STEMS:
+        return "part"
+    if stem in _ATTRIBUTE_STEMS:
         return "attribute"
     return "other"
-
-
-def is_garment_word(word: str) -> bool:
-    """Whether a lower-case word names a garment, a garment part, a colour, a material or a pattern."""
-    return word in GARMENT_WORDS or singular(word) in GARMENT_WORDS
-
-
-def canonical_word(word: str) -> str:
-    """The canonical form of one lower-case word for lexical matching: synonyms mapped, plurals singular."""
-    if word in CANONICAL:
-        return CANONICAL[word]
-    base = singular(word)
-    return CANONICAL.get(base, base)
-
-
-def canonical_tokens(text: str) -> list[str]:
-    """Canonical words of `text` for lexical matching. Unknown hyphenated compounds are split into their
-    parts ("polka-dot" -> "dot"; "navy-blue" -> "navy", "blue"); known ones ("t-shirt", "a-line") stay whole."""
-    tokens: list[str] = []
-    for word in words(text):
-        if "-" in word and word not in _KNOWN and word not in CANONICAL:
-            tokens.extend(canonical_word(part) for part in word.split("-") if part)
-        else:
-            tokens.append(canonical_word(word))
-    return tokens

@@ -30,18 +30,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("queries", type=Path, help="queries file (JSON Lines)")
     add_index_flags(parser)
     parser.add_argument("--ks", type=_ks, default=(1, 5, 10), help="cut-offs for recall (default: 1,5,10)")
+    parser.add_argument(
+        "--protocol",
+        choices=("product", "paper"),
+        default="product",
+        help="product (default): every search mode as the app searches; paper: the Fashion-RAG paper's protocol "
+        "(dense only, 1 noun chunk or 3 joined with ', ', no de-duplication), comparable with SPEC.md's table",
+    )
     add_models_flags(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from fashion_rag.catalog.evaluate import evaluate, format_table, load_queries
+    from fashion_rag.catalog.evaluate import evaluate, evaluate_paper, format_table, load_queries
     from fashion_rag.commands.search import open_search
 
     queries = load_queries(args.queries)
     search = open_search(args.catalog, args.index, args.models, args.weights_dir)
-    scores, notes = evaluate(search, queries, args.ks)
+    scores, notes = (evaluate_paper if args.protocol == "paper" else evaluate)(search, queries, args.ks)
     if not any(s.queries for s in scores):
         raise InputError(f"no query of {args.queries} could be evaluated: " + "; ".join(notes[:3]))
     if args.json:
@@ -49,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
             {
                 "queries_file": str(args.queries),
                 "queries": len(queries),
+                "protocol": args.protocol,
                 "mode": search.mode,
                 "mode_reason": search.mode_reason,
                 "scores": [s.to_dict() for s in scores],

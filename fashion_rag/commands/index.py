@@ -1,4 +1,6 @@
-"""`index build [CATALOG_DIR] [--out INDEX_DIR]`: embed a garment catalog into a faiss index (incremental)."""
+"""`index build [CATALOG_DIR] [--out INDEX_DIR]`: embed a garment catalog into a faiss index.
+
+Incremental and resumable (catalog/index.py, catalog/embedding.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--out", type=Path, default=None, help="index folder (default: CATALOG_DIR/index)")
     add_models_flags(build)
     build.add_argument("--batch-size", type=int, default=None, help="images per encoder batch (default: 16)")
+    build.add_argument(
+        "--workers", type=int, default=None, help="image decoding threads (default: one per CPU core, at most 8)"
+    )
     build.add_argument("--json", action="store_true", help="print one JSON object (no progress bar)")
     build.set_defaults(run=run_build)
 
@@ -34,7 +39,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     from fashion_rag.catalog.catalog import load_catalog
     from fashion_rag.catalog.encoder import RetrievalEncoder
-    from fashion_rag.catalog.index import build_index
+    from fashion_rag.catalog.index import build_index, known_files
 
     settings = app_from_env(catalog_dir=args.catalog_dir)
     catalog_dir = settings.catalog_dir
@@ -42,7 +47,7 @@ def run_build(args: argparse.Namespace) -> int:
     runtime = runtime_from_env(models=args.models, weights_dir=args.weights_dir)
     sources = ModelSources(runtime.models, runtime.weights_dir, runtime.repo_overrides)
 
-    catalog = load_catalog(catalog_dir)
+    catalog = load_catalog(catalog_dir, known=known_files(index_dir))  # unchanged files are not hashed again
     encoder = RetrievalEncoder.from_sources(sources, device=runtime.device)
     bar: list[tqdm] = []
 
@@ -50,11 +55,14 @@ def run_build(args: argparse.Namespace) -> int:
         if args.json or total == 0:
             return
         if not bar:
-            bar.append(tqdm(total=total, unit="img", desc="embedding", dynamic_ncols=True))
+            # tqdm shows the rate (img/s) and the time left
+            bar.append(tqdm(total=total, unit="img", desc="embedding", dynamic_ncols=True, smoothing=0.1))
         bar[0].update(done - bar[0].n)
 
     try:
-        report = build_index(catalog, encoder, index_dir, batch_size=args.batch_size, progress=progress)
+        report = build_index(
+            catalog, encoder, index_dir, batch_size=args.batch_size, progress=progress, workers=args.workers
+        )
     finally:
         if bar:
             bar[0].close()
@@ -73,6 +81,8 @@ def run_build(args: argparse.Namespace) -> int:
                 "changed": list(report.changed),
                 "removed": list(report.removed),
                 "previous": report.previous,
+                "resumed": report.resumed,
+                "written": list(report.written),
                 "problems": [str(p) for p in report.problems],
             }
         )

@@ -1,0 +1,155 @@
+"""Restart cost follows change (issue 13): no-op rebuilds write and hash nothing, one changed image costs one
+image, a killed build resumes, and the start-up check and the search share one loaded index."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+import fashion_rag.catalog.catalog as catalog_module
+import fashion_rag.catalog.index as index_module
+from fashion_rag.catalog.catalog import load_catalog
+from fashion_rag.catalog.encoder import RetrievalEncoder
+from fashion_rag.catalog.index import build_index, known_files, load_index
+from fashion_rag.config import REPO_ROOT
+
+EXAMPLE = REPO_ROOT / "examples" / "catalog"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_sources) -> RetrievalEncoder:
+    return RetrievalEncoder.from_sources(tiny_sources, device="cpu")
+
+
+def small_catalog(root: Path, per_category: int = 5) -> Path:
+    rows = [json.loads(line) for line in (EXAMPLE / "metadata.jsonl").read_text().splitlines()]
+    kept = []
+    for category in ("upper_body", "lower_body", "dresses"):
+        for row in [r for r in rows if r["category"] == category][:per_category]:
+            (root / category).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(EXAMPLE / row["file"], root / row["file"])
+            kept.append(row)
+    (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return root
+
+
+def snapshot(directory: Path) -> dict[str, tuple[int, int, int]]:
+    """name -> (inode, size, mtime_ns) of every file in `directory`."""
+    return {p.name: (p.stat().st_ino, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(directory.iterdir())}
+
+
+class Counter:
+    """Wraps a function and counts its calls."""
+
+    def __init__(self, function) -> None:
+        self.function, self.calls = function, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.function(*args, **kwargs)
+
+
+def test_unchanged_catalog_hashes_writes_and_embeds_nothing(tmp_path: Path, encoder, monkeypatch):
+    root = small_catalog(tmp_path / "catalog")
+    index_dir = tmp_path / "index"
+    build_index(load_catalog(root), encoder, index_dir, hnsw_threshold=3)  # every category an HNSW graph
+    before, embedded = snapshot(index_dir), encoder.images_encoded
+    parent_before = sorted(p.name for p in tmp_path.iterdir())
+
+    hashes, opened = Counter(catalog_module.sha256_file), Counter(catalog_module.check_image)
+    monkeypatch.setattr(catalog_module, "sha256_file", hashes)
+    monkeypatch.setattr(catalog_module, "check_image", opened)
+    monkeypatch.setattr(index_module, "sha256_file", hashes)
+    monkeypatch.setattr(faiss, "write_index", lambda *a: pytest.fail("a graph was written"))
+    monkeypatch.setattr(index_module, "build_faiss_index", lambda v, kind="flat", **kw: pytest.fail(f"{kind} built"))
+    monkeypatch.setattr(np, "save", lambda *a, **kw: pytest.fail("vectors written"))
+
+    catalog = load_catalog(root, known=known_files(index_dir))
+    assert hashes.calls == 0 and opened.calls == 0  # size and mtime recognised every image
+    report = build_index(catalog, encoder, index_dir, hnsw_threshold=3)
+    assert report.previous == "unchanged" and report.embedded == () and report.reused == 15
+    assert encoder.images_encoded == embedded and report.written == ()
+    assert hashes.calls == 0  # the index files were recognised by size and mtime too
+    assert snapshot(index_dir) == before  # same inodes, sizes and mtimes: no file rewritten
+    assert sorted(p.name for p in tmp_path.iterdir()) == parent_before  # no temporary folder
+    assert "up to date" in report.summary() and "no file written" in report.summary()
+    assert report.index is not None and len(report.index) == 15
+
+
+def test_one_changed_image_costs_one_image(tmp_path: Path, encoder, monkeypatch):
+    root = small_catalog(tmp_path / "catalog")
+    index_dir = tmp_path / "index"
+    build_index(load_catalog(root), encoder, index_dir, hnsw_threshold=3)
+    before, embedded = snapshot(index_dir), encoder.images_encoded
+    shutil.copyfile(EXAMPLE / "dresses" / "dress-020.png", root / "dresses" / "dress-002.png")  # new content
+
+    hashes = Counter(catalog_module.sha256_file)
+    monkeypatch.setattr(catalog_module, "sha256_file", hashes)
+    catalog = load_catalog(root, known=known_files(index_dir))
+    assert hashes.calls == 1  # only the changed file was hashed
+    report = build_index(catalog, encoder, index_dir, hnsw_threshold=3)
+    assert encoder.images_encoded - embedded == 1 and report.embedded == ("dress-002",)
+    assert report.changed == ("dress-002",) and report.previous == "updated"
+    # Only the vectors and the changed category's graph were written; the other graphs are the same files.
+    assert sorted(report.written) == ["dresses.hnsw.faiss", "vectors.npy"]
+    after = snapshot(index_dir)
+    for name in ("upper_body.hnsw.faiss", "lower_body.hnsw.faiss"):
+        assert after[name] == before[name]
+    assert after["dresses.hnsw.faiss"][0] != before["dresses.hnsw.faiss"][0]
+    # And the result is what a full build gives.
+    full = build_index(load_catalog(root), encoder, tmp_path / "full", hnsw_threshold=3)
+    np.testing.assert_allclose(load_index(index_dir).vectors, full.index.vectors, atol=1e-6)
+
+
+def test_killed_build_resumes_from_its_checkpoint(tmp_path: Path, encoder):
+    root = small_catalog(tmp_path / "catalog")
+    catalog = load_catalog(root)
+
+    def killed_after_eight(done: int, total: int) -> None:
+        if done >= 8:
+            raise KeyboardInterrupt  # what Ctrl-C does in the middle of a build
+
+    with pytest.raises(KeyboardInterrupt):
+        build_index(catalog, encoder, tmp_path / "index", batch_size=4, checkpoint_every=4, progress=killed_after_eight)
+    assert not (tmp_path / "index").exists()  # no index yet, but its checkpoint
+    assert len(list((tmp_path / ".index.partial").glob("part-*.npz"))) == 2
+    embedded = encoder.images_encoded
+    report = build_index(catalog, encoder, tmp_path / "index", batch_size=4, checkpoint_every=4)
+    assert report.resumed == 8 and encoder.images_encoded - embedded == 7 and len(report.embedded) == 7
+    assert "resumed an interrupted build: 8 vectors" in report.summary()
+    assert not (tmp_path / ".index.partial").exists()  # a finished build removes its checkpoint
+    full = build_index(catalog, encoder, tmp_path / "full", workers=0)
+    np.testing.assert_allclose(report.index.vectors, full.index.vectors, atol=1e-6)
+
+
+def test_parallel_decoding_gives_the_same_vectors(tmp_path: Path, encoder):
+    catalog = load_catalog(small_catalog(tmp_path / "catalog"))
+    serial = build_index(catalog, encoder, tmp_path / "serial", workers=0, batch_size=4)
+    threaded = build_index(catalog, encoder, tmp_path / "threaded", workers=3, batch_size=4)
+    np.testing.assert_array_equal(serial.index.vectors, threaded.index.vectors)
+    assert serial.index.items == threaded.index.items
+
+
+def test_startup_check_and_search_share_one_loaded_index(tiny_settings, tmp_path: Path, monkeypatch):
+    from fashion_rag.editor import Editor
+
+    settings = replace(tiny_settings, index_dir=tmp_path / "index")
+    Editor.from_settings(settings).ensure_index()  # the first start builds the index
+    loads = Counter(index_module.load_index)
+    monkeypatch.setattr(index_module, "load_index", loads)
+    import fashion_rag.catalog.search as search_module
+
+    monkeypatch.setattr(search_module, "load_index", loads)
+    editor = Editor.from_settings(settings)  # a restart with nothing changed
+    report = editor.ensure_index()
+    assert report.previous == "unchanged" and report.embedded == ()
+    assert editor.searcher.index is report.index and editor.searcher.mode == "hybrid"
+    assert loads.calls == 1  # loaded once, by the start-up check; the search took that index
+    assert editor.search("navy blazer", "upper_body", 3)
