@@ -29,6 +29,7 @@ from fashion_rag.generation.compose import feathered_alpha, paste_back, raw_outp
 from fashion_rag.generation.garment_cache import GarmentTokenCache, encoder_identity, image_key
 from fashion_rag.generation.pipeline import MAX_IMAGES, SCHEDULERS, FashionRAGPipeline
 from fashion_rag.generation.prompt import MAX_GARMENTS
+from fashion_rag.person.photo import to_rgb
 from fashion_rag.weights import GENERATION_PARTS, ModelSources, missing_message
 
 logger = logging.getLogger(__name__)
@@ -361,7 +362,7 @@ class Editor:
 
 def _open_catalog_image(path: Path) -> Image.Image:
     with Image.open(path) as image:
-        return image.convert("RGB")
+        return to_rgb(image)
 
 
 def _release_memory() -> None:

@@ -73,9 +73,9 @@ def test_arm_chain_order_and_missing_points() -> None:
     assert arm_chains(k) == [[7, 6, 5, 2, 3, 4]]
     k[4] = np.nan  # right wrist missing: dropped
     assert arm_chains(k) == [[7, 6, 5, 2, 3]]
-    k[6] = np.nan  # left elbow missing: the left wrist goes with it
-    assert arm_chains(k) == [[5, 2, 3]]
-    k[5] = np.nan  # left shoulder missing: only the right arm
+    k[6] = np.nan  # left elbow missing: dropped, the left wrist joins the shoulder (SPEC step 3)
+    assert arm_chains(k) == [[7, 5, 2, 3]]
+    k[5] = np.nan  # left shoulder missing: the whole left arm goes (SPEC silent; docs/recipe.md)
     assert arm_chains(k) == [[2, 3]]
     k[3] = np.nan
     assert arm_chains(k) == []
