@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat $(REQS) 2>/dev/null | sha1sum | cut -c1-
 TINY := .cache/tiny-bundle
 PYTEST_FLAGS ?= -q -ra
 
-.PHONY: help install demo demo-tiny test test-slow test-browser lint format bench bench-gpu tiny weights clean
+.PHONY: help install demo demo-tiny test test-slow test-browser lint format bench bench-gpu tiny weights clean mutate
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -41,6 +41,9 @@ test: install  ## run the test suite (what CI runs)
 
 test-slow: install  ## the slow tests: load test and browser tests
 	$(PY) -m pytest $(PYTEST_FLAGS) -m "slow or browser"; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+
+mutate: install  ## plant single-rule deviations from SPEC.md in a scratch copy; fails unless tests catch all
+	$(PY) tools/mutate.py $(ARGS)
 
 lint: install  ## ruff check and format check
 	$(VENV)/bin/ruff check .

@@ -199,7 +199,7 @@ class Editor:
                 pipeline.set_progress_bar_config(disable=True)
                 if runtime.low_vram:
                     pipeline.enable_low_vram()
-                else:
+                elif device.type == "cuda":  # channels-last and CUDA graphs pay off on a GPU only
                     pipeline.enable_fast_path(compile_unet=runtime.compile_unet)
                 identity = encoder_identity(
                     self.sources.require("garment-encoder"), self.sources.require("fashion-rag")
