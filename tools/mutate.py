@@ -13,7 +13,7 @@ heavy libraries are imported once: each run is a forked child (POSIX only) that 
 project afresh, so it pays only for its own tests.
 
     python tools/mutate.py            # all mutations; prints `N/M mutations caught`, exit 1 below M/M
-    python tools/mutate.py -k pose    # only mutations whose name contains "pose"
+    python tools/mutate.py -k pose    # only mutations whose name contains "pose" (-k repeats: any of them)
     python tools/mutate.py --list
 """
 
@@ -337,11 +337,11 @@ def restore(originals: dict[Path, str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-k", default="", help="only mutations whose name contains this")
+    parser.add_argument("-k", action="append", default=[], help="only mutations whose name contains this (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per test run")
     args = parser.parse_args(argv)
-    chosen = [mutation for mutation in MUTATIONS if args.k in mutation.name]
+    chosen = [mutation for mutation in MUTATIONS if not args.k or any(part in mutation.name for part in args.k)]
     if args.list:
         for mutation in chosen:
             print(f"{mutation.name:45} {mutation.rule}")
