@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat $(REQS) 2>/dev/null | sha1sum | cut -c1-
 TINY := .cache/tiny-bundle
 PYTEST_FLAGS ?= -q -ra
 
-.PHONY: help install demo demo-tiny test test-slow test-browser screenshot lint format bench bench-gpu tiny weights clean
+.PHONY: help install demo demo-tiny test test-slow test-browser screenshot lint format bench bench-gpu tiny weights clean mutate
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -44,6 +44,9 @@ test-slow: install  ## the slow tests: load test, 1,000-request soak, browser te
 
 screenshot: install  ## refresh docs/screenshot.png from the browser test (tiny bundle; the test alone writes to a temp folder)
 	STUDIO_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(PY) -m pytest $(PYTEST_FLAGS) -m browser tests/test_browser.py
+
+mutate: install  ## plant single-rule deviations from SPEC.md in a scratch copy; fails unless tests catch all
+	$(PY) tools/mutate.py $(ARGS)
 
 lint: install  ## ruff check and format check
 	$(VENV)/bin/ruff check .

@@ -37,6 +37,7 @@ from fashion_rag.generation.garment_cache import GarmentTokenCache, encoder_iden
 from fashion_rag.generation.pipeline import MAX_IMAGES, SCHEDULERS, FashionRAGPipeline
 from fashion_rag.generation.prompt import MAX_GARMENTS
 from fashion_rag.outputs import Outputs, SavedResult, save_previews, save_result
+from fashion_rag.person.photo import to_rgb
 from fashion_rag.weights import GENERATION_PARTS, ModelSources, missing_message
 
 logger = logging.getLogger(__name__)
@@ -220,7 +221,7 @@ class Editor:
                 pipeline.set_progress_bar_config(disable=True)
                 if runtime.low_vram:
                     pipeline.enable_low_vram()
-                else:
+                elif device.type == "cuda":  # channels-last and CUDA graphs pay off on a GPU only
                     pipeline.enable_fast_path(compile_unet=runtime.compile_unet)
                 identity = encoder_identity(
                     self.sources.require("garment-encoder"), self.sources.require("fashion-rag")
@@ -396,7 +397,7 @@ class Editor:
 
 def _open_catalog_image(path: Path) -> Image.Image:
     with Image.open(path) as image:
-        return image.convert("RGB")
+        return to_rgb(image)
 
 
 def _release_memory() -> None:

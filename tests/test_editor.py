@@ -100,6 +100,12 @@ def test_uploaded_garment_and_catalog_garment_together(tiny_editor, person):
     own = Image.new("RGB", (200, 260), (30, 60, 200))
     result = tiny_editor.edit(person, garment_ids=first_ids(tiny_editor, 1), garment_images=[own], seed=2, options=FAST)
     assert result.recipe["uploaded_garments"] == 1 and len(result.recipe["garment_ids"]) == 1
+    # The upload is used: another uploaded garment, all else equal, gives another picture.
+    other = Image.new("RGB", (200, 260), (230, 200, 20))
+    changed = tiny_editor.edit(
+        person, garment_ids=first_ids(tiny_editor, 1), garment_images=[other], seed=2, options=FAST
+    )
+    assert np.abs(np.asarray(changed.frames[0], int) - np.asarray(result.frames[0], int)).max() > 10
 
 
 @pytest.mark.parametrize(

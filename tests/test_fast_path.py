@@ -36,12 +36,19 @@ def run(pipeline, inputs, **overrides):
     return pipeline(**arguments)
 
 
-def test_channels_last_gives_the_same_picture(pipeline, inputs):
-    """Tolerance 5e-4, a seventh of one 8-bit level (another memory layout reorders float additions)."""
+def is_channels_last(model: torch.nn.Module) -> bool:
+    convolutions = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    return bool(convolutions) and all(w.is_contiguous(memory_format=torch.channels_last) for w in convolutions)
+
+
+def test_enable_fast_path_gives_the_same_picture(pipeline, inputs):
+    """The project's own `enable_fast_path` (channels-last UNet and VAE; without compile here, see the slow
+    test below). Tolerance 5e-4, a seventh of one 8-bit level (another memory layout reorders additions)."""
     default = run(pipeline, inputs)
-    pipeline.unet.to(memory_format=torch.channels_last)
-    pipeline.vae.to(memory_format=torch.channels_last)
+    assert not is_channels_last(pipeline.unet)
+    pipeline.enable_fast_path()
     try:
+        assert is_channels_last(pipeline.unet) and is_channels_last(pipeline.vae)
         fast = run(pipeline, inputs)
     finally:
         pipeline.unet.to(memory_format=torch.contiguous_format)
@@ -49,14 +56,18 @@ def test_channels_last_gives_the_same_picture(pipeline, inputs):
     np.testing.assert_allclose(fast, default, atol=5e-4, rtol=0)
 
 
-def test_vae_slicing_of_low_vram_gives_the_same_pictures(pipeline, inputs):
-    """--low-vram decodes one image at a time (and offloads models on a GPU): tolerance 1e-4 (batch-size
-    dependent convolution kernels)."""
+def test_enable_low_vram_gives_the_same_pictures(pipeline, inputs):
+    """The project's own `enable_low_vram`: one image at a time through the VAE decoder (and model offload
+    on a GPU, not here): tolerance 1e-4 (batch-size dependent convolution kernels)."""
     default = run(pipeline, inputs, num_images=2)
-    pipeline.vae.enable_slicing()
+    decoded_batches = []
+    pipeline.enable_low_vram()
+    handle = pipeline.vae.decoder.register_forward_pre_hook(lambda _m, args: decoded_batches.append(args[0].shape[0]))
     try:
         sliced = run(pipeline, inputs, num_images=2)
+        assert decoded_batches == [1, 1]  # sliced: the option did something
     finally:
+        handle.remove()
         pipeline.vae.disable_slicing()
     np.testing.assert_allclose(sliced, default, atol=1e-4, rtol=0)
 
@@ -72,19 +83,25 @@ def test_precomputed_garment_tokens_give_the_same_picture(pipeline, inputs):
 
 @pytest.mark.slow  # inductor compiles the UNet for minutes on 2 cores: run by `make test-slow`
 def test_compiled_unet_gives_the_same_picture(pipeline, inputs):
-    """torch.compile (inductor on the CPU here; CUDA graphs on a GPU): tolerance 1e-3, fused kernels reorder maths."""
+    """`enable_fast_path(compile_unet=True)`: torch.compile (inductor on the CPU here; CUDA graphs on a GPU):
+    tolerance 1e-3, fused kernels reorder maths."""
     default = run(pipeline, inputs)
     eager = pipeline.unet
-    pipeline.unet = torch.compile(eager, fullgraph=True)
+    pipeline.enable_fast_path(compile_unet=True)
     try:
+        assert pipeline.unet is not eager  # the compiled module
         compiled = run(pipeline, inputs)
     finally:
         pipeline.unet = eager
+        pipeline.unet.to(memory_format=torch.contiguous_format)
+        pipeline.vae.to(memory_format=torch.contiguous_format)
     np.testing.assert_allclose(compiled, default, atol=1e-3, rtol=0)
 
 
 def test_dpm_solver_is_a_different_sampler_with_the_same_contract(pipeline, inputs):
-    """DPM-Solver++ is not meant to give DDIM's picture; it must be deterministic and well-formed."""
+    """DPM-Solver++ is not meant to give DDIM's picture (tests/test_recipe_reference.py checks which picture
+    it gives); it must be deterministic and well-formed, and differ from DDIM's."""
+    ddim = run(pipeline, inputs)
     pipeline.use_scheduler("dpm++")
     try:
         first = run(pipeline, inputs)
@@ -93,3 +110,4 @@ def test_dpm_solver_is_a_different_sampler_with_the_same_contract(pipeline, inpu
         pipeline.use_scheduler("ddim")
     np.testing.assert_array_equal(first, second)
     assert first.shape == (1, 512, 384, 3) and np.isfinite(first).all()
+    assert np.abs(first - ddim).max() > 1e-2, "the dpm++ option changed nothing"

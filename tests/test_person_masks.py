@@ -73,9 +73,9 @@ def test_arm_chain_order_and_missing_points() -> None:
     assert arm_chains(k) == [[7, 6, 5, 2, 3, 4]]
     k[4] = np.nan  # right wrist missing: dropped
     assert arm_chains(k) == [[7, 6, 5, 2, 3]]
-    k[6] = np.nan  # left elbow missing: the left wrist goes with it
-    assert arm_chains(k) == [[5, 2, 3]]
-    k[5] = np.nan  # left shoulder missing: only the right arm
+    k[6] = np.nan  # left elbow missing: dropped, the left wrist joins the shoulder (SPEC step 3)
+    assert arm_chains(k) == [[7, 5, 2, 3]]
+    k[5] = np.nan  # left shoulder missing: the whole left arm goes (SPEC silent; docs/recipe.md)
     assert arm_chains(k) == [[2, 3]]
     k[3] = np.nan
     assert arm_chains(k) == []
@@ -236,6 +236,7 @@ def test_lower_body_recipe_matches_the_hand_computation() -> None:
         | r["face"]  # no neck rule for lower_body: the whole head is kept
     )  # fmt: skip
     precise, box = expected([(330, 470, 110, 274), (470, 490, 120, 180), (470, 490, 200, 260)], fixed)
+    np.testing.assert_array_equal(result.fixed, fixed)
     np.testing.assert_array_equal(result.precise, precise)
     np.testing.assert_array_equal(result.box, box)
     assert not result.precise[r["upper"]].any() and result.precise[r["pants"]].all()
@@ -254,6 +255,31 @@ def test_dresses_recipe_matches_the_hand_computation() -> None:
     )
     np.testing.assert_array_equal(result.precise, precise)
     np.testing.assert_array_equal(result.box, box)
+
+
+def test_every_head_label_below_the_neck_line_joins_the_garment_region() -> None:
+    """SPEC step 1/4: head = {hat, hair, sunglasses, face}; head pixels below the cut (shoulder line - 20)
+    join the garment region, so the dilation grows from them (the fixed ones are then removed again). A
+    label that is not head (belt) placed the same way does not join."""
+    labels = np.zeros((H, W), dtype=np.int64)
+    labels[rect(300, 400, 150, 234)] = masks.UPPER_CLOTHES
+    patches = {
+        masks.HAT: (60, 70, 20, 30), masks.HAIR: (60, 70, 90, 100), masks.SUNGLASSES: (60, 70, 250, 260),
+        masks.FACE: (60, 70, 330, 340), masks.BELT: (120, 130, 20, 30),
+    }  # fmt: skip
+    for label, r in patches.items():
+        labels[rect(*r)] = label
+    k = nan_keypoints()
+    k[2], k[5] = (100, 40), (284, 40)  # shoulder line y = 40: the cut is at row 20, every patch is below it
+    k[3], k[6] = (100, 41), (284, 41)  # (elbows keep the arms polyline short and away from the patches)
+    result = garment_mask_from_labels(labels, k, "upper_body")
+    for label, (r0, r1, c0, c1) in patches.items():
+        ring = rect(r0, r1, c0, c1, grow=10) & ~rect(r0 - 1, r1 + 1, c0 - 1, c1 + 1)  # around, not on it
+        ring &= ~draw_arms(k) & ~rect(1, 62, 0, W)  # away from the arms polyline's own dilation
+        if label == masks.BELT:
+            assert not result.precise[ring].any(), "a belt is not head"
+        else:
+            assert result.precise[ring].all(), f"label {label} below the cut did not join the garment region"
 
 
 def test_arm_pixels_inside_the_polyline_join_and_outside_are_fixed() -> None:

@@ -400,6 +400,38 @@ def test_fast_photo_framing_matches_the_array_framing() -> None:
     assert np.abs(fast - exact).mean() < 1.0 and np.abs(fast - exact).max() <= 6
 
 
+def textured(height: int, width: int) -> np.ndarray:
+    """A 1-pixel checkerboard, i.i.d. noise and a fine knit-like sine pattern, one per channel: the textures
+    an aliasing resize gets wrong."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    checker = ((xs + ys) % 2) * 255
+    noise = np.random.default_rng(3).integers(0, 256, (height, width))
+    knit = 127 + 127 * np.sin(xs * 2.2) * np.cos(ys * 1.7)
+    return np.dstack([checker, noise, knit]).astype(np.uint8)
+
+
+@pytest.mark.parametrize("crop_height", [600, 1000, 2400])
+def test_photo_frame_is_pillows_bicubic_resize_of_the_crop(crop_height: int) -> None:
+    """SPEC: the person image is resized like the official loader, Pillow's BICUBIC `Image.resize`.
+
+    Reference: crop, then `Image.resize((384, 512), BICUBIC)`. Tolerance: 1.0 grey level on average per
+    channel (0.1 below 3x the frame's size, where only the border rows differ: Pillow's kernel reads
+    pixels just outside the crop); above 3x, Pillow's reducing_gap=3 box reduction adds up to ~1 level
+    on noise. A non-antialiased resize is off by ~30 levels on the checkerboard.
+    """
+    width = crop_height * 3 // 4 + 40
+    photo = textured(crop_height, width)
+    t = FrameTransform.fit((20, 0, width - 20, crop_height), (width, crop_height))
+    assert t.height == crop_height and not any(t.padding)
+    box = (t.left, t.top, t.left + t.width, t.top + t.height)
+    expected = np.asarray(Image.fromarray(photo).crop(box).resize((384, 512), Image.Resampling.BICUBIC), float)
+    framed = np.asarray(t.frame_image(Image.fromarray(photo)), float)
+    error = np.abs(framed - expected).reshape(-1, 3).mean(axis=0)
+    assert (error <= (0.1 if crop_height < 3 * 512 else 1.0)).all(), error
+    aliased = np.asarray(Image.fromarray(photo).crop(box).resize((384, 512), Image.Resampling.NEAREST), float)
+    assert np.abs(aliased - expected)[..., 0].mean() > 20  # the tolerance can tell aliasing apart
+
+
 def test_find_people_orders_by_area_and_ignores_fragments() -> None:
     prob = np.zeros((200, 300), dtype=np.float32)
     prob[20:180, 20:100] = 0.9  # the largest person

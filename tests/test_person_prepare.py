@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from skimage import data
 
@@ -201,14 +202,22 @@ def test_overlay_tints_only_the_mask(upper: PreparedPerson) -> None:
 
 
 def test_parser_path_with_the_tiny_bundle(tiny_sources, preparer: PersonPreparer, astronaut: np.ndarray) -> None:
+    """The tiny bundle's SegFormer, loaded by the real code, with its classifier set to answer "upper clothes"
+    (label 4) everywhere: the parser path must then be taken, and its mask is the recipe's on that label map
+    (the whole frame is garment and nothing is fixed, so the box mask is the whole frame)."""
     with_parser = PersonPreparer.from_sources(tiny_sources, "cpu")
     assert with_parser.parser is not None and with_parser.mask_source == "parser"
     labels = with_parser.parser(Image.fromarray(astronaut).resize((384, 512)))
     assert labels.shape == (512, 384) and labels.min() >= 0 and labels.max() < 18
+    classifier = with_parser.parser.model.decode_head.classifier
+    with torch.no_grad():
+        classifier.weight.zero_()
+        classifier.bias.copy_(torch.nn.functional.one_hot(torch.tensor(4), 18).float())
     prepared = with_parser.prepare(astronaut, "upper_body")
-    assert prepared.mask_source in ("parser", "offline")
-    if prepared.mask_source == "offline":
-        assert any("clothes parser found no upper_body garment" in note for note in prepared.notes)
+    assert (with_parser.parser(prepared.frame) == 4).all()
+    assert prepared.mask_source == "parser"
+    assert prepared.mask.all() and prepared.mask_precise.all()
+    assert not any("clothes parser found no" in note for note in prepared.notes)
 
 
 def test_parser_finding_no_garment_falls_back_to_the_offline_mask(preparer: PersonPreparer, astronaut) -> None:

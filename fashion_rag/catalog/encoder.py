@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fashion_rag.person.photo import to_rgb
 from fashion_rag.weights import ModelSources, read_lock, sha256_of
 
 logger = logging.getLogger(__name__)
@@ -65,12 +66,10 @@ def bundle_has_random_weights(bundle_info: dict) -> bool:
 
 
 def white_background(image: Image.Image) -> Image.Image:
-    """RGB, with any transparency composited on white (product photos often have a transparent background)."""
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(canvas, rgba).convert("RGB")
-    return image.convert("RGB")
+    """RGB, with any transparency composited on white (product photos often have a transparent background).
+
+    The project's one RGB conversion (`person.photo.to_rgb`): the garment encoder sees the same pixels."""
+    return to_rgb(image)
 
 
 class RetrievalEncoder:

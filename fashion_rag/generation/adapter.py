@@ -5,7 +5,7 @@ Layout (SPEC.md, Garment tokens, step 3), with the state-dict keys of the publis
 
     encoder_layers.0.*   one CLIPEncoderLayer built with the vision config     (N, 257, 1280)
     [token 0]                                                                  (N, 1280)
-    post_layernorm.*     LayerNorm(1280)
+    post_layernorm.*     LayerNorm(1280, eps = the vision config's layer_norm_eps)
     layers.0.*           Linear 1280 -> 5120, GELU, Dropout(0.5)
     layers.3.*           Linear 5120 -> 5120, GELU, Dropout(0.5)
     layers.6.*           Linear 5120 -> 16 * 1024                               (N, 16384)
@@ -29,7 +29,7 @@ class InversionAdapter(nn.Module):
         width = vision_config.hidden_size
         self.token_dim = token_dim
         self.encoder_layers = nn.ModuleList([CLIPEncoderLayer(vision_config)])
-        self.post_layernorm = nn.LayerNorm(width)
+        self.post_layernorm = nn.LayerNorm(width, eps=vision_config.layer_norm_eps)
         self.layers = nn.Sequential(
             nn.Linear(width, hidden_dim),
             nn.GELU(),

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fashion_rag.person.photo import to_rgb
+
 
 def encoder_identity(encoder_dir: Path, fashion_dir: Path) -> str:
     """A short id of the garment encoder and adapter weights (file names, sizes and mtimes)."""
@@ -28,8 +30,8 @@ def encoder_identity(encoder_dir: Path, fashion_dir: Path) -> str:
 
 
 def image_key(image: Image.Image) -> str:
-    """sha256 of an image's RGB pixels and size: the key of a garment given as pixels."""
-    rgb = image.convert("RGB")
+    """sha256 of an image's RGB pixels (as the encoder sees them: transparency on white) and size."""
+    rgb = to_rgb(image)
     digest = hashlib.sha256(f"{rgb.size}".encode())
     digest.update(np.asarray(rgb).tobytes())
     return digest.hexdigest()

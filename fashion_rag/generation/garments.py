@@ -1,6 +1,8 @@
 """Garment images -> garment tokens (SPEC.md, Garment tokens, steps 1-4).
 
-Each garment image is stretched to 384x512 (W x H, aspect not kept, as in training), then given to the
+Each garment image is composited on white where it is transparent (in-shop garment photos are on white;
+`person.photo.to_rgb`, the project's one RGB conversion), stretched to 384x512 (W x H, aspect not kept) with
+Pillow's default BICUBIC filter (the official loader calls `img.resize((384, 512))`), then given to the
 CLIP image processor as uint8 (so its 1/255 rescale happens exactly once: shortest side 224 bicubic,
 centre crop 224, CLIP mean/std). The vision tower's `last_hidden_state` (N, 257, 1280), taken before
 its post layernorm, goes through the inversion adapter: (N, 16, 1024).
@@ -13,6 +15,7 @@ import torch
 from PIL import Image
 
 from fashion_rag.errors import InputError
+from fashion_rag.person.photo import to_rgb
 
 GARMENT_SIZE = (384, 512)  # (W, H) the garments were seen at in training
 
@@ -23,8 +26,7 @@ def garment_pixels(images: list[Image.Image], image_processor) -> torch.Tensor:
     for index, image in enumerate(images):
         if not isinstance(image, Image.Image):
             raise InputError(f"garment {index + 1} is a {type(image).__name__}, not an image: give a PNG or JPEG file")
-        # Bilinear: torchvision's Resize default, which the training data loader used.
-        stretched = image.convert("RGB").resize(GARMENT_SIZE, Image.Resampling.BILINEAR)
+        stretched = to_rgb(image).resize(GARMENT_SIZE, Image.Resampling.BICUBIC)
         arrays.append(np.array(stretched, dtype=np.uint8))  # writable copy
     return image_processor(images=arrays, return_tensors="pt").pixel_values
 

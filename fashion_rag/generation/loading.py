@@ -214,8 +214,9 @@ def load_vae(sd2_dir: Path, device: torch.device, dtype: torch.dtype):
 
 
 def load_garment_encoder(encoder_dir: Path, device: torch.device, dtype: torch.dtype):
-    """(CLIPVisionModelWithProjection, CLIPImageProcessor); reads only the vision tower's weights."""
-    from transformers import AutoConfig, CLIPImageProcessor, CLIPVisionModelWithProjection
+    """(CLIPVisionModelWithProjection, CLIPImageProcessorPil); reads only the vision tower's weights."""
+    from transformers import AutoConfig, CLIPVisionModelWithProjection
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
     config = AutoConfig.from_pretrained(str(encoder_dir))
     if config.model_type == "clip":
@@ -224,7 +225,9 @@ def load_garment_encoder(encoder_dir: Path, device: torch.device, dtype: torch.d
         vision_config.projection_dim = config.projection_dim
         config = vision_config
     model = CLIPVisionModelWithProjection.from_pretrained(str(encoder_dir), config=config, dtype=dtype)
-    processor = CLIPImageProcessor.from_pretrained(str(encoder_dir))
+    # Pillow's BICUBIC, as the CLIP processor of the official code's transformers did; transformers 5's
+    # default torchvision backend differs by a grey level at ~0.3% of the pixels (tests/test_recipe_reference.py).
+    processor = CLIPImageProcessorPil.from_pretrained(str(encoder_dir))
     return model.to(device).eval().requires_grad_(False), processor
 
 

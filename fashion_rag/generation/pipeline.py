@@ -38,6 +38,7 @@ from fashion_rag.generation.loading import (
     pick_device,
 )
 from fashion_rag.generation.prompt import MAX_GARMENTS, encode_garment_prompt, encode_unconditional
+from fashion_rag.person.photo import to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -114,10 +115,9 @@ class FashionRAGPipeline(DiffusionPipeline):
         """GPU fast path: channels-last UNet and VAE, optional torch.compile of the UNet.
 
         Attention already runs through PyTorch's scaled_dot_product_attention (diffusers' default
-        processor on torch 2), and both guidance halves and all images share one UNet call.
+        processor on torch 2), and both guidance halves and all images share one UNet call. The editor
+        calls this on a GPU only; it works on any device (tests/test_fast_path.py runs it on the CPU).
         """
-        if self.device.type != "cuda":
-            return
         self.unet.to(memory_format=torch.channels_last)
         self.vae.to(memory_format=torch.channels_last)
         if compile_unet:
@@ -136,7 +136,7 @@ class FashionRAGPipeline(DiffusionPipeline):
 
     def frame_tensor(self, image: Image.Image | np.ndarray) -> torch.Tensor:
         """(1, 3, 512, 384) in [-1, 1] from a 384x512 RGB image."""
-        array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+        array = np.asarray(to_rgb(image) if isinstance(image, Image.Image) else image)
         if array.shape != (FRAME_HEIGHT, FRAME_WIDTH, 3):
             raise InputError(
                 f"person frame has shape {array.shape}: expected {FRAME_HEIGHT}x{FRAME_WIDTH} RGB (frame the photo first)"
@@ -252,7 +252,9 @@ class FashionRAGPipeline(DiffusionPipeline):
         # With model CPU offload the inputs were built on the CPU: move them where the UNet runs.
         frame, mask_full, pose_full = (t.to(device) for t in (frame, mask_full, pose_full))
         unconditional, conditional = (e.to(device, dtype) for e in prompt_embeds)
-        use_guidance = guidance > 1.0
+        # SPEC's formula for every g; at g == 1 it is eps_c exactly, so the unconditional half is skipped.
+        # (diffusers skips it for every g <= 1, which for g < 1 is not the formula.)
+        use_guidance = guidance != 1.0
         latent_h, latent_w = FRAME_HEIGHT // 8, FRAME_WIDTH // 8
 
         self.scheduler.set_timesteps(steps, device=device)

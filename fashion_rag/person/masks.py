@@ -117,19 +117,19 @@ def check_body_visible(keypoints: np.ndarray, category: str) -> None:
 
 
 def arm_chains(keypoints: np.ndarray) -> list[list[int]]:
-    """The keypoint indices of the arms polyline 7-6-5-2-3-4, dropping what is missing.
+    """The keypoint indices of the arms polyline 7-6-5-2-3-4, dropping a wrist or elbow that is missing.
 
-    A wrist is used only with its elbow, an elbow only with its shoulder. With both shoulders one chain
-    runs through both arms; with one shoulder, only that arm is drawn.
+    As SPEC step 3 says, a missing elbow is simply skipped (the wrist joins its shoulder). The SPEC is
+    silent on shoulders: a missing shoulder drops its whole arm (there is nothing to hang it on), so with
+    both shoulders one chain runs through both arms and with one shoulder only that arm is drawn
+    (docs/recipe.md).
     """
     keypoints = check_keypoints(keypoints)
 
     def arm(shoulder: int, elbow: int, wrist: int) -> list[int]:
         if not present(keypoints, shoulder):
             return []
-        if not present(keypoints, elbow):
-            return [shoulder]
-        return [shoulder, elbow] + ([wrist] if present(keypoints, wrist) else [])
+        return [shoulder] + [joint for joint in (elbow, wrist) if present(keypoints, joint)]
 
     left = arm(LEFT_SHOULDER, LEFT_ELBOW, LEFT_WRIST)[::-1]  # wrist -> shoulder
     right = arm(RIGHT_SHOULDER, RIGHT_ELBOW, RIGHT_WRIST)  # shoulder -> wrist

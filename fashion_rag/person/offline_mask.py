@@ -51,6 +51,7 @@ from fashion_rag.person.masks import (
     present,
     split_head,
 )
+from fashion_rag.person.photo import to_rgb
 
 NOSE, RIGHT_EYE, LEFT_EYE, RIGHT_EAR, LEFT_EAR = 0, 14, 15, 16, 17
 HEAD_POINTS = (NOSE, RIGHT_EYE, LEFT_EYE, RIGHT_EAR, LEFT_EAR)
@@ -73,7 +74,7 @@ class PersonSegmenter:
 
     def __call__(self, image: np.ndarray | Image.Image) -> np.ndarray:
         if isinstance(image, Image.Image):
-            image = np.asarray(image.convert("RGB"))
+            image = np.asarray(to_rgb(image))
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
         with self._lock:

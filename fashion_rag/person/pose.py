@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from fashion_rag.person.framing import FRAME_HEIGHT, FRAME_WIDTH
+from fashion_rag.person.photo import to_rgb
 
 COCO18_NAMES: tuple[str, ...] = (
     "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
@@ -200,7 +201,7 @@ class PoseEstimator:
 def _as_rgb_uint8(image: np.ndarray | Image.Image) -> np.ndarray:
     """Mediapipe wants a C-contiguous (H, W, 3) uint8 array."""
     if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
+        image = np.asarray(to_rgb(image))
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
