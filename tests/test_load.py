@@ -167,6 +167,7 @@ SOAK_REQUESTS = 1000
 SOAK_BOUND_MB = 50  # growth of the server's resident memory over the soak, after a 120-request warm-up
 
 
+@pytest.mark.soak  # `make soak`: two CI-like runs gave -26 and +44.8 MB, too near the bound for CI
 @pytest.mark.timeout(1200)
 def test_soak_of_a_thousand_requests_grows_the_server_by_at_most_50_mb(tiny_bundle, tiny_editor, tmp_path, capsys):
     from .soak import soak
