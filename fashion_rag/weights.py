@@ -1,6 +1,7 @@
 """Model sources: the registry of every model part, where each is found, download and verification.
 
-All network access of the project sits in this module. A *source* is either `default` (the real
+All network access of the project sits in this module (model weights, and the catalog datasets of
+`index build --dataset`, at the end). A *source* is either `default` (the real
 model parts of SPEC.md, found in `weights/<part>/`, in the Hugging Face cache, or downloaded) or the
 path of a *bundle*: a directory with one sub-directory per part in the same on-disk layout as the
 real repositories (the tiny bundle of the tests is one), plus a `bundle.json`.
@@ -657,3 +658,69 @@ def download(names: list[str], sources: ModelSources, timeout_s: float = 3.0) ->
             written.append(path)
         write_lock(weights_dir, lock)
     return written
+
+
+# --- garment catalogs kept as Hugging Face datasets (`index build --dataset owner/name`)
+
+
+def explain_dataset_error(error: BaseException, repo_id: str, revision: str) -> str:
+    """One line for an error of huggingface_hub while fetching dataset `repo_id`: what is wrong, what to do."""
+    import httpx2
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = f"dataset {repo_id}@{revision}"
+    if isinstance(error, GatedRepoError):
+        return f"{where} is gated: request access at {hub_endpoint()}/datasets/{repo_id}, then set HF_TOKEN=hf_..."
+    if isinstance(error, RepositoryNotFoundError):
+        return f"the Hub has no {where.split('@')[0]} (removed, renamed or private; a private one needs HF_TOKEN)"
+    if isinstance(error, RevisionNotFoundError):
+        return f"dataset {repo_id} has no revision {revision}: use --revision main or an existing commit"
+    if isinstance(error, (httpx2.ConnectError, httpx2.ConnectTimeout, LocalEntryNotFoundError, OfflineModeIsEnabled)):
+        return _dataset_unreachable(where, type(error).__name__)
+    if isinstance(error, HfHubHTTPError) and error.response is not None:
+        return f"the Hub at {hub_endpoint()} answered HTTP {error.response.status_code} for {where}; try again later"
+    if isinstance(error, (httpx2.TransportError, OSError)):
+        return f"download of {where} was cut off ({type(error).__name__}); run the same command again to resume"
+    return f"the Hub could not give {where}: {type(error).__name__}: {error}"
+
+
+def _dataset_unreachable(where: str, reason: str) -> str:
+    return (
+        f"cannot reach the Hugging Face Hub at {hub_endpoint()} for {where} ({reason}): download its parquet "
+        f"files on a machine with internet and pass their folder to --dataset instead"
+    )
+
+
+def download_dataset(repo_id: str, revision: str) -> tuple[Path, str]:
+    """Fetch the parquet files of Hub dataset `repo_id` at `revision` into the Hugging Face cache (a rerun
+    downloads nothing; a cut transfer resumes). Returns (the snapshot folder, the commit it holds). Every
+    public dataset has parquet files: its own, or the Hub's conversion at revision `refs/convert/parquet`.
+    HubError (one line) otherwise."""
+    from huggingface_hub import HfApi, hf_hub_download
+
+    endpoint = hub_endpoint()
+    if not hub_reachable():
+        raise HubError(_dataset_unreachable(f"dataset {repo_id}@{revision}", "no network?"))
+    try:
+        info = HfApi(endpoint=endpoint).dataset_info(repo_id, revision=revision, timeout=10)
+        commit = info.sha or revision
+        files = sorted(s.rfilename for s in info.siblings or [] if s.rfilename.endswith(".parquet"))
+        if not files:
+            raise HubError(
+                f"dataset {repo_id}@{revision} has no parquet file: try --revision refs/convert/parquet (the Hub's "
+                f"parquet conversion of every public dataset)"
+            )
+        for name in files:
+            path = hf_hub_download(repo_id, name, repo_type="dataset", revision=commit, endpoint=endpoint)
+    except HubError:
+        raise
+    except Exception as error:  # noqa: BLE001 - every huggingface_hub error becomes one line that names it
+        raise HubError(explain_dataset_error(error, repo_id, revision)) from error
+    return Path(path).parents[len(Path(name).parts) - 1], commit  # .../snapshots/<commit>/

@@ -1,7 +1,8 @@
 """A local Hugging Face Hub for the download tests: a threaded HTTP server on 127.0.0.1 that speaks the
 protocol `huggingface_hub` 2.4 uses, so the tests run the real client (HF_ENDPOINT points here).
 
-Endpoints, as `HfApi.model_info` and `hf_hub_download` call them (huggingface_hub/hf_api.py, file_download.py):
+Endpoints, as `HfApi.model_info` and `hf_hub_download` call them (huggingface_hub/hf_api.py, file_download.py),
+and the same for a dataset repository (`FakeRepo(kind="dataset")`) under `/api/datasets/` and `/datasets/`:
 
 - `GET /api/models/{repo_id}/revision/{revision}?blobs=true`: model info JSON (`id`, `sha`, `siblings` with
   `rfilename`, `size`, `blobId` and, for large files, `lfs: {sha256, size, pointerSize}`, `gated`, `private`).
@@ -42,6 +43,7 @@ class FakeRepo:
     commit: str = "c0ffee" * 6 + "c0ff"  # 40 hex digits
     gated: bool = False  # files need a token in `FakeHub.tokens`; model info stays public, as on the Hub
     branches: tuple[str, ...] = ("main",)
+    kind: str = "model"  # or "dataset": served under /api/datasets/ and /datasets/, as the Hub does
 
     def is_lfs(self, path: str) -> bool:
         return len(self.files[path]) >= LFS_THRESHOLD
@@ -116,9 +118,9 @@ class _HubHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _repo(self, repo_id: str) -> FakeRepo | None:
+    def _repo(self, repo_id: str, kind: str = "model") -> FakeRepo | None:
         repo = self.fake.repos.get(repo_id)
-        if repo is None:
+        if repo is None or repo.kind != kind:
             self._error(401, "RepoNotFound", "Repository not found")
         return repo
 
@@ -142,21 +144,24 @@ class _HubHandler(BaseHTTPRequestHandler):
 
     def _route(self) -> None:
         parts = [unquote(p) for p in urlsplit(self.path).path.split("/")[1:]]
-        if len(parts) >= 5 and parts[:2] == ["api", "models"] and parts[4] == "revision":
+        kind = "dataset" if parts[:1] == ["datasets"] or parts[:2] == ["api", "datasets"] else "model"
+        if kind == "dataset" and parts[0] == "datasets":
+            parts = parts[1:]  # /datasets/{repo_id}/resolve/... is /{repo_id}/resolve/... of a dataset
+        if len(parts) >= 5 and parts[:2] in (["api", "models"], ["api", "datasets"]) and parts[4] == "revision":
             repo_id, revision = f"{parts[2]}/{parts[3]}", "/".join(parts[5:])
             self._record(repo_id, "")
             self.fake.info_revisions.append(revision)
-            self._model_info(repo_id, revision)
+            self._model_info(repo_id, revision, kind)
         elif len(parts) >= 5 and parts[2] == "resolve":
             repo_id, revision, path = f"{parts[0]}/{parts[1]}", parts[3], "/".join(parts[4:])
             self._record(repo_id, path)
             self.fake.resolved_revisions.append(revision)
-            self._resolve(repo_id, revision, path)
+            self._resolve(repo_id, revision, path, kind)
         else:
             self._error(404, "NotFound", f"no route for {self.path}")
 
-    def _model_info(self, repo_id: str, revision: str) -> None:
-        repo = self._repo(repo_id)
+    def _model_info(self, repo_id: str, revision: str, kind: str = "model") -> None:
+        repo = self._repo(repo_id, kind)
         if repo is None or not self._revision_ok(repo, revision):
             return
         siblings = []
@@ -174,8 +179,8 @@ class _HubHandler(BaseHTTPRequestHandler):
         if self.command == "GET":
             self.wfile.write(body)
 
-    def _resolve(self, repo_id: str, revision: str, path: str) -> None:
-        repo = self._repo(repo_id)
+    def _resolve(self, repo_id: str, revision: str, path: str, kind: str = "model") -> None:
+        repo = self._repo(repo_id, kind)
         if repo is None or not self._revision_ok(repo, revision):
             return
         if repo.gated and self.headers.get("Authorization", "").removeprefix("Bearer ") not in self.fake.tokens:

@@ -134,7 +134,8 @@ def check_image(path: Path) -> str | None:
     return None
 
 
-def _id_problem(item_id: str) -> str | None:
+def id_problem(item_id: str) -> str | None:
+    """Why `item_id` cannot be a catalog id, or None."""
     if not item_id or not item_id.strip():
         return "the id is empty"
     if len(item_id) > MAX_ID_LENGTH:
@@ -285,7 +286,7 @@ def load_catalog(root: Path | str, *, check_images: bool = True, known: KnownFil
                 )
             )
             continue
-        reason = _id_problem(item_id)
+        reason = id_problem(item_id)
         if reason:
             problems.append(CatalogProblem("bad-id", where, f"{item_id!r}: {reason}"))
             continue

@@ -1,6 +1,7 @@
-"""`index build [CATALOG_DIR] [--out INDEX_DIR]`: embed a garment catalog into a faiss index.
+"""`index build [CATALOG_DIR] [--out INDEX_DIR] [--dataset SOURCE]`: embed a garment catalog into a faiss index.
 
-Incremental and resumable (catalog/index.py, catalog/embedding.py)."""
+Incremental and resumable (catalog/index.py, catalog/embedding.py). With `--dataset`, the catalog comes from
+a Hugging Face dataset (catalog/dataset.py) and is written to CATALOG_DIR first."""
 
 from __future__ import annotations
 
@@ -22,8 +23,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "Rerunning after adding, changing or removing images embeds only those.",
     )
     build.add_argument(
-        "catalog_dir", type=Path, nargs="?", default=None, help="catalog folder (default: examples/catalog)"
+        "catalog_dir",
+        type=Path,
+        nargs="?",
+        default=None,
+        help="catalog folder (default: examples/catalog; with --dataset, where its images are written, "
+        "default .cache/catalogs/NAME)",
     )
+    build.add_argument(
+        "--dataset",
+        default=None,
+        metavar="SOURCE",
+        help="take the catalog from a Hugging Face dataset: owner/name on the Hub, a .parquet file or a folder of "
+        "them, with columns image, caption, category (and optionally id)",
+    )
+    build.add_argument("--split", default="train", help="the dataset's split (default: train)")
+    build.add_argument("--revision", default="main", help="the Hub dataset's branch or commit (default: main)")
+    for column in ("image", "caption", "category", "id"):
+        build.add_argument(
+            f"--{column}-column", default=column, help=f"the dataset's {column} column (default: {column})"
+        )
     build.add_argument("--out", type=Path, default=None, help="index folder (default: CATALOG_DIR/index)")
     add_models_flags(build)
     build.add_argument("--batch-size", type=int, default=None, help="images per encoder batch (default: 16)")
@@ -41,7 +60,8 @@ def run_build(args: argparse.Namespace) -> int:
     from fashion_rag.catalog.encoder import RetrievalEncoder
     from fashion_rag.catalog.index import build_index, known_files
 
-    settings = app_from_env(catalog_dir=args.catalog_dir)
+    imported = import_from_dataset(args) if args.dataset else None
+    settings = app_from_env(catalog_dir=imported.catalog_dir if imported else args.catalog_dir)
     catalog_dir = settings.catalog_dir
     index_dir = args.out if args.out is not None else catalog_dir / "index"
     runtime = runtime_from_env(models=args.models, weights_dir=args.weights_dir)
@@ -69,6 +89,16 @@ def run_build(args: argparse.Namespace) -> int:
     if args.json:
         print_json(
             {
+                "dataset": None
+                if imported is None
+                else {
+                    "source": imported.source,
+                    "rows": imported.rows,
+                    "written": len(imported.written),
+                    "unchanged": imported.unchanged,
+                    "removed": len(imported.removed),
+                    "problems": [str(p) for p in imported.problems],
+                },  # fmt: skip
                 "index_dir": str(report.index_dir),
                 "catalog_dir": str(catalog_dir),
                 "encoder": report.encoder,
@@ -87,5 +117,21 @@ def run_build(args: argparse.Namespace) -> int:
             }
         )
     else:
+        if imported is not None:
+            print(imported.summary())
         print(report.summary())
+        if imported is not None:
+            print(f"start the studio on it with: python app.py --catalog {catalog_dir}")
     return 0
+
+
+def import_from_dataset(args: argparse.Namespace):
+    """Write the dataset `args.dataset` as a catalog folder (catalog/dataset.py); the folder's ImportReport."""
+    from fashion_rag.catalog.dataset import Columns, import_dataset, open_dataset
+    from fashion_rag.config import REPO_ROOT
+
+    slug = Path(args.dataset.rstrip("/")).stem.replace("/", "--") if Path(args.dataset).exists() else args.dataset
+    target = args.catalog_dir or REPO_ROOT / ".cache" / "catalogs" / slug.replace("/", "--")
+    dataset = open_dataset(args.dataset, split=args.split, revision=args.revision)
+    columns = Columns(args.image_column, args.caption_column, args.category_column, args.id_column)
+    return import_dataset(dataset, target, source=args.dataset, columns=columns)
