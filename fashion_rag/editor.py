@@ -169,14 +169,13 @@ class Editor:
     def ensure_index(self):
         """Bring the catalog index up to date when the retrieval encoder is there (called at start-up).
 
-        Cost follows change: catalog files whose size and mtime the index recorded are not hashed again,
-        an unchanged catalog writes no file and rebuilds no graph, and only new or changed images are
-        embedded. An index built by another encoder (say the tiny bundle's, then the real one) is rebuilt.
+        Cost follows change: an unchanged catalog folder is recognised from its files' sizes and mtimes
+        without reading them, writes no file and rebuilds no graph; otherwise only files whose size or
+        mtime changed are hashed, and only new or changed images are embedded. An index built by another encoder (say the tiny bundle's, then the real one) is rebuilt.
         The loaded index is kept for `searcher`, so start-up loads it once. Returns the BuildReport, or
         None when there is nothing to index with.
         """
-        from fashion_rag.catalog.catalog import load_catalog
-        from fashion_rag.catalog.index import build_index, known_files
+        from fashion_rag.catalog.index import update_index
 
         settings = self.settings
         index_dir = settings.resolved_index_dir
@@ -185,8 +184,7 @@ class Editor:
         print(f"checking the catalog index at {index_dir} …", flush=True)
         encoder = self.retrieval_encoder  # shared with the search, which opens after this
         try:
-            catalog = load_catalog(settings.catalog_dir, known=known_files(index_dir))
-            report = build_index(catalog, encoder, index_dir)
+            report = update_index(settings.catalog_dir, encoder, index_dir)
         except (InputError, CatalogIndexError) as error:
             # E.g. a half-written index folder without its manifest: the app still starts and searches the
             # captions; the status line says "no index at ..." and this line says why none was built.

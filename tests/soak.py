@@ -86,32 +86,36 @@ def rss_mb(process: subprocess.Popen) -> float:
     return psutil.Process(process.pid).memory_info().rss / 2**20
 
 
-def send(url: str, numbers: range) -> list[str]:
+def send(clients: list[Client], numbers: range) -> list[str]:
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        return list(pool.map(lambda n: one_request(clients[n % len(clients)], n), numbers, timeout=600))
+
+
+def soak(bundle: Path, index: Path, work: Path, requests: int, block: int = 100) -> dict:
+    """Warm up, then send `requests` in blocks of `block`, reading the server's RSS after each block (the
+    series shows whether memory levels off or keeps climbing)."""
+    process, url = start_server(bundle, index, work)
     clients = [Client(url, verbose=False, analytics_enabled=False) for _ in range(CLIENTS)]
     try:
-        with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
-            return list(pool.map(lambda n: one_request(clients[n % CLIENTS], n), numbers, timeout=600))
-    finally:
-        for client in clients:
-            client.close()
-
-
-def soak(bundle: Path, index: Path, work: Path, requests: int) -> dict:
-    process, url = start_server(bundle, index, work)
-    try:
-        send(url, range(WARM_UP))
+        send(clients, range(WARM_UP))
         time.sleep(2)
         before = rss_mb(process)
+        series, kinds = [], []
         started = time.perf_counter()
-        kinds = send(url, range(WARM_UP, WARM_UP + requests))
+        for start in range(WARM_UP, WARM_UP + requests, block):
+            kinds += send(clients, range(start, min(start + block, WARM_UP + requests)))
+            series.append(round(rss_mb(process) - before, 1))
         wall = time.perf_counter() - started
         time.sleep(2)
         after = rss_mb(process)
     finally:
+        for client in clients:
+            client.close()
         process.terminate()
         process.wait(timeout=30)
     return {"requests": len(kinds), "kinds": {k: kinds.count(k) for k in sorted(set(kinds))}, "wall_s": wall,
-            "rss_before_mb": before, "rss_after_mb": after, "growth_mb": after - before}  # fmt: skip
+            "rss_before_mb": before, "rss_after_mb": after, "growth_mb": after - before,
+            f"growth_every_{block}_mb": series}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -153,3 +153,54 @@ def test_startup_check_and_search_share_one_loaded_index(tiny_settings, tmp_path
     assert editor.searcher.index is report.index and editor.searcher.mode == "hybrid"
     assert loads.calls == 1  # loaded once, by the start-up check; the search took that index
     assert editor.search("navy blazer", "upper_body", 3)
+
+
+def test_a_restart_recognises_the_unchanged_folder_without_reading_a_catalog_file(tmp_path: Path, encoder,
+                                                                                  monkeypatch):  # fmt: skip
+    from fashion_rag.catalog.index import update_index
+
+    root = small_catalog(tmp_path / "catalog")
+    (root / "stray.png").write_bytes((root / "dresses" / "dress-001.png").read_bytes())  # a problem to report
+    index_dir = tmp_path / "index"
+    first = update_index(root, encoder, index_dir, hnsw_threshold=3)
+    assert first.previous == "none" and [p.kind for p in first.problems] == ["stray-file"]
+    before = snapshot(index_dir)
+
+    with monkeypatch.context() as m:  # nothing of the catalog is read: no metadata, no image, no hash
+        m.setattr(index_module, "load_catalog", lambda *a, **k: pytest.fail("the catalog was loaded"))
+        m.setattr(index_module, "known_files", lambda *a, **k: pytest.fail("the catalog was compared"))
+        m.setattr(catalog_module, "sha256_file", lambda *a: pytest.fail("a file was hashed"))
+        again = update_index(root, encoder, index_dir, hnsw_threshold=3)
+    assert again.previous == "unchanged" and again.written == () and again.embedded == ()
+    assert again.problems == first.problems and again.counts == first.counts and again.kinds == first.kinds
+    assert snapshot(index_dir) == before
+    assert [i.id for i in again.index.items] == [i.id for i in first.index.items]
+
+    # Other thresholds would choose other index kinds: not unchanged.
+    assert update_index(root, encoder, index_dir).previous != "unchanged"
+    update_index(root, encoder, index_dir, hnsw_threshold=3)
+
+    # A caption edited in the metadata: the folder changed, the catalog is read, the caption is indexed.
+    rows = [json.loads(line) for line in (root / "metadata.jsonl").read_text().splitlines()]
+    rows[0]["caption"] = "emerald silk kurta"
+    (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    edited = update_index(root, encoder, index_dir, hnsw_threshold=3)
+    assert edited.previous == "updated" and edited.embedded == ()
+    assert {i.id: i.caption for i in edited.index.items}[rows[0]["id"]] == "emerald silk kurta"
+
+    # One image replaced: one image embedded, and the next start is a no-op again.
+    replaced = root / rows[1]["file"]
+    shutil.copyfile(EXAMPLE / "dresses" / "dress-020.png", replaced)
+    changed = update_index(root, encoder, index_dir, hnsw_threshold=3)
+    assert changed.embedded == (rows[1]["id"],) and changed.changed == (rows[1]["id"],)
+    assert update_index(root, encoder, index_dir, hnsw_threshold=3).previous == "unchanged"
+
+    # A stray image replaced by another (no item changes): only the manifest records the new state.
+    (root / "stray.png").write_bytes(b"not an image but a stray all the same")
+    items = snapshot(index_dir)
+    assert update_index(root, encoder, index_dir, hnsw_threshold=3).previous == "unchanged"
+    after = snapshot(index_dir)
+    assert {n for n in after if after[n] != items[n]} == {"manifest.json"}
+    with monkeypatch.context() as m:
+        m.setattr(index_module, "load_catalog", lambda *a, **k: pytest.fail("the catalog was loaded"))
+        assert update_index(root, encoder, index_dir, hnsw_threshold=3).previous == "unchanged"

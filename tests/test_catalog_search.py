@@ -307,6 +307,34 @@ def test_lexical_index_directly():
     assert index.rank("green", "dresses") == []  # no shared word: not ranked
 
 
+def test_cached_lexical_index_ranks_as_a_fresh_one_and_never_serves_stale_captions(catalog, tmp_path: Path):
+    documents = [LexicalDocument(i.id, i.category, i.caption) for i in catalog]
+    fresh = LexicalIndex(documents)
+    queries = [("navy slip dress with white polka dots", "dresses"), ("striped shirt", "upper_body"),
+               ("blue denim jeans", "lower_body"), ("kurta", "dresses")]  # fmt: skip
+    folder = tmp_path / "lexical"
+    built = LexicalIndex.cached(documents, folder)  # builds and saves
+    assert (folder / "ids.json").is_file() and {p.name for p in folder.iterdir()} >= {"dresses", "upper_body"}
+    written = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+    loaded = LexicalIndex.cached(documents, folder)  # reads back, writes nothing
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == written
+    for text, category in queries:
+        assert built.rank(text, category) == loaded.rank(text, category) == fresh.rank(text, category)
+
+    # One caption changed: the cache is stale and is rebuilt, so the new caption is found.
+    changed = [LexicalDocument(d.id, d.category, "emerald kurta" if d.id == "dress-003" else d.caption)
+               for d in documents]  # fmt: skip
+    assert LexicalIndex.cached(changed, folder).rank("emerald", "dresses") == [
+        (i, s) for i, s in LexicalIndex(changed).rank("emerald", "dresses")
+    ] and LexicalIndex(changed).rank("emerald", "dresses")[0][0] == "dress-003"
+    # A damaged cache is rebuilt; a folder that cannot be written only means no cache.
+    (folder / "dresses" / "vocab.index.json").write_text("{")
+    assert LexicalIndex.cached(changed, folder).rank("emerald", "dresses")[0][0] == "dress-003"
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert LexicalIndex.cached(documents, blocked / "lexical").rank("kurta", "dresses") == fresh.rank("kurta", "dresses")
+
+
 # --------------------------------------------------------------------------------------------------
 # Evaluation
 

@@ -216,6 +216,37 @@ def test_a_description_naming_another_category_offers_to_switch(text, selected, 
         assert handlers.hint_label(offer).startswith("Switch to ")
 
 
+def test_freed_heap_goes_back_to_the_system_after_each_edit_even_a_failed_one(tiny_editor, uploaded, monkeypatch):
+    import numpy as np
+    import psutil
+
+    from fashion_rag.studio import gpu, memory
+
+    # The trim itself: freed blocks below the top of the heap are returned (RSS falls), which free() alone
+    # does not do. 2,000 blocks of 64 KB-3 MB, every other one kept so that the freed ones are interleaved.
+    blocks = [np.ones(8_000 * (i % 50 + 1)) for i in range(2_000)]
+    del blocks[::2]
+    before = psutil.Process().memory_info().rss
+    assert memory.hand_back_freed_heap() is True
+    assert psutil.Process().memory_info().rss < before - 200 * 2**20
+    del blocks
+
+    calls = []
+    monkeypatch.setattr(handlers, "hand_back_freed_heap", lambda: calls.append(1))
+    state, value = uploaded
+    person = handlers.person_for_edit(tiny_editor, state, value, "box")
+    handlers.generate(tiny_editor, person, ["top-001"], [], "", FAST, [], "trimtest")
+    assert calls == [1]
+
+    def out_of_memory(*args, **kwargs):
+        raise GpuOutOfMemoryError("the GPU ran out of memory for this edit")
+
+    monkeypatch.setattr(gpu, "edit_on_gpu", out_of_memory)
+    with pytest.raises(GpuOutOfMemoryError):
+        handlers.generate(tiny_editor, person, ["top-001"], [], "", FAST, [], "trimtest")
+    assert calls == [1, 1]
+
+
 def test_out_of_memory_is_shown_as_such_and_bad_input_as_bad_input():
     with pytest.raises(gr.Error) as oom, user_errors_as_gradio():
         raise GpuOutOfMemoryError("the GPU ran out of memory for this edit: ask for fewer images")

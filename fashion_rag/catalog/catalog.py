@@ -17,6 +17,7 @@ duplicate ids and unreadable images are skipped and listed in `Catalog.problems`
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import os
@@ -213,6 +214,32 @@ def _scan_images(root: Path, problems: list[CatalogProblem]) -> dict[str, tuple[
             CatalogProblem("stray-file", stray.name, f"images must sit in a category folder ({', '.join(CATEGORIES)})")
         )
     return found
+
+
+def catalog_state(root: Path | str) -> str:
+    """A digest of the name, size and modification time of every file `load_catalog` would read (images
+    in the folders, the metadata file, stray images): equal digests mean an unchanged catalog, found
+    without reading a file (one directory read per folder; ~0.5 s for 100,000 images)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        return ""  # load_catalog says what is wrong
+    digest = hashlib.sha256()
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            if os.path.isfile(os.path.join(entry.path, "manifest.json")):
+                continue  # an index folder, as _scan_images skips it
+            with os.scandir(entry.path) as files:
+                stats = sorted(
+                    (f.name, f.stat()) for f in files if os.path.splitext(f.name)[1].lower() in IMAGE_SUFFIXES
+                )
+            for name, stat in stats:
+                digest.update(f"{entry.name}/{name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+        elif entry.name in METADATA_NAMES or os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+            stat = entry.stat()
+            digest.update(f"{entry.name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def load_catalog(root: Path | str, *, check_images: bool = True, known: KnownFiles | None = None) -> Catalog:

@@ -86,6 +86,9 @@ class _Entry:
     file: str
 
 
+LEXICAL_CACHE = "lexical"  # folder in the index folder: the BM25 index of its captions (lexical.py)
+
+
 class CatalogSearch:
     """Searches one catalog. Build it with `from_index`, `from_catalog` or `open`."""
 
@@ -99,6 +102,7 @@ class CatalogSearch:
         reason: str = "",
         problems: Iterable[str] = (),
         text_cache_size: int = TEXT_CACHE_SIZE,
+        lexical_cache: Path | None = None,
     ) -> None:
         if (index is None) != (encoder is None):
             reason = reason or ("no retrieval encoder" if encoder is None else "no index")
@@ -118,7 +122,8 @@ class CatalogSearch:
             self._counts[entry.category] += 1
         # chunk -> (D,) read-only embedding; lru_cache keeps its structure coherent across threads.
         self._embed_text = functools.lru_cache(maxsize=text_cache_size)(self._encode_text)
-        self.lexical = LexicalIndex(LexicalDocument(e.id, e.category, e.caption) for e in self._entries.values())
+        documents = (LexicalDocument(e.id, e.category, e.caption) for e in self._entries.values())
+        self.lexical = LexicalIndex.cached(documents, lexical_cache) if lexical_cache else LexicalIndex(documents)
         dense = index is not None
         if dense and self.lexical.has_captions():
             self.mode = "hybrid"
@@ -164,12 +169,13 @@ class CatalogSearch:
             if item.id in gone
         ]
         entries = [_entry_of(item) for item in index.items if item.id not in gone]
+        cache = Path(index.directory) / LEXICAL_CACHE  # captions' BM25, kept beside the index it was made from
         if encoder is None:
             reason = reason or "no retrieval encoder"
-            return cls(entries, catalog_root=root, reason=reason, problems=problems)
+            return cls(entries, catalog_root=root, reason=reason, problems=problems, lexical_cache=cache)
         return cls(
             entries, index=index, encoder=encoder, catalog_root=root, reason=reason, problems=problems,
-            text_cache_size=text_cache_size,
+            text_cache_size=text_cache_size, lexical_cache=cache,
         )  # fmt: skip
 
     @classmethod

@@ -58,7 +58,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     from fashion_rag.catalog.catalog import load_catalog
     from fashion_rag.catalog.encoder import RetrievalEncoder
-    from fashion_rag.catalog.index import build_index, known_files
+    from fashion_rag.catalog.index import update_index
 
     imported = import_from_dataset(args) if args.dataset else None
     settings = app_from_env(catalog_dir=imported.catalog_dir if imported else args.catalog_dir)
@@ -67,7 +67,8 @@ def run_build(args: argparse.Namespace) -> int:
     runtime = runtime_from_env(models=args.models, weights_dir=args.weights_dir)
     sources = ModelSources(runtime.models, runtime.weights_dir, runtime.repo_overrides)
 
-    catalog = load_catalog(catalog_dir, known=known_files(index_dir))  # unchanged files are not hashed again
+    if not catalog_dir.is_dir():
+        load_catalog(catalog_dir)  # says what is wrong before the encoder is loaded
     encoder = RetrievalEncoder.from_sources(sources, device=runtime.device)
     bar: list[tqdm] = []
 
@@ -80,8 +81,9 @@ def run_build(args: argparse.Namespace) -> int:
         bar[0].update(done - bar[0].n)
 
     try:
-        report = build_index(
-            catalog, encoder, index_dir, batch_size=args.batch_size, progress=progress, workers=args.workers
+        # Unchanged files are not read, changed ones hashed, only new images embedded.
+        report = update_index(
+            catalog_dir, encoder, index_dir, batch_size=args.batch_size, progress=progress, workers=args.workers
         )
     finally:
         if bar:

@@ -15,6 +15,7 @@ from fashion_rag.errors import InputError
 from fashion_rag.person.photo import load_photo
 from fashion_rag.studio import gpu, masks
 from fashion_rag.studio.categories import LABELS, suggested_category
+from fashion_rag.studio.memory import hand_back_freed_heap
 from fashion_rag.studio.session import HistoryEntry, PersonState, Settings, add_to_history, next_number
 
 RANDOM_SEED = -1  # the seed box's value for "pick one at random"
@@ -127,10 +128,13 @@ def options_of(settings: Settings) -> GenerationSettings:
 def generate(editor, person, picks: list[str], garment_images: list[Image.Image], description: str,
              settings: Settings, history: list[HistoryEntry], session: str | None = None, progress=None):  # fmt: skip
     """Run one edit and file it: (the new HistoryEntry, the new history). `settings.seed` -1 is random."""
-    result = gpu.edit_on_gpu(editor, person, list(picks), garment_images, description or "",
-                         seed_value(settings.seed), options_of(settings), progress)  # fmt: skip
-    saved = editor.save_result(result, session)
-    views = save_views(editor, person, result.images, saved.images, session)
+    try:
+        result = gpu.edit_on_gpu(editor, person, list(picks), garment_images, description or "",
+                                 seed_value(settings.seed), options_of(settings), progress)  # fmt: skip
+        saved = editor.save_result(result, session)
+        views = save_views(editor, person, result.images, saved.images, session)
+    finally:
+        hand_back_freed_heap()  # the edit's and the PNG encoder's freed buffers (studio/memory.py)
     entry = HistoryEntry(
         number=next_number(history), images=tuple(saved.images), recipe=saved.recipe, views=views,
         garment_ids=tuple(picks), uploaded_garment=bool(garment_images), description=description or "",
