@@ -324,15 +324,19 @@ def test_cached_lexical_index_ranks_as_a_fresh_one_and_never_serves_stale_captio
     # One caption changed: the cache is stale and is rebuilt, so the new caption is found.
     changed = [LexicalDocument(d.id, d.category, "emerald kurta" if d.id == "dress-003" else d.caption)
                for d in documents]  # fmt: skip
-    assert LexicalIndex.cached(changed, folder).rank("emerald", "dresses") == [
-        (i, s) for i, s in LexicalIndex(changed).rank("emerald", "dresses")
-    ] and LexicalIndex(changed).rank("emerald", "dresses")[0][0] == "dress-003"
+    assert (
+        LexicalIndex.cached(changed, folder).rank("emerald", "dresses")
+        == [(i, s) for i, s in LexicalIndex(changed).rank("emerald", "dresses")]
+        and LexicalIndex(changed).rank("emerald", "dresses")[0][0] == "dress-003"
+    )
     # A damaged cache is rebuilt; a folder that cannot be written only means no cache.
     (folder / "dresses" / "vocab.index.json").write_text("{")
     assert LexicalIndex.cached(changed, folder).rank("emerald", "dresses")[0][0] == "dress-003"
     blocked = tmp_path / "a-file"
     blocked.write_text("")
-    assert LexicalIndex.cached(documents, blocked / "lexical").rank("kurta", "dresses") == fresh.rank("kurta", "dresses")
+    assert LexicalIndex.cached(documents, blocked / "lexical").rank("kurta", "dresses") == fresh.rank(
+        "kurta", "dresses"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
