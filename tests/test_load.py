@@ -167,7 +167,11 @@ SOAK_REQUESTS = 1000
 SOAK_BOUND_MB = 50  # growth of the server's resident memory over the soak, after a 120-request warm-up
 
 
-@pytest.mark.soak  # `make soak`: two CI-like runs gave -26 and +44.8 MB, too near the bound for CI
+# In `make test-slow`, and alone by `make soak`. The server hands an edit's freed heap back to the system
+# (studio/memory.py): without that, readings every 100 requests swung by ~70 MB with no trend (one run
+# ended at +44.8 MB); with it by ~35 MB, so the bound measures growth, not where the last edit landed.
+@pytest.mark.slow
+@pytest.mark.soak
 @pytest.mark.timeout(1200)
 def test_soak_of_a_thousand_requests_grows_the_server_by_at_most_50_mb(tiny_bundle, tiny_editor, tmp_path, capsys):
     from .soak import soak
@@ -177,5 +181,6 @@ def test_soak_of_a_thousand_requests_grows_the_server_by_at_most_50_mb(tiny_bund
     assert report["kinds"] == {"edit": 100, "prepare": 180, "search": 720}
     with capsys.disabled():
         print(f"\nsoak: {SOAK_REQUESTS} requests in {report['wall_s']:.0f} s; server RSS {report['rss_before_mb']:.0f}"
-              f" -> {report['rss_after_mb']:.0f} MB ({report['growth_mb']:+.1f} MB, bound {SOAK_BOUND_MB})")  # fmt: skip
+              f" -> {report['rss_after_mb']:.0f} MB ({report['growth_mb']:+.1f} MB, bound {SOAK_BOUND_MB}); every 100"
+              f" requests: {report['growth_every_100_mb']}")  # fmt: skip
     assert report["growth_mb"] <= SOAK_BOUND_MB, report
