@@ -330,3 +330,18 @@ def test_cli_text_only_edit_and_its_recipe_replays_without_a_search(tiny_bundle,
                          (["--text", "red dress", "--text-only", "--pick", "1"], "--text-only uses no garment")):  # fmt: skip
         assert cli_main(["edit", *common, *bad, "--out", str(tmp_path / "x.png")]) == 2
         assert capsys.readouterr().err.strip().startswith(f"error: {message}")
+
+
+def test_the_ui_layer_has_no_function_over_80_lines_and_app_py_stays_thin():
+    """Issue 14: the page is small functions of the editor and values; app.py only parses flags and launches."""
+    import ast
+
+    from fashion_rag.config import REPO_ROOT
+
+    long = []
+    for path in [*sorted((REPO_ROOT / "fashion_rag" / "studio").glob("*.py")), REPO_ROOT / "app.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 80:
+                long.append(f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert long == []
+    assert len((REPO_ROOT / "app.py").read_text().splitlines()) < 150

@@ -231,12 +231,10 @@ def catalog_state(root: Path | str) -> str:
             if os.path.isfile(os.path.join(entry.path, "manifest.json")):
                 continue  # an index folder, as _scan_images skips it
             with os.scandir(entry.path) as files:
-                stats = sorted(
-                    (f.name, f.stat()) for f in files if os.path.splitext(f.name)[1].lower() in IMAGE_SUFFIXES
-                )
+                stats = sorted((f.name, f.stat()) for f in files if f.name.lower().endswith(IMAGE_SUFFIXES))
             for name, stat in stats:
                 digest.update(f"{entry.name}/{name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
-        elif entry.name in METADATA_NAMES or os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+        elif entry.name in METADATA_NAMES or entry.name.lower().endswith(IMAGE_SUFFIXES):
             stat = entry.stat()
             digest.update(f"{entry.name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -35,13 +36,12 @@ from fashion_rag.catalog.encoder import PART, RetrievalEncoder
 from fashion_rag.catalog.index import (
     MANIFEST_NAME,
     CatalogIndex,
-    IndexedItem,
     load_index,
     load_items,
     missing_files,
     read_manifest,
 )
-from fashion_rag.catalog.lexical import LexicalDocument, LexicalIndex
+from fashion_rag.catalog.lexical import LexicalIndex
 from fashion_rag.config import CATEGORIES
 from fashion_rag.errors import CatalogIndexError, InputError, check_category
 from fashion_rag.weights import ModelSources, missing_message
@@ -77,8 +77,10 @@ class SearchHit:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(Protocol):
+    """What the search keeps of an item. IndexedItem and CatalogItem have these attributes and are kept
+    as they are (copying 100k of them into another class at every start cost ~1 s)."""
+
     id: str
     category: str
     caption: str
@@ -122,7 +124,7 @@ class CatalogSearch:
             self._counts[entry.category] += 1
         # chunk -> (D,) read-only embedding; lru_cache keeps its structure coherent across threads.
         self._embed_text = functools.lru_cache(maxsize=text_cache_size)(self._encode_text)
-        documents = (LexicalDocument(e.id, e.category, e.caption) for e in self._entries.values())
+        documents = list(self._entries.values())  # id, category and caption: what a LexicalDocument has
         self.lexical = LexicalIndex.cached(documents, lexical_cache) if lexical_cache else LexicalIndex(documents)
         dense = index is not None
         if dense and self.lexical.has_captions():
@@ -168,7 +170,7 @@ class CatalogSearch:
             for item in index.items
             if item.id in gone
         ]
-        entries = [_entry_of(item) for item in index.items if item.id not in gone]
+        entries = [item for item in index.items if item.id not in gone] if gone else index.items
         cache = Path(index.directory) / LEXICAL_CACHE  # captions' BM25, kept beside the index it was made from
         if encoder is None:
             reason = reason or "no retrieval encoder"
@@ -181,7 +183,7 @@ class CatalogSearch:
     @classmethod
     def from_catalog(cls, catalog: Catalog, *, reason: str = "no index") -> CatalogSearch:
         """Lexical search over the captions of a loaded catalog (no dense index)."""
-        entries = [_Entry(i.id, i.category, i.caption, i.sha256, i.file) for i in catalog]
+        entries = list(catalog)
         return cls(entries, catalog_root=catalog.root, reason=reason, problems=[str(p) for p in catalog.problems])
 
     @classmethod
@@ -227,7 +229,7 @@ class CatalogSearch:
         if catalog_root is not None and catalog_root.is_dir():
             return cls.from_catalog(load_catalog(catalog_root), reason=reason)
         if has_index:
-            entries = [_entry_of(item) for item in load_items(index_dir)]
+            entries = load_items(index_dir)
             return cls(entries, reason=reason)
         raise InputError(f"nothing to search: no catalog folder at {catalog_root} and no index at {index_dir}")
 
@@ -395,7 +397,3 @@ class CatalogSearch:
             if len(hits) == k:
                 break
         return hits
-
-
-def _entry_of(item: IndexedItem) -> _Entry:
-    return _Entry(item.id, item.category, item.caption, item.sha256, item.file)
