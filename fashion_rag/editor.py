@@ -192,6 +192,7 @@ class Editor:
             return None
         with self._load_lock:
             self._index, self._search = report.index, None  # a search opened before this used the old index
+        _ = self.searcher  # opened now, not at the first user's search (after a change: BM25 of every caption)
         print(f"index ready: {report.summary()}", flush=True)
         return report
 
