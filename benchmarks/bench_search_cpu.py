@@ -45,6 +45,7 @@ from fashion_rag.catalog.index import (  # noqa: E402
     HNSW_M,
     IVF_PROBES,
     RERANK,
+    FileRows,
     RerankedIndex,
     build_faiss_index,
     ivf_lists,
@@ -111,7 +112,7 @@ def child_measure(directory: Path) -> int:
     started = time.perf_counter()
     ivf = faiss.read_index(str(directory / "index.ivfpq.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
     ivf.nprobe = int(os.environ.get("BENCH_NPROBE", IVF_PROBES))
-    vectors = np.load(directory / "vectors.npy", mmap_mode="r")
+    vectors = FileRows.of_npy(directory / "vectors.npy")  # as load_index does: rows read per query
     index = RerankedIndex(ivf, vectors, int(os.environ.get("BENCH_RERANK", RERANK)))
     load_s = time.perf_counter() - started
     queries, truth = np.load(directory / "queries.npy"), np.load(directory / "truth.npy")

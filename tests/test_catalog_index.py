@@ -18,6 +18,7 @@ from fashion_rag.catalog.index import (
     IVF_PROBES,
     MANIFEST_NAME,
     VECTORS_NAME,
+    FileRows,
     RerankedIndex,
     brute_force_search,
     build_faiss_index,
@@ -344,6 +345,32 @@ def test_ivfpq_with_exact_rerank_recall_at_10_against_brute_force():
     # Re-ranked scores are exact inner products, best first.
     np.testing.assert_allclose(scores[:, 0], np.einsum("qd,qd->q", vectors[found[:, 0]], queries), rtol=1e-5)
     assert np.all(np.diff(scores, axis=1) <= 1e-6)
+
+
+def resident_file_mb() -> float:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("RssFile:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_reranking_reads_rows_from_the_file_without_making_it_resident(tmp_path: Path):
+    """1M x 768 vectors are 3 GB: re-ranking must not map them into the process (issue 13: <= 1.5 GB)."""
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((60_000, 768), dtype=np.float32)  # 184 MB
+    np.save(tmp_path / "vectors.npy", vectors)
+    rows = FileRows.of_npy(tmp_path / "vectors.npy", 10_000, 40_000)
+    assert len(rows) == 40_000 and rows.shape == (40_000, 768)
+    picks = [np.sort(rng.choice(40_000, 100, replace=False)) for _ in range(300)]
+    np.testing.assert_array_equal(rows[picks[0]], vectors[10_000 + picks[0]])  # the block's own rows
+
+    before = resident_file_mb()
+    for found in picks:  # 300 queries x 100 candidates, as the re-ranking reads them
+        rows[found]
+    assert resident_file_mb() - before < 20
+    mapped = np.load(tmp_path / "vectors.npy", mmap_mode="r")[10_000:50_000]
+    before = resident_file_mb()
+    for found in picks:  # the same reads through a memory map: the kernel maps most of the file
+        np.asarray(mapped[found])
+    assert resident_file_mb() - before > 60
 
 
 def test_index_kind_follows_category_size(tmp_path: Path, encoder: RetrievalEncoder):
