@@ -46,6 +46,23 @@ EXAMPLE_CATALOG = REPO / "examples" / "catalog"
 ASTRONAUT = REPO / "examples" / "people" / "astronaut.png"
 
 
+def small_catalog(root: Path, per_category: int) -> Path:
+    """A catalog folder at `root`: the first `per_category` images of each category of the example catalog,
+    with their metadata rows."""
+    import json
+    import shutil
+
+    rows = [json.loads(line) for line in (EXAMPLE_CATALOG / "metadata.jsonl").read_text().splitlines()]
+    kept = []
+    for category in ("upper_body", "lower_body", "dresses"):
+        for row in [r for r in rows if r["category"] == category][:per_category]:
+            (root / category).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(EXAMPLE_CATALOG / row["file"], root / row["file"])
+            kept.append(row)
+    (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_settings(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory):
     """App settings over the tiny bundle and the example catalog; index and outputs in a temp folder."""

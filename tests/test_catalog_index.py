@@ -32,6 +32,8 @@ from fashion_rag.catalog.index import (
 from fashion_rag.config import REPO_ROOT
 from fashion_rag.errors import CatalogIndexError, InputError
 
+from .conftest import small_catalog as copy_of_examples
+
 EXAMPLE = REPO_ROOT / "examples" / "catalog"
 
 
@@ -50,16 +52,7 @@ def encoder(tiny_sources) -> RetrievalEncoder:
 
 
 def small_catalog(root: Path, per_category: int = 4) -> Path:
-    """A copy of the first images of each category of the example catalog, with their metadata."""
-    rows = [json.loads(line) for line in (EXAMPLE / "metadata.jsonl").read_text().splitlines()]
-    kept = []
-    for category in ("upper_body", "lower_body", "dresses"):
-        for row in [r for r in rows if r["category"] == category][:per_category]:
-            (root / category).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(EXAMPLE / row["file"], root / row["file"])
-            kept.append(row)
-    (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
-    return root
+    return copy_of_examples(root, per_category)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from fashion_rag.catalog.encoder import RetrievalEncoder
 from fashion_rag.catalog.index import build_index, known_files, load_index
 from fashion_rag.config import REPO_ROOT
 
+from .conftest import small_catalog as copy_of_examples
+
 EXAMPLE = REPO_ROOT / "examples" / "catalog"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -29,15 +31,7 @@ def encoder(tiny_sources) -> RetrievalEncoder:
 
 
 def small_catalog(root: Path, per_category: int = 5) -> Path:
-    rows = [json.loads(line) for line in (EXAMPLE / "metadata.jsonl").read_text().splitlines()]
-    kept = []
-    for category in ("upper_body", "lower_body", "dresses"):
-        for row in [r for r in rows if r["category"] == category][:per_category]:
-            (root / category).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(EXAMPLE / row["file"], root / row["file"])
-            kept.append(row)
-    (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
-    return root
+    return copy_of_examples(root, per_category)
 
 
 def snapshot(directory: Path) -> dict[str, tuple[int, int, int]]:
