@@ -10,8 +10,8 @@
    `ensure_index()` (catalog check by size and mtime, index load) then the first search, with the real
    tiny encoder. Timed separately: Python imports, the encoder load, the catalog check and index load, and
    the first search. Goal: an unchanged catalog ready to search in <= 3 s on 2 cores.
-3. Replaces one image and restarts: what that costs (one image embedded; its category's graph is rebuilt
-   when that category is HNSW, as faiss HNSW cannot remove a vector).
+3. Replaces one image and restarts: what that costs (one image embedded; its category's HNSW graph
+   updated in place: the new vector added, the old node marked dead; the captions' BM25 kept).
 
 Prints a markdown table with the machine, the versions and the load average.
 """

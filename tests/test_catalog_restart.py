@@ -16,8 +16,9 @@ import fashion_rag.catalog.catalog as catalog_module
 import fashion_rag.catalog.index as index_module
 from fashion_rag.catalog.catalog import load_catalog
 from fashion_rag.catalog.encoder import RetrievalEncoder
-from fashion_rag.catalog.index import build_index, known_files, load_index
+from fashion_rag.catalog.index import brute_force_search, build_index, known_files, load_index, update_index
 from fashion_rag.config import REPO_ROOT
+from fashion_rag.errors import CatalogIndexError
 
 from .conftest import small_catalog as copy_of_examples
 
@@ -100,6 +101,139 @@ def test_one_changed_image_costs_one_image(tmp_path: Path, encoder, monkeypatch)
     # And the result is what a full build gives.
     full = build_index(load_catalog(root), encoder, tmp_path / "full", hnsw_threshold=3)
     np.testing.assert_allclose(load_index(index_dir).vectors, full.index.vectors, atol=1e-6)
+
+
+def graph_nodes(index_dir: Path, category: str) -> int:
+    return faiss.read_index(str(index_dir / f"{category}.hnsw.faiss")).ntotal
+
+
+def searches_like_brute_force(index_dir: Path, category: str, queries: np.ndarray) -> None:
+    """Every live item of `category`, in the order and with the scores of numpy brute force."""
+    index = load_index(index_dir)
+    members = index.items_in(category)
+    rows = [row for row, item in enumerate(index.items) if item.category == category]
+    scores, hits = index.search(queries, category, len(members))
+    exact_scores, exact_rows = brute_force_search(np.asarray(index.vectors[rows]), queries, len(members))
+    assert [[h.id for h in row] for row in hits] == [[members[r].id for r in row] for row in exact_rows]
+    np.testing.assert_allclose(scores, exact_scores, atol=1e-5)
+
+
+def test_a_graph_with_few_changes_is_updated_in_place_and_never_returns_a_dead_node(
+    tmp_path: Path, encoder, monkeypatch
+):
+    root = small_catalog(tmp_path / "catalog", per_category=20)
+    index_dir = tmp_path / "index"
+    first = build_index(load_catalog(root), encoder, index_dir, hnsw_threshold=3)  # all HNSW, 20 nodes each
+    row = next(r for r, item in enumerate(first.index.items) if item.id == "dress-002")
+    old_vector = np.array(first.index.vectors[row])
+    graphs_built = Counter(index_module.build_faiss_index)
+    monkeypatch.setattr(index_module, "build_faiss_index", graphs_built)
+
+    # One image replaced: its vector is added as a new node and its old node is dead (1 of 21).
+    shutil.copyfile(EXAMPLE / "dresses" / "dress-030.png", root / "dresses" / "dress-002.png")
+    report = build_index(load_catalog(root, known=known_files(index_dir)), encoder, index_dir, hnsw_threshold=3)
+    assert report.embedded == ("dress-002",) and graphs_built.calls == 0  # no graph built
+    assert sorted(report.written) == ["dresses.hnsw.faiss", "dresses.hnsw.nodes.npy", "vectors.npy"]
+    assert graph_nodes(index_dir, "dresses") == 21
+    assert json.loads((index_dir / "manifest.json").read_text())["categories"]["dresses"]["dead"] == 1
+    # The old vector is still in the graph and scores 1.0 against itself: it must never be returned.
+    queries = np.concatenate([old_vector[None], encoder.encode_texts(["red dress", "floral summer dress"])])
+    searches_like_brute_force(index_dir, "dresses", queries)
+
+    # An item removed: its node is dead too (2 of 21); the updated graph is updated again, not rebuilt.
+    (root / "dresses" / "dress-005.png").unlink()
+    report = build_index(load_catalog(root, known=known_files(index_dir)), encoder, index_dir, hnsw_threshold=3)
+    assert report.removed == ("dress-005",) and graphs_built.calls == 0 and graph_nodes(index_dir, "dresses") == 21
+    searches_like_brute_force(index_dir, "dresses", queries)
+
+    # A third dead node would pass DEAD_NODE_LIMIT (3 of 22): the graph is rebuilt from the live vectors.
+    shutil.copyfile(EXAMPLE / "dresses" / "dress-031.png", root / "dresses" / "dress-003.png")
+    report = build_index(load_catalog(root, known=known_files(index_dir)), encoder, index_dir, hnsw_threshold=3)
+    assert graphs_built.calls == 1 and graph_nodes(index_dir, "dresses") == 19
+    assert "nodes" not in json.loads((index_dir / "manifest.json").read_text())["categories"]["dresses"]
+    assert not (index_dir / "dresses.hnsw.nodes.npy").exists()
+    searches_like_brute_force(index_dir, "dresses", queries)
+
+
+def test_an_updated_graph_whose_node_map_is_damaged_is_refused(tmp_path: Path, encoder):
+    root = small_catalog(tmp_path / "catalog", per_category=20)
+    index_dir = tmp_path / "index"
+    build_index(load_catalog(root), encoder, index_dir, hnsw_threshold=3)
+    shutil.copyfile(EXAMPLE / "dresses" / "dress-030.png", root / "dresses" / "dress-002.png")
+    build_index(load_catalog(root), encoder, index_dir, hnsw_threshold=3)
+    nodes = np.load(index_dir / "dresses.hnsw.nodes.npy")
+    nodes[nodes == -1] = 0  # row 0 named twice: the size and mtime change, and so does the hash
+    np.save(index_dir / "dresses.hnsw.nodes.npy", nodes)
+    with pytest.raises(CatalogIndexError, match="dresses.hnsw.nodes.npy was modified"):
+        load_index(index_dir)
+
+
+def test_a_changed_image_keeps_the_cached_bm25_of_unchanged_captions(tmp_path: Path, encoder, monkeypatch):
+    import fashion_rag.catalog.lexical as lexical_module
+    from fashion_rag.catalog.search import CatalogSearch
+
+    root = small_catalog(tmp_path / "catalog")
+    index_dir = tmp_path / "index"
+    first = update_index(root, encoder, index_dir)
+    CatalogSearch.from_index(first.index, encoder, catalog_root=root)  # writes INDEX/lexical/
+    assert (index_dir / "lexical" / "ids.json").is_file()
+    shutil.copyfile(EXAMPLE / "dresses" / "dress-020.png", root / "dresses" / "dress-002.png")
+    report = update_index(root, encoder, index_dir)
+    assert report.embedded == ("dress-002",)
+    tokenised = Counter(lexical_module.tokenize_many)
+    monkeypatch.setattr(lexical_module, "tokenize_many", tokenised)
+    search = CatalogSearch.from_index(report.index, encoder, catalog_root=root)
+    assert tokenised.calls == 0  # the captions' BM25 came with the new index folder, read back, not rebuilt
+    assert search.lexical.rank("dress", "dresses") == lexical_module.LexicalIndex(
+        [lexical_module.LexicalDocument(i.id, i.category, i.caption) for i in report.index.items]
+    ).rank("dress", "dresses")
+
+
+def test_replaced_images_are_taken_from_the_index_record_without_parsing_the_metadata(
+    tmp_path: Path, encoder, monkeypatch
+):
+    root = small_catalog(tmp_path / "catalog")
+    index_dir = tmp_path / "index"
+    update_index(root, encoder, index_dir, hnsw_threshold=3)
+    parsed = Counter(catalog_module._read_metadata)
+    monkeypatch.setattr(catalog_module, "_read_metadata", parsed)
+
+    def recorded_items() -> list[dict]:
+        return json.loads((index_dir / "manifest.json").read_text())["items"]
+
+    # Two images replaced: the metadata is not parsed, and the index records what a full load finds.
+    shutil.copyfile(EXAMPLE / "dresses" / "dress-020.png", root / "dresses" / "dress-002.png")
+    shutil.copyfile(EXAMPLE / "upper_body" / "top-020.png", root / "upper_body" / "top-001.png")
+    report = update_index(root, encoder, index_dir, hnsw_threshold=3)
+    assert parsed.calls == 0 and sorted(report.embedded) == ["dress-002", "top-001"]
+    assert recorded_items() == index_module._item_rows(load_catalog(root))
+    assert parsed.calls == 1  # (that was the full load of the comparison)
+
+    # A caption edited: the metadata file changed, so it is parsed and the new caption indexed.
+    metadata = root / "metadata.jsonl"
+    rows = [json.loads(line) for line in metadata.read_text().splitlines()]
+    rows = [{**row, "caption": "jade qipao"} if row["id"] == "dress-003" else row for row in rows]
+    metadata.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    update_index(root, encoder, index_dir, hnsw_threshold=3)
+    assert parsed.calls == 2
+    assert {row["id"]: row["caption"] for row in recorded_items()}["dress-003"] == "jade qipao"
+
+    # An image added, and a replaced image that is not readable: the full load, which finds and reports them.
+    shutil.copyfile(EXAMPLE / "dresses" / "dress-030.png", root / "dresses" / "dress-030.png")
+    report = update_index(root, encoder, index_dir, hnsw_threshold=3)
+    assert parsed.calls == 3 and report.added == ("dress-030",)
+    (root / "dresses" / "dress-004.png").write_bytes(b"not a png")
+    report = update_index(root, encoder, index_dir, hnsw_threshold=3)
+    assert parsed.calls == 4 and report.removed == ("dress-004",)
+    assert [p.kind for p in report.problems] == ["corrupt-image"]
+
+    # While the index records a problem (here a row naming no image), every update says it again.
+    shutil.copyfile(EXAMPLE / "dresses" / "dress-004.png", root / "dresses" / "dress-004.png")  # readable again
+    metadata.write_text(metadata.read_text() + json.dumps({"id": "ghost", "file": "dresses/ghost.png"}) + "\n")
+    assert [p.kind for p in update_index(root, encoder, index_dir, hnsw_threshold=3).problems] == ["missing-file"]
+    shutil.copyfile(EXAMPLE / "dresses" / "dress-031.png", root / "dresses" / "dress-005.png")
+    report = update_index(root, encoder, index_dir, hnsw_threshold=3)
+    assert report.embedded == ("dress-005",) and [p.kind for p in report.problems] == ["missing-file"]
 
 
 def test_killed_build_resumes_from_its_checkpoint(tmp_path: Path, encoder):

@@ -34,6 +34,7 @@ from fashion_rag.catalog.catalog import Catalog, load_catalog
 from fashion_rag.catalog.chunking import chunk_description
 from fashion_rag.catalog.encoder import PART, RetrievalEncoder
 from fashion_rag.catalog.index import (
+    LEXICAL_FOLDER,
     MANIFEST_NAME,
     CatalogIndex,
     load_index,
@@ -88,7 +89,7 @@ class _Entry(Protocol):
     file: str
 
 
-LEXICAL_CACHE = "lexical"  # folder in the index folder: the BM25 index of its captions (lexical.py)
+LEXICAL_CACHE = LEXICAL_FOLDER  # folder in the index folder: the BM25 index of its captions (lexical.py)
 
 
 class CatalogSearch:
