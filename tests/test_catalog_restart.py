@@ -166,6 +166,15 @@ def test_an_updated_graph_whose_node_map_is_damaged_is_refused(tmp_path: Path, e
     np.save(index_dir / "dresses.hnsw.nodes.npy", nodes)
     with pytest.raises(CatalogIndexError, match="dresses.hnsw.nodes.npy was modified"):
         load_index(index_dir)
+    # The same map with a manifest that vouches for it (as a faulty writer would leave it): still refused,
+    # since its live nodes no longer name each item once.
+    manifest_path = index_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["dresses.hnsw.nodes.npy"] = index_module.sha256_file(index_dir / "dresses.hnsw.nodes.npy")
+    manifest["file_stats"]["dresses.hnsw.nodes.npy"] = index_module.file_stat(index_dir / "dresses.hnsw.nodes.npy")
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(CatalogIndexError, match="does not map dresses.hnsw.faiss onto its 20 items"):
+        load_index(index_dir)
 
 
 def test_a_changed_image_keeps_the_cached_bm25_of_unchanged_captions(tmp_path: Path, encoder, monkeypatch):

@@ -70,14 +70,14 @@ VECTORS_NAME = "vectors.npy"
 #   budget near 19k; up to 15k it has recall 1.0, no graph to build and free incremental updates.
 # - HNSW (IndexHNSWFlat) up to IVFPQ_THRESHOLD: memory ~3.3 KB per item and a build of minutes per 100k.
 # - IVF-PQ above: 96 bytes per item in RAM (memory-mapped from disk), the top RERANK candidates re-scored
-#   exactly from the memory-mapped vectors.npy; built in minutes at 1M where HNSW takes most of an hour.
+#   exactly from their rows of vectors.npy (read with pread: FileRows); built in ~1 min at 1M on 2 cores,
+#   where HNSW takes most of an hour.
 HNSW_THRESHOLD = 15_000
 IVFPQ_THRESHOLD = 400_000
 HNSW_M = 32  # graph degree; M=16 measured slower at equal recall on 768-d vectors (more hops)
 # Build-time and query-time beams: chosen from an exploratory sweep on the benchmark's clustered 768-d
-# vectors at 100k (efSearch 64-96: recall@10 1.000 near 1-1.4 ms, efConstruction 100), not yet confirmed by
-# benchmarks/bench_search_cpu.py (docs/PERFORMANCE.md says so). On its harder low-rank vectors efSearch
-# 128 gave recall ~0.94.
+# vectors at 100k, then confirmed by benchmarks/bench_search_cpu.py (efSearch 96: p50 1.52 ms, recall@10
+# 1.000, docs/PERFORMANCE.md). On its harder low-rank vectors efSearch 128 gave recall ~0.94.
 HNSW_EF_CONSTRUCTION = 100
 HNSW_EF_SEARCH = 96
 IVF_PROBES = 32  # inverted lists visited per query: recall is bounded by the lists not visited
