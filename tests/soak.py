@@ -21,6 +21,8 @@ import httpx
 import psutil
 from gradio_client import Client, handle_file
 
+from .sequential_client import predict
+
 REPO = Path(__file__).resolve().parent.parent
 ASTRONAUT = REPO / "examples" / "people" / "astronaut.png"
 SEARCHES = (("red dress", "dresses"), ("striped shirt", "upper_body"), ("blue jeans", "lower_body"),
@@ -39,14 +41,14 @@ def one_request(client: Client, number: int) -> str:
     kind = kind_of(number)
     if kind == "search":
         text, category = SEARCHES[number % len(SEARCHES)]
-        hits = client.predict(text, category, 3, api_name="/search")["hits"]
+        hits = predict(client, text, category, 3, api_name="/search")["hits"]
         assert len(hits) == 3 and {hit["category"] for hit in hits} == {category}
     elif kind == "prepare":
-        *_, info = client.predict(handle_file(str(ASTRONAUT)), "upper_body", "box", api_name="/prepare")
+        *_, info = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "box", api_name="/prepare")
         assert len(info["keypoints"]) == 18
     else:
-        gallery, seed, _ = client.predict(handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "",
-                                          number, 1, 7.5, "ddim", 1, True, api_name="/edit")  # fmt: skip
+        gallery, seed, _ = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "",
+                                   number, 1, 7.5, "ddim", 1, True, api_name="/edit")  # fmt: skip
         assert seed == number and len(gallery) == 1
     return kind
 
@@ -87,8 +89,13 @@ def rss_mb(process: subprocess.Popen) -> float:
 
 
 def send(clients: list[Client], numbers: range) -> list[str]:
+    """Requests `numbers`, each client sending every len(clients)-th in its own thread, one at a time (a
+    client shared by threads races with the server's closing of its stream: tests/sequential_client.py)."""
+    lanes = [numbers[lane :: len(clients)] for lane in range(len(clients))]
     with ThreadPoolExecutor(max_workers=len(clients)) as pool:
-        return list(pool.map(lambda n: one_request(clients[n % len(clients)], n), numbers, timeout=600))
+        futures = [pool.submit(lambda c, ns: [one_request(c, n) for n in ns], client, lane)
+                   for client, lane in zip(clients, lanes, strict=True)]  # fmt: skip
+        return [kind for future in futures for kind in future.result(timeout=600)]
 
 
 def soak(bundle: Path, index: Path, work: Path, requests: int, block: int = 100) -> dict:

@@ -13,6 +13,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from .conftest import ASTRONAUT, EXAMPLE_CATALOG, REPO
+from .sequential_client import predict
 
 
 def test_app_imports_without_loading_models():
@@ -62,7 +63,7 @@ def client(studio_url):
 
 
 def test_prepare_endpoint_returns_frame_mask_and_keypoints(client):
-    frame, mask, overlay, pose, info = client.predict(handle_file(str(ASTRONAUT)), "upper_body", "box",
+    frame, mask, overlay, pose, info = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "box",
                                                       api_name="/prepare")  # fmt: skip
     assert Image.open(frame).size == (384, 512) and Image.open(mask).size == (384, 512)
     assert Image.open(overlay).size == (384, 512) and Image.open(pose).size == (384, 512)
@@ -73,7 +74,7 @@ def test_prepare_endpoint_returns_frame_mask_and_keypoints(client):
 
 
 def test_search_endpoint_returns_ranked_hits_of_the_category(client):
-    payload = client.predict("red striped t-shirt", "upper_body", 4, api_name="/search")
+    payload = predict(client, "red striped t-shirt", "upper_body", 4, api_name="/search")
     assert payload["mode"] == "hybrid" and len(payload["hits"]) == 4
     assert all(hit["category"] == "upper_body" for hit in payload["hits"])
     scores = [hit["score"] for hit in payload["hits"]]
@@ -83,7 +84,7 @@ def test_search_endpoint_returns_ranked_hits_of_the_category(client):
 def test_edit_endpoint_seed_reproduces_and_recipe_reproduces_through_the_cli(
     client, tiny_bundle, tiny_settings, tmp_path
 ):
-    ids = ",".join(hit["id"] for hit in client.predict("striped shirt", "upper_body", 2, api_name="/search")["hits"])
+    ids = ",".join(hit["id"] for hit in predict(client, "striped shirt", "upper_body", 2, api_name="/search")["hits"])
     arguments = [
         handle_file(str(ASTRONAUT)),
         "upper_body",
@@ -98,12 +99,12 @@ def test_edit_endpoint_seed_reproduces_and_recipe_reproduces_through_the_cli(
         1,
         True,
     ]
-    gallery, seed, recipe_path = client.predict(*arguments, api_name="/edit")
+    gallery, seed, recipe_path = predict(client, *arguments, api_name="/edit")
     first = np.asarray(Image.open(gallery[0]["image"]))
     assert first.shape == np.asarray(Image.open(ASTRONAUT)).shape
     assert 0 <= seed < 2**32
     arguments[6] = seed
-    gallery_again, seed_again, _ = client.predict(*arguments, api_name="/edit")
+    gallery_again, seed_again, _ = predict(client, *arguments, api_name="/edit")
     assert seed_again == seed
     np.testing.assert_array_equal(first, np.asarray(Image.open(gallery_again[0]["image"])))
 
@@ -121,18 +122,18 @@ def test_edit_endpoint_seed_reproduces_and_recipe_reproduces_through_the_cli(
 
 
 def test_edit_endpoint_gives_several_images(client):
-    gallery, _, _ = client.predict(handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "", 5, 2, 7.5,
+    gallery, _, _ = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "", 5, 2, 7.5,
                                    "dpm++", 2, True, api_name="/edit")  # fmt: skip
     assert len(gallery) == 2
 
 
 def test_bad_request_is_a_readable_error_and_the_next_one_works(client):
     with pytest.raises(Exception, match="unknown category 'hats'"):
-        client.predict("red dress", "hats", 3, api_name="/search")
+        predict(client, "red dress", "hats", 3, api_name="/search")
     with pytest.raises(Exception, match="unknown catalog id"):
-        client.predict(handle_file(str(ASTRONAUT)), "upper_body", "../../etc/passwd", None, None, "", 1, 2, 7.5,
+        predict(client, handle_file(str(ASTRONAUT)), "upper_body", "../../etc/passwd", None, None, "", 1, 2, 7.5,
                        "ddim", 1, True, api_name="/edit")  # fmt: skip
-    assert client.predict("red dress", "dresses", 2, api_name="/search")["hits"]
+    assert predict(client, "red dress", "dresses", 2, api_name="/search")["hits"]
 
 
 def test_generate_without_weights_explains_and_the_page_keeps_working(tiny_settings, tmp_path, monkeypatch):
@@ -155,10 +156,10 @@ def test_generate_without_weights_explains_and_the_page_keeps_working(tiny_setti
     try:
         client = Client(url, verbose=False)
         with pytest.raises(Exception, match="missing model weights: sd2-inpainting, fashion-rag, garment-encoder"):
-            client.predict(handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "", 1, 2, 7.5, "ddim", 1,
+            predict(client, handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "", 1, 2, 7.5, "ddim", 1,
                            True, api_name="/edit")  # fmt: skip
-        assert client.predict("red striped shirt", "upper_body", 3, api_name="/search")["mode"] == "lexical"
-        info = client.predict(handle_file(str(ASTRONAUT)), "upper_body", "box", api_name="/prepare")[4]
+        assert predict(client, "red striped shirt", "upper_body", 3, api_name="/search")["mode"] == "lexical"
+        info = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "box", api_name="/prepare")[4]
         assert info["mask_source"] == "offline"
     finally:
         demo.close()

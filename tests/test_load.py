@@ -27,6 +27,7 @@ from PIL import Image
 from fashion_rag.generation.pipeline import FashionRAGPipeline
 
 from .conftest import ASTRONAUT
+from .sequential_client import predict
 
 pytestmark = pytest.mark.slow
 
@@ -83,16 +84,16 @@ def one_request(client: Client, kind: str, number: int) -> str:
     """Send one request and check its answer; returns the kind for the tally."""
     if kind == "search":
         text = SEARCHES[number % len(SEARCHES)]
-        payload = client.predict(text, CATEGORY_OF[text], 3, api_name="/search")
+        payload = predict(client, text, CATEGORY_OF[text], 3, api_name="/search")
         assert len(payload["hits"]) == 3 and {hit["category"] for hit in payload["hits"]} == {CATEGORY_OF[text]}
     elif kind == "prepare":
-        frame, mask, _, _, info = client.predict(handle_file(str(ASTRONAUT)), "upper_body", "box", api_name="/prepare")
+        frame, mask, _, _, info = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "box", api_name="/prepare")
         assert Image.open(frame).size == (384, 512) and len(info["keypoints"]) == 18
         assert 0.05 < (np.asarray(Image.open(mask).convert("L")) > 127).mean() < 0.8
     else:
         seed, steps = 1000 + number, 1 + number % 2
-        gallery, used_seed, _ = client.predict(handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "",
-                                               seed, steps, 7.5, "ddim", 1, True, api_name="/edit")  # fmt: skip
+        gallery, used_seed, _ = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "",
+                                        seed, steps, 7.5, "ddim", 1, True, api_name="/edit")  # fmt: skip
         assert used_seed == seed and len(gallery) == 1
         assert Image.open(gallery[0]["image"]).size == Image.open(ASTRONAUT).size
     return kind
