@@ -4,10 +4,9 @@ A `Client` reads the results of all its jobs from one SSE stream per session, an
 stream (`close_stream`) as soon as the session has no job left. gradio_client 2.7.2 decides whether a new
 job needs a new reader when the job is submitted: if the reader has not yet handled the server's
 `close_stream`, the new job is left to that reader, which then ends and marks the job cancelled
-(`concurrent.futures.CancelledError` from `Client.predict`, though the server runs the job). The window is
-the time the client takes to handle one message: it was hit once in the CI soak of 2026-12-02 (8 clients
-shared by 8 threads) and reproduced by hand, 2 cancelled jobs in 800, with two busy threads in the client's
-process (a trivial endpoint, 8 threads sharing 8 clients).
+(`concurrent.futures.CancelledError` from `Client.predict`, though the server runs the job). It was hit
+once in the CI soak of 2026-12-02 (8 threads sharing 8 clients); `python -m tests.stream_race` reproduces it
+(docs/RELIABILITY.md, "The soak's CancelledError", has the counts).
 
 So each client here belongs to one thread, and after each answer it waits until its reader has closed: the
 next job then always opens a reader of its own. Nothing on the server is changed by this.

@@ -14,8 +14,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import psutil
@@ -24,6 +26,7 @@ from gradio_client import Client, handle_file
 from .sequential_client import predict
 
 REPO = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 ASTRONAUT = REPO / "examples" / "people" / "astronaut.png"
 SEARCHES = (("red dress", "dresses"), ("striped shirt", "upper_body"), ("blue jeans", "lower_body"),
             ("floral midi dress", "dresses"), ("black blazer", "upper_body"))  # fmt: skip
@@ -88,14 +91,19 @@ def rss_mb(process: subprocess.Popen) -> float:
     return psutil.Process(process.pid).memory_info().rss / 2**20
 
 
-def send(clients: list[Client], numbers: range) -> list[str]:
-    """Requests `numbers`, each client sending every len(clients)-th in its own thread, one at a time (a
-    client shared by threads races with the server's closing of its stream: tests/sequential_client.py)."""
+def in_lanes(clients: list[Client], numbers: range, request: Callable[[Client, int], T]) -> list[T]:
+    """`request(client, number)` for each of `numbers`, client k sending every len(clients)-th number in a
+    thread of its own, one at a time (a client shared by threads races with the server's closing of its
+    stream: tests/sequential_client.py)."""
     lanes = [numbers[lane :: len(clients)] for lane in range(len(clients))]
     with ThreadPoolExecutor(max_workers=len(clients)) as pool:
-        futures = [pool.submit(lambda c, ns: [one_request(c, n) for n in ns], client, lane)
+        futures = [pool.submit(lambda c, ns: [request(c, n) for n in ns], client, lane)
                    for client, lane in zip(clients, lanes, strict=True)]  # fmt: skip
-        return [kind for future in futures for kind in future.result(timeout=600)]
+        return [answer for future in futures for answer in future.result(timeout=600)]
+
+
+def send(clients: list[Client], numbers: range) -> list[str]:
+    return in_lanes(clients, numbers, one_request)
 
 
 def soak(bundle: Path, index: Path, work: Path, requests: int, block: int = 100) -> dict:

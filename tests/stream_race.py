@@ -16,12 +16,13 @@ import sys
 import textwrap
 import threading
 import time
+from functools import partial
 
 import httpx
 from gradio_client import Client
 
 from .sequential_client import predict
-from .soak import free_port
+from .soak import free_port, in_lanes
 
 THREADS = 8
 SERVER = textwrap.dedent("""
@@ -43,45 +44,44 @@ def spin() -> None:
 
 def cancelled_predicts(url: str, mode: str, requests: int) -> int:
     clients = [Client(url, verbose=False, analytics_enabled=False) for _ in range(THREADS)]
-    counted, lock = [0], threading.Lock()
 
-    def one(client: Client, number: int) -> None:
+    def cancelled(client: Client, number: int) -> bool:
         try:
-            if mode == "shared":
-                answer = client.predict(str(number), api_name="/echo")
-            else:
-                answer = predict(client, str(number), api_name="/echo")
-            assert answer == str(number)
+            send = client.predict if mode == "shared" else partial(predict, client)
+            assert send(str(number), api_name="/echo") == str(number)
+            return False
         except concurrent.futures.CancelledError:
-            with lock:
-                counted[0] += 1
+            return True
 
-    with concurrent.futures.ThreadPoolExecutor(THREADS) as pool:
-        if mode not in ("shared", "sequential"):
-            raise SystemExit(f"mode {mode!r}: give shared or sequential")
+    try:
         if mode == "shared":  # any thread takes the next request, on the client its number names
-            list(pool.map(lambda n: one(clients[n % THREADS], n), range(requests)))
-        else:  # thread k sends requests k, k + 8, ... on client k, one at a time
-            lanes = [pool.submit(lambda k: [one(clients[k], n) for n in range(k, requests, THREADS)], k)
-                     for k in range(THREADS)]  # fmt: skip
-            for lane in lanes:
-                lane.result()
-    for client in clients:
-        client.close()
-    return counted[0]
+            with concurrent.futures.ThreadPoolExecutor(THREADS) as pool:
+                return sum(pool.map(lambda n: cancelled(clients[n % THREADS], n), range(requests)))
+        return sum(in_lanes(clients, range(requests), cancelled))  # client k alone sends k, k + 8, ...
+    finally:
+        for client in clients:
+            client.close()
+
+
+def wait_for(url: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "config", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(1)
+    raise SystemExit(f"the echo app did not start at {url} within 120 s")
 
 
 def main(mode: str = "shared", requests: str = "800", busy: str = "2") -> None:
+    if mode not in ("shared", "sequential"):
+        raise SystemExit(f"mode {mode!r}: give shared or sequential")
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
     url = f"http://127.0.0.1:{port}/"
     try:
-        for _ in range(120):
-            try:
-                if httpx.get(url + "config", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(1)
+        wait_for(url)
         for _ in range(int(busy)):
             threading.Thread(target=spin, daemon=True).start()
         started = time.perf_counter()

@@ -64,7 +64,7 @@ def client(studio_url):
 
 def test_prepare_endpoint_returns_frame_mask_and_keypoints(client):
     frame, mask, overlay, pose, info = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "box",
-                                                      api_name="/prepare")  # fmt: skip
+                                               api_name="/prepare")  # fmt: skip
     assert Image.open(frame).size == (384, 512) and Image.open(mask).size == (384, 512)
     assert Image.open(overlay).size == (384, 512) and Image.open(pose).size == (384, 512)
     mask_array = np.asarray(Image.open(mask).convert("L")) > 127
@@ -123,7 +123,7 @@ def test_edit_endpoint_seed_reproduces_and_recipe_reproduces_through_the_cli(
 
 def test_edit_endpoint_gives_several_images(client):
     gallery, _, _ = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "", 5, 2, 7.5,
-                                   "dpm++", 2, True, api_name="/edit")  # fmt: skip
+                            "dpm++", 2, True, api_name="/edit")  # fmt: skip
     assert len(gallery) == 2
 
 
@@ -132,7 +132,7 @@ def test_bad_request_is_a_readable_error_and_the_next_one_works(client):
         predict(client, "red dress", "hats", 3, api_name="/search")
     with pytest.raises(Exception, match="unknown catalog id"):
         predict(client, handle_file(str(ASTRONAUT)), "upper_body", "../../etc/passwd", None, None, "", 1, 2, 7.5,
-                       "ddim", 1, True, api_name="/edit")  # fmt: skip
+                "ddim", 1, True, api_name="/edit")  # fmt: skip
     assert predict(client, "red dress", "dresses", 2, api_name="/search")["hits"]
 
 
@@ -157,7 +157,7 @@ def test_generate_without_weights_explains_and_the_page_keeps_working(tiny_setti
         client = Client(url, verbose=False)
         with pytest.raises(Exception, match="missing model weights: sd2-inpainting, fashion-rag, garment-encoder"):
             predict(client, handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "", 1, 2, 7.5, "ddim", 1,
-                           True, api_name="/edit")  # fmt: skip
+                    True, api_name="/edit")  # fmt: skip
         assert predict(client, "red striped shirt", "upper_body", 3, api_name="/search")["mode"] == "lexical"
         info = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "box", api_name="/prepare")[4]
         assert info["mask_source"] == "offline"
