@@ -14,6 +14,7 @@ import logging
 from fashion_rag.config import REPO_ROOT, AppSettings, app_from_env, runtime_from_env
 from fashion_rag.outputs import Outputs
 from fashion_rag.studio import build_demo, status_markdown
+from fashion_rag.studio.admission import enable_queue
 from fashion_rag.studio.api import parse_ids
 from fashion_rag.studio.errors import USER_ERRORS
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     editor.load()  # once, at start-up: every request reuses the loaded models
     print(status_markdown(editor).replace("**", "").replace("`", ""), flush=True)
     demo = build_demo(editor, settings)
-    demo.queue(default_concurrency_limit=4)
+    enable_queue(demo, settings.limits, behind_proxy=settings.on_space)
     demo.launch(
         server_name=settings.host, server_port=settings.port, share=settings.share,
         max_file_size=f"{settings.max_upload_mb}mb",

@@ -55,6 +55,26 @@ class RuntimeSettings:
 
 
 @dataclass(frozen=True)
+class ServingLimits:
+    """What one visitor may ask of a public studio; each is checked before work starts and named in the
+    refusal (docs/RELIABILITY.md, "Limits", lists each with the test that enforces it)."""
+
+    edit_megapixels: float = 16.0  # larger photos are scaled down for the edit (the result note says so)
+    files_per_upload: int = 4  # one upload request; the page sends 1, gradio_client 1 per file input
+    description_chars: int = 10_000  # longer ones are refused unread; search reads the first 300 anyway
+    request_kb: int = 256  # JSON body of one API call (files travel as uploads, not in the body)
+    output_gb: float = 5.0  # all session folders together; the oldest folders not in use go first
+    queue_size: int = 64  # events waiting in the whole queue; more are answered "busy"
+    edits_per_session: int = 1  # queued + running edits of one browser or API session
+    prepares_per_session: int = 2  # queued + running photo preparations of one session
+    searches_per_session: int = 4  # queued + running searches of one session
+    edits_per_address: int = 8  # the same across every session of one client address (sessions are free)
+    prepares_per_address: int = 8
+    closed_session_ttl_s: int = 300  # a closed tab's state is dropped this long after its last change
+    listener_grace_s: float = 10.0  # a job nobody listens to after this long is dropped before it starts
+
+
+@dataclass(frozen=True)
 class AppSettings:
     """What the studio serves and where it writes."""
 
@@ -67,6 +87,7 @@ class AppSettings:
     output_max_age_s: int = 24 * 3600  # results older than this are deleted
     max_upload_mb: int = 20  # uploads above this are refused by the server
     on_space: bool = False  # running as a Hugging Face Space: listen on all interfaces, fetch weights at start
+    limits: ServingLimits = field(default_factory=ServingLimits)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
     @property

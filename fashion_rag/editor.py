@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from fashion_rag.catalog.catalog import sha256_file
-from fashion_rag.config import AppSettings, GenerationSettings
+from fashion_rag.config import REPO_ROOT, AppSettings, GenerationSettings
 from fashion_rag.errors import (
     CatalogIndexError,
     GpuOutOfMemoryError,
@@ -80,7 +80,9 @@ class Editor:
         self._generation_lock = threading.Lock()  # one GPU job at a time
         self.device = None
         self.generation_problem: str | None = None  # why generation failed to load (a checkpoint failed verification)
-        self.outputs = Outputs(settings.output_dir, settings.output_max_age_s)
+        self.outputs = Outputs(
+            settings.output_dir, settings.output_max_age_s, max_bytes=int(settings.limits.output_gb * 2**30)
+        )
 
     @classmethod
     def from_settings(cls, settings: AppSettings) -> Editor:
@@ -98,7 +100,7 @@ class Editor:
 
         device = self.device or pick_device(self.settings.runtime.device)
         return {
-            "models": self.sources.models,
+            "models": public_name(self.sources.models),
             "kind": self.sources.kind,
             "device": str(device),
             "parts": self.sources.describe(),
@@ -385,13 +387,24 @@ class Editor:
             "num_images": options.num_images,
             "paste_back": options.paste_back,
             "mask_source": getattr(person, "mask_source", "user"),
-            "models": self.sources.models,
+            "models": public_name(self.sources.models),
             "model_sources": {
                 name: {"repo_id": self.sources.part(name).repo_id, "revision": self.sources.part(name).revision}
                 for name in GENERATION_PARTS
             },
-            "catalog": str(self.settings.catalog_dir),
+            "catalog": public_name(self.settings.catalog_dir),
         }
+
+
+def public_name(location: str | Path) -> str:
+    """A folder as a recipe names it: relative to the repository when inside it, else its own name.
+
+    Recipes are handed to visitors, so they carry no absolute server path; "default" stays as it is.
+    """
+    if str(location) == "default":
+        return "default"
+    path = Path(location).resolve()
+    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.name
 
 
 def _open_catalog_image(path: Path) -> Image.Image:

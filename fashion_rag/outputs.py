@@ -1,12 +1,15 @@
 """Where results go: per-session folders under one root, written and cleaned without racing each other.
 
-    outputs = Outputs(root, max_age_s=24 * 3600)
+    outputs = Outputs(root, max_age_s=24 * 3600, max_bytes=5 * 2**30)
     with outputs.session_folder(session_hash) as folder:   # in use: never cleaned while inside
         saved = save_result(result, folder)                 # PNGs at the photo's size + recipe JSON
 
-Clean-up deletes folders whose last use is older than `max_age_s`. It runs under the same lock that marks a
-folder as in use, and skips folders in use, so a session that was idle for a day and writes again never
-finds its folder deleted between being handed the path and writing to it.
+Handing out a folder costs the same with 50 or 50,000 folders: a mkdir, a utime and a counter under the
+lock. Clean-up is separate: at most every `clean_every_s` a background thread reads the folders' ages
+and sizes (outside the lock), then deletes folders not in use that are older than `max_age_s`, and, while
+all of them together hold more than `max_bytes`, the oldest first. A folder is taken out of use by
+renaming it under the lock (so a session arriving a moment later gets a fresh folder, never a
+half-deleted one) and removed after the lock is released.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +29,7 @@ from pathlib import Path
 from PIL import Image
 
 CLI_SESSION = "cli"  # the folder name when there is no browser session (CLI, library)
+TRASH_PREFIX = ".deleting-"  # folders being removed; session names are letters and digits only
 
 
 def folder_name(session: str | None) -> str:
@@ -32,14 +37,29 @@ def folder_name(session: str | None) -> str:
     return "".join(ch for ch in (session or CLI_SESSION) if ch.isalnum())[:64] or "anonymous"
 
 
-class Outputs:
-    """Per-session result folders under `root`, deleted `max_age_s` after their last use."""
+@dataclass(frozen=True)
+class FolderUse:
+    """What one clean-up read of a session folder: its last use and the bytes of its files."""
 
-    def __init__(self, root: Path, max_age_s: int) -> None:
+    path: Path
+    mtime: float
+    size: int
+
+
+class Outputs:
+    """Per-session result folders under `root`: gone `max_age_s` after their last use, and oldest-first once
+    all of them hold more than `max_bytes` (None: no size cap)."""
+
+    def __init__(self, root: Path, max_age_s: int, max_bytes: int | None = None, clean_every_s: float = 60.0) -> None:
         self.root = Path(root)
         self.max_age_s = max_age_s
+        self.max_bytes = max_bytes
+        self.clean_every_s = clean_every_s
+        self.last_total_bytes = 0  # what the last clean-up left, for the status and tests
         self._lock = threading.Lock()
         self._in_use: Counter[str] = Counter()  # folder name -> writers inside session_folder()
+        self._next_clean = time.monotonic() + clean_every_s  # when the next background clean-up is due
+        self._cleaning = threading.Lock()  # one clean-up at a time
 
     @contextmanager
     def session_folder(self, session: str | None) -> Iterator[Path]:
@@ -47,7 +67,6 @@ class Outputs:
         name = folder_name(session)
         folder = self.root / name
         with self._lock:
-            self._clean_locked()
             self._in_use[name] += 1
             folder.mkdir(parents=True, exist_ok=True)
             os.utime(folder)  # its age counts from its last use
@@ -60,29 +79,68 @@ class Outputs:
                     del self._in_use[name]
                 if folder.is_dir():
                     os.utime(folder)
+            self._clean_when_due()
 
     def folder(self, session: str | None) -> Path:
-        """The session's folder after a clean-up (for callers that write at once; prefer session_folder)."""
+        """The session's folder (for callers that write at once; prefer session_folder)."""
         with self.session_folder(session) as folder:
             return folder
 
     def clean(self) -> list[Path]:
-        """Delete folders not in use whose last use is older than max_age_s; returns what was deleted."""
-        with self._lock:
-            return self._clean_locked()
+        """Delete what the age and size limits say must go, now; returns the folders deleted."""
+        with self._cleaning:
+            uses = self._read_folders()
+            doomed = self._doomed(uses)
+            trashed = []
+            with self._lock:
+                for use in doomed:
+                    if use.path.name in self._in_use or not use.path.is_dir():
+                        continue  # handed out again since it was read: it stays
+                    trash = self.root / f"{TRASH_PREFIX}{uuid.uuid4().hex}"
+                    use.path.rename(trash)
+                    trashed.append((use, trash))
+            for _, trash in trashed:
+                shutil.rmtree(trash, ignore_errors=True)
+            deleted = [use.path for use, _ in trashed]
+            self.last_total_bytes = sum(use.size for use in uses) - sum(use.size for use, _ in trashed)
+            return deleted
 
-    def _clean_locked(self) -> list[Path]:
+    def _clean_when_due(self) -> None:
+        now = time.monotonic()
+        if now < self._next_clean:
+            return
+        self._next_clean = now + self.clean_every_s
+        threading.Thread(target=self.clean, name="outputs-clean", daemon=True).start()
+
+    def _read_folders(self) -> list[FolderUse]:
         if not self.root.is_dir():
             return []
-        cutoff = time.time() - self.max_age_s
-        deleted = []
-        for folder in self.root.iterdir():
-            if folder.name in self._in_use or not folder.is_dir():
+        uses = []
+        for entry in os.scandir(self.root):
+            if entry.name.startswith(TRASH_PREFIX):
+                shutil.rmtree(entry.path, ignore_errors=True)  # left by a clean-up that was interrupted
                 continue
-            if folder.stat().st_mtime < cutoff:
-                shutil.rmtree(folder, ignore_errors=True)
-                deleted.append(folder)
-        return deleted
+            if entry.is_dir(follow_symlinks=False):
+                size = sum(f.stat().st_size for f in os.scandir(entry.path) if f.is_file(follow_symlinks=False))
+                uses.append(FolderUse(Path(entry.path), entry.stat().st_mtime, size))
+        return uses
+
+    def _doomed(self, uses: list[FolderUse]) -> list[FolderUse]:
+        """Folders past their age, then the oldest of the rest until the total is within max_bytes."""
+        cutoff = time.time() - self.max_age_s
+        old = [use for use in uses if use.mtime < cutoff]
+        if self.max_bytes is None:
+            return old
+        kept = sorted((use for use in uses if use.mtime >= cutoff), key=lambda use: use.mtime)
+        total = sum(use.size for use in kept)
+        over = []
+        for use in kept:  # oldest first; the in-use check happens under the lock
+            if total <= self.max_bytes:
+                break
+            if use.path.name not in self._in_use:
+                over.append(use)
+                total -= use.size
+        return old + over
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,18 @@ EXAMPLE_CATALOG = REPO / "examples" / "catalog"
 ASTRONAUT = REPO / "examples" / "people" / "astronaut.png"
 
 
+def as_upload(path: str | Path) -> str:
+    """A copy of `path` in Gradio's upload folder, where the page's upload box puts files (studio/uploads.py)."""
+    import shutil
+    import uuid
+
+    from fashion_rag.studio.uploads import upload_root
+
+    folder = upload_root() / f"test-{uuid.uuid4().hex}"
+    folder.mkdir(parents=True)
+    return shutil.copy(path, folder / Path(path).name)
+
+
 def small_catalog(root: Path, per_category: int) -> Path:
     """A catalog folder at `root`: the first `per_category` images of each category of the example catalog,
     with their metadata rows."""
@@ -89,10 +101,10 @@ def tiny_editor(tiny_settings):
 @pytest.fixture(scope="session")
 def studio_url(tiny_editor):
     """The studio running in this process on a free loopback port, with the tiny bundle."""
-    from app import build_demo
+    from app import build_demo, enable_queue
 
     demo = build_demo(tiny_editor)
-    demo.queue(default_concurrency_limit=4)
+    enable_queue(demo, tiny_editor.settings.limits)
     _, url, _ = demo.launch(
         server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
         max_file_size="20mb", allowed_paths=[str(REPO / "examples"), str(tiny_editor.settings.output_dir)],

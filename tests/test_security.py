@@ -295,7 +295,9 @@ def test_outputs_are_per_session_folders_inside_the_root_and_old_ones_are_cleane
     (first / "result.png").write_bytes(b"png")
     old = time.time() - 3601
     os.utime(first, (old, old))
-    fresh = outputs.folder("d4e5f6")  # every request cleans first
+    fresh = outputs.folder("d4e5f6")  # handing out a folder does not scan the others ...
+    assert first.exists() and fresh.is_dir()
+    assert outputs.clean() == [first]  # ... the clean-up does (in the background, at most once a minute)
     assert not first.exists() and fresh.is_dir()
     assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["anonymous", "cli", "d4e5f6", "etcpasswd"]
 

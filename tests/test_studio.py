@@ -24,7 +24,7 @@ from fashion_rag.studio.categories import suggested_category
 from fashion_rag.studio.errors import user_errors_as_gradio
 from fashion_rag.studio.session import Settings
 
-from .conftest import ASTRONAUT
+from .conftest import ASTRONAUT, as_upload
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 FAST = Settings(seed=11, steps=1, guidance=7.5, scheduler="ddim", num_images=1, paste_back=True)
@@ -33,7 +33,7 @@ FAST = Settings(seed=11, steps=1, guidance=7.5, scheduler="ddim", num_images=1, 
 @pytest.fixture(scope="module")
 def uploaded(tiny_editor):
     """What the page keeps after the astronaut photo is uploaded: (PersonState, brush-editor value)."""
-    state, value, pose, notes = handlers.prepare_upload(tiny_editor, str(ASTRONAUT), "upper_body", "box")
+    state, value, pose, notes = handlers.prepare_upload(tiny_editor, as_upload(ASTRONAUT), "upper_body", "box")
     assert pose.size == (384, 512) and "offline" in notes
     return state, value
 
@@ -71,9 +71,13 @@ def test_session_state_keeps_keypoints_not_the_pose_map_and_rebuilds_it(tiny_edi
     arrays = [value for value in vars(state).values() if isinstance(value, np.ndarray)]
     assert sum(array.nbytes for array in arrays) < 500_000  # two bool masks and 36 numbers, not 14 MB
     prepared = tiny_editor.prepare(ASTRONAUT, "upper_body")
-    np.testing.assert_array_equal(state.prepared("box").pose_map, prepared.pose_map)
-    np.testing.assert_array_equal(state.prepared("box").pose_map, pose_heatmaps(prepared.keypoints))
-    assert state.original.size == Image.open(ASTRONAUT).size  # paste-back needs the full photo, server-side
+    rebuilt = handlers.person_for_edit(tiny_editor, state, None, "box")
+    np.testing.assert_array_equal(rebuilt.pose_map, prepared.pose_map)
+    np.testing.assert_array_equal(rebuilt.pose_map, pose_heatmaps(prepared.keypoints))
+    # Paste-back needs the full photo: decoded again from the upload at edit time, never kept in the state.
+    assert rebuilt.original.size == state.photo_size == Image.open(ASTRONAUT).size
+    np.testing.assert_array_equal(np.asarray(rebuilt.original), np.asarray(prepared.original))
+    assert not [value for value in vars(state).values() if isinstance(value, Image.Image) and value.size != (384, 512)]
 
 
 def test_page_uploads_are_files_read_by_the_photo_loader(tiny_editor, tmp_path):
@@ -90,15 +94,15 @@ def test_page_uploads_are_files_read_by_the_photo_loader(tiny_editor, tmp_path):
     huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 12000, 12000, 8, 2, 0, 0, 0))
                      + chunk(b"IDAT", b"") + chunk(b"IEND", b""))  # fmt: skip
     with pytest.raises(InputError, match=r"huge\.png is 12000x12000 = 144\.0 megapixels, above the limit"):
-        handlers.prepare_upload(tiny_editor, str(huge), "upper_body", "box")
+        handlers.prepare_upload(tiny_editor, as_upload(huge), "upper_body", "box")
     rgb = Image.open(ASTRONAUT).convert("RGB")
     sixteen = tmp_path / "sixteen.png"
     Image.fromarray(np.asarray(rgb.convert("L"), dtype=np.uint16) * 257).save(sixteen)  # 16-bit grey
     cmyk = tmp_path / "cmyk.jpg"
     rgb.convert("CMYK").save(cmyk)
     for path in (sixteen, cmyk):
-        state, *_ = handlers.prepare_upload(tiny_editor, str(path), "upper_body", "box")
-        assert state.original.mode == "RGB" and 0.05 < state.mask_box.mean() < 0.8  # a person was found
+        state, *_ = handlers.prepare_upload(tiny_editor, as_upload(path), "upper_body", "box")
+        assert state.frame.mode == "RGB" and 0.05 < state.mask_box.mean() < 0.8  # a person was found
 
 
 # --------------------------------------------------------------------------------------------------
@@ -123,7 +127,7 @@ def test_compare_at_the_photos_aspect_with_the_mask_toggle_samples_and_downloads
     person = handlers.person_for_edit(tiny_editor, state, value, "box")
     two = Settings(seed=5, steps=1, guidance=7.5, scheduler="ddim", num_images=2, paste_back=True)
     entry, _ = handlers.generate(tiny_editor, person, ["top-001"], [], "", two, [], "comparetest")
-    width, height = state.original.size
+    width, height = state.photo_size
     assert [Image.open(path).size for path in entry.images] == [(width, height)] * 2  # downloads: full size
     assert json.loads(Path(entry.recipe).read_text())["seed"] == 5
     original, result = handlers.comparison(entry, sample=1)
@@ -285,7 +289,7 @@ def test_zerogpu_duration_grows_with_steps_and_images_and_wraps_only_the_gpu_wor
     monkeypatch.setattr(tiny_editor, "prepare", prepare)
     from fashion_rag.studio import api
 
-    upload = {"path": str(ASTRONAUT), "meta": {"_type": "gradio.FileData"}}
+    upload = {"path": as_upload(ASTRONAUT), "meta": {"_type": "gradio.FileData"}}
     api.edit(tiny_editor, upload, "upper_body", "top-001", None, None, "", 1, 2, 7.5, "ddim", 3, True, "gputest")
     assert asked == [gpu.gpu_seconds(2, 3)] and not inside["prepare_inside"]
     assert gpu.gpu_seconds(50, 1) == gpu.FIXED_S + 5 and gpu.gpu_seconds(50, 4) == gpu.FIXED_S + 20
@@ -300,8 +304,8 @@ def test_api_text_only_edit_and_a_path_string_where_a_file_belongs_is_refused(st
     assert pipeline_calls[-1]["garment_tokens"] is None
     from fashion_rag.studio import api
 
-    with pytest.raises(InputError, match=r"the photo must be an uploaded file"):
-        api.upload_path("/etc/passwd", "photo")
+    with pytest.raises(InputError, match=r"the photo is not a file uploaded to this server"):
+        api.person_photo(None, "/etc/passwd")
 
 
 def test_cli_text_only_edit_and_its_recipe_replays_without_a_search(tiny_bundle, tiny_settings, tmp_path, capsys,

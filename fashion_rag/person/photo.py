@@ -193,3 +193,20 @@ def _from_array(array: np.ndarray, max_pixels: int, label: str) -> Image.Image:
     image = Image.fromarray(np.ascontiguousarray(array))
     # Image.fromarray may share the caller's buffer (L, RGBA); RGB is copied. Copy once either way.
     return to_rgb(image) if image.mode != "RGB" else image.copy()
+
+
+def fit_megapixels(photo: Image.Image, max_megapixels: float) -> tuple[Image.Image, str | None]:
+    """`photo` scaled down (Pillow LANCZOS, aspect kept) to at most `max_megapixels`, and a note saying so.
+
+    Returns the photo itself and None when it is within the limit. The scale is a pure function of the
+    size, so decoding the same upload again gives the same pixels.
+    """
+    width, height = photo.size
+    limit = max_megapixels * 1_000_000
+    if width * height <= limit:
+        return photo, None
+    scale = (limit / (width * height)) ** 0.5
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    note = (f"The photo is {width}x{height} ({width * height / 1e6:.1f} MP): it was scaled to {size[0]}x{size[1]} "
+            f"for editing (the studio edits photos of up to {max_megapixels:g} MP).")  # fmt: skip
+    return photo.resize(size, Image.Resampling.LANCZOS), note

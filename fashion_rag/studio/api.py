@@ -8,8 +8,9 @@ They take plain values (uploaded files, text, numbers) so that gradio_client scr
                    "ddim", 1, True, api_name="/edit")
 
 An edit with no garment id and no garment image is a text-only edit from the description (SPEC step 8);
-its recipe says `"prompt": "text-only"`. Files come in as uploads only: Gradio checks that each was
-uploaded to this server, and a plain string where a file belongs is refused (it could name a server path).
+its recipe says `"prompt": "text-only"`. Files come in as uploads only: each file input must resolve
+inside Gradio's upload folder (`uploads.py`), whatever shape the value has. Every number and flag is
+parsed strictly (`values.py`) before any work.
 """
 
 # No `from __future__ import annotations` here: gr.api reads the return annotation as an object (a
@@ -24,23 +25,15 @@ from gradio import FileData
 from fashion_rag.config import GenerationSettings
 from fashion_rag.errors import InputError
 from fashion_rag.person.photo import load_photo
-from fashion_rag.studio import handlers
+from fashion_rag.studio import handlers, values
+from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.errors import user_errors_as_gradio
 from fashion_rag.studio.masks import load_mask
 from fashion_rag.studio.session import Settings
+from fashion_rag.studio.uploads import uploaded_file
 
+MAX_ID_TEXT = 512  # three catalog ids with room to spare; longer id lists are refused unread
 Gallery = list[dict[str, Any]]  # [{"image": FileData, "caption": None}, …], the shape gr.Gallery returns
-
-
-def upload_path(value: Any, what: str) -> str | None:
-    """The server path of an uploaded file (a FileData dict), None when absent; refuses anything else."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, dict) and isinstance(value.get("path"), str):
-        return value["path"]
-    raise InputError(
-        f"the {what} must be an uploaded file (gradio_client.handle_file(...)), not {type(value).__name__}"
-    )
 
 
 def file_data(path: str) -> dict[str, Any]:
@@ -48,21 +41,13 @@ def file_data(path: str) -> dict[str, Any]:
     return FileData(path=path, orig_name=Path(path).name).model_dump()
 
 
-def whole(name: str, value: Any, default: int) -> int:
-    """A whole number from JSON (2 and 2.0 both), the default when missing; ranges are checked downstream."""
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or float(value) != int(value):
-        raise InputError(f"{name}={value!r}: use a whole number")
-    return int(value)
-
-
 def prepare(editor, photo: Any, category: str, mask_variant: str, session: str | None):
     """Frame, mask, overlay and pose preview files, and the keypoints, transform and notes."""
-    path = upload_path(photo, "photo")
-    if not path:
-        raise InputError("no photo given: send a PNG or JPEG of a person")
-    prepared = editor.prepare(load_photo(path, name=Path(path).name), category, mask_variant=mask_variant or "box")
+    photo, scaled = person_photo(editor, photo)
+    category = values.choice("category", category, None)
+    prepared = editor.prepare(photo, category, mask_variant=values.choice("mask_variant", mask_variant, "box"))
+    if scaled:
+        prepared.notes.insert(0, scaled)
     files = editor.save_previews(prepared, session)
     keypoints = [None if np.isnan(p).any() else [round(float(p[0]), 1), round(float(p[1]), 1)]
                  for p in prepared.keypoints]  # fmt: skip
@@ -73,41 +58,56 @@ def prepare(editor, photo: Any, category: str, mask_variant: str, session: str |
 
 def search(editor, text: str, category: str, k: Any) -> dict[str, Any]:
     """Top-k catalog garments of a category for a description."""
-    hits = editor.search(text, category, whole("k", k, 6))  # an explicit 0 is refused, not replaced by 6
+    text = values.description(text, editor.settings.limits.description_chars)
+    category = values.choice("category", category, None)
+    hits = editor.search(text, category, values.whole("k", k, 6))  # an explicit 0 is refused, not replaced by 6
     return {"mode": editor.searcher.mode, "hits": [hit.to_dict() for hit in hits]}
 
 
 def edit(editor, photo, category, garment_ids, garment_image, mask, description, seed, steps, guidance, sampler,
          num_images, paste_back, session):  # fmt: skip
     """(gallery, seed used, recipe file) of one edit; person preparation runs before the GPU function."""
-    path = upload_path(photo, "photo")
-    if not path:
-        raise InputError("no photo given: send a PNG or JPEG of a person")
-    person = editor.prepare(load_photo(path, name=Path(path).name), category)
-    mask_path = upload_path(mask, "mask")
+    settings = Settings(
+        seed=values.whole("seed", seed, handlers.RANDOM_SEED),
+        steps=values.whole("steps", steps, GenerationSettings.steps),  # 0 is refused, not replaced by 50
+        guidance=values.real("guidance", guidance, GenerationSettings.guidance),
+        scheduler=values.choice("sampler", sampler, GenerationSettings.scheduler),
+        num_images=values.whole("num_images", num_images, 1),
+        paste_back=values.flag("paste_back", paste_back, True),
+    )
+    text = values.description(description, editor.settings.limits.description_chars)
+    ids = parse_ids(garment_ids)
+    photo, scaled = person_photo(editor, photo)
+    person = editor.prepare(photo, values.choice("category", category, None))
+    mask_path = uploaded_file(mask, "mask")
     if mask_path:
         person = editor.with_user_mask(person, load_mask(mask_path))
-    garment_path = upload_path(garment_image, "garment image")
+    garment_path = uploaded_file(garment_image, "garment image")
     garments = [load_photo(garment_path, name=Path(garment_path).name)] if garment_path else []
-    settings = Settings(
-        seed=handlers.RANDOM_SEED if seed is None else whole("seed", seed, handlers.RANDOM_SEED),
-        steps=whole("steps", steps, GenerationSettings.steps),  # 0 is refused, not replaced by 50
-        guidance=GenerationSettings.guidance if guidance is None else float(guidance),
-        scheduler=sampler or GenerationSettings.scheduler, num_images=whole("num_images", num_images, 1),
-        paste_back=True if paste_back is None else bool(paste_back),
-    )  # fmt: skip
-    entry, _ = handlers.generate(editor, person, parse_ids(garment_ids), garments, description or "", settings, [],
-                                 session)  # fmt: skip
+    entry, _ = handlers.generate(editor, person, ids, garments, text, settings, [], session,
+                                 notes=(scaled,) if scaled else ())  # fmt: skip
     gallery = [{"image": file_data(image), "caption": None} for image in entry.images]
     return gallery, entry.settings.seed, file_data(entry.recipe)
+
+
+def person_photo(editor, value: Any):
+    """(photo, note or None): the uploaded person photo, upright RGB, scaled to the editing limit."""
+    path = uploaded_file(value, "photo")
+    if not path:
+        raise InputError("no photo given: send a PNG or JPEG of a person")
+    return handlers.photo_for_editing(editor, path)
 
 
 def parse_ids(text: str | list | None) -> list[str]:
     """Catalog ids from a list or a comma-separated string (never file paths: unknown ids are refused later)."""
     if not text:
         return []
-    items = text if isinstance(text, list) else str(text).split(",")
-    return [str(item).strip() for item in items if str(item).strip()]
+    if not isinstance(text, str | list) or len(text) > MAX_ID_TEXT:
+        raise InputError(f"garment_ids={values.shown(text)}: give up to 3 catalog ids, comma-separated")
+    items = text if isinstance(text, list) else text.split(",")
+    if not all(isinstance(item, str) for item in items):
+        raise InputError(f"garment_ids={values.shown(text)}: catalog ids are strings")
+    return [item.strip() for item in items if item.strip()]
 
 
 def register(editor) -> None:
@@ -135,9 +135,9 @@ def register(editor) -> None:
             return edit(editor, photo, category, garment_ids, garment_image, mask, description, seed, steps,
                         guidance, sampler, num_images, paste_back, session_of(request))  # fmt: skip
 
-    gr.api(prepare_endpoint, api_name="prepare", concurrency_id="cpu", concurrency_limit=4)
-    gr.api(search_endpoint, api_name="search", concurrency_id="cpu", concurrency_limit=4)
-    gr.api(edit_endpoint, api_name="edit", concurrency_id="gpu", concurrency_limit=1)
+    for endpoint, name, lane in ((prepare_endpoint, "prepare", "prepare"), (search_endpoint, "search", "search"),
+                                 (edit_endpoint, "edit", "gpu")):  # fmt: skip
+        gr.api(endpoint, api_name=name, concurrency_id=lane, concurrency_limit=LANE_LIMITS[lane])
 
 
 def session_of(request: gr.Request | None) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,16 +16,36 @@ from fashion_rag.errors import (
     WeightsIntegrityError,
 )
 
+logger = logging.getLogger(__name__)
+
 # What a user (or the Space's owner) can act on: shown as the message, never as a traceback.
 USER_ERRORS = (InputError, MissingWeightsError, WeightsIntegrityError, CatalogIndexError, GpuOutOfMemoryError)
 
 
 @contextmanager
 def user_errors_as_gradio() -> Iterator[None]:
-    """Turn a project error into gr.Error; an out-of-memory error keeps its own title."""
+    """Turn a project error into gr.Error with one log line and no traceback; out-of-memory keeps its title.
+
+    Anything else is a fault of the server, not of the request: it is logged with its traceback and the
+    caller gets a message that says so, never a blank error.
+    """
     try:
         yield
     except GpuOutOfMemoryError as error:
-        raise gr.Error(str(error), title="Out of GPU memory") from None
+        logger.warning("refused: %s", short(str(error)))
+        raise gr.Error(str(error), title="Out of GPU memory", print_exception=False) from None
     except USER_ERRORS as error:
-        raise gr.Error(str(error)) from None
+        logger.info("refused: %s", short(str(error)))
+        raise gr.Error(str(error), print_exception=False) from None
+    except gr.Error:
+        raise
+    except Exception as error:
+        logger.exception("request failed inside the studio")
+        raise gr.Error(f"the studio failed on this request ({type(error).__name__}); it is logged on the server, "
+                       "and the next request is served as usual", print_exception=False) from None  # fmt: skip
+
+
+def short(text: str, limit: int = 300) -> str:
+    """One log line: newlines folded, cut to `limit` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -12,11 +12,12 @@ from PIL import Image
 
 from fashion_rag.config import GenerationSettings
 from fashion_rag.errors import InputError
-from fashion_rag.person.photo import load_photo
+from fashion_rag.person.photo import fit_megapixels, load_photo
 from fashion_rag.studio import gpu, masks
 from fashion_rag.studio.categories import LABELS, suggested_category
 from fashion_rag.studio.memory import hand_back_freed_heap
 from fashion_rag.studio.session import HistoryEntry, PersonState, Settings, add_to_history, next_number
+from fashion_rag.studio.uploads import uploaded_file
 
 RANDOM_SEED = -1  # the seed box's value for "pick one at random"
 DISPLAY_LONG_SIDE = 1024  # the comparison shows copies this large at most; downloads are full size
@@ -27,14 +28,26 @@ MAX_PICKS = 3
 # Person and mask
 
 
+def photo_for_editing(editor, path: str) -> tuple[Image.Image, str | None]:
+    """An uploaded photo file, upright RGB and scaled to the editing limit, and the note saying so (or None).
+
+    Both the page and the API take photos through here; the page decodes the same upload again at edit time.
+    """
+    photo = load_photo(uploaded_file(path, "photo"), name=Path(path).name)
+    return fit_megapixels(photo, editor.settings.limits.edit_megapixels)
+
+
 def prepare_upload(editor, path: str | None, category: str, variant: str):
     """An uploaded photo file -> (PersonState, brush-editor value, pose drawing, notes) or Nones."""
     from fashion_rag.person.pose import draw_skeleton
 
     if not path:
         return None, None, None, ""
-    prepared = editor.prepare(load_photo(path, name=Path(path).name), category, mask_variant=variant)
-    state = PersonState.of(prepared)
+    photo, scaled = photo_for_editing(editor, path)
+    prepared = editor.prepare(photo, category, mask_variant=variant)
+    if scaled:
+        prepared.notes.insert(0, scaled)
+    state = PersonState.of(prepared, uploaded_file(path, "photo"), scaled)
     notes = "  \n".join(prepared.notes) or f"Mask from the {prepared.mask_source} path."
     return state, masks.editor_value(state.frame, prepared.mask), draw_skeleton(state.frame, state.keypoints), notes
 
@@ -55,7 +68,11 @@ def mask_tool(state: PersonState | None, value: dict | None, variant: str, actio
 
 def person_for_edit(editor, state: PersonState, value: dict | None, variant: str):
     """The PreparedPerson to edit: the automatic mask, or the painted one binarised like the API's."""
-    prepared = state.prepared(variant)
+    try:
+        photo, _ = photo_for_editing(editor, state.photo_path)
+    except InputError as error:  # the upload was cleaned away (its age passed) or is unreadable now
+        raise InputError(f"the photo is no longer available on the server ({error}): upload it again") from None
+    prepared = state.prepared(photo, variant)
     painted = masks.layers_mask(value)
     if painted is not None and not np.array_equal(masks.binary(painted), prepared.mask):
         prepared = editor.with_user_mask(prepared, painted)
@@ -126,17 +143,24 @@ def options_of(settings: Settings) -> GenerationSettings:
 
 
 def generate(editor, person, picks: list[str], garment_images: list[Image.Image], description: str,
-             settings: Settings, history: list[HistoryEntry], session: str | None = None, progress=None):  # fmt: skip
-    """Run one edit and file it: (the new HistoryEntry, the new history). `settings.seed` -1 is random."""
+             settings: Settings, history: list[HistoryEntry], session: str | None = None, progress=None,
+             notes: tuple[str, ...] = ()):  # fmt: skip
+    """Run one edit and file it: (the new HistoryEntry, the new history). `settings.seed` -1 is random.
+
+    `notes` are said with the result and kept in its recipe (e.g. that the photo was scaled for the edit).
+    """
     try:
         result = gpu.edit_on_gpu(editor, person, list(picks), garment_images, description or "",
                                  seed_value(settings.seed), options_of(settings), progress)  # fmt: skip
+        if notes:
+            result.recipe["notes"] = list(notes)
         saved = editor.save_result(result, session)
         views = save_views(editor, person, result.images, saved.images, session)
     finally:
         hand_back_freed_heap()  # the edit's and the PNG encoder's freed buffers (studio/memory.py)
     entry = HistoryEntry(
         number=next_number(history), images=tuple(saved.images), recipe=saved.recipe, views=views,
+        notes=tuple(notes),
         garment_ids=tuple(picks), uploaded_garment=bool(garment_images), description=description or "",
         category=person.category, prompt=result.recipe["prompt"], settings=replace(settings, seed=result.seed),
     )  # fmt: skip
@@ -191,4 +215,5 @@ def result_note(entry: HistoryEntry) -> str:
         garments = list(entry.garment_ids) + (["your own garment"] if entry.uploaded_garment else [])
         made = f"Edit with {', '.join(garments)}"
     count = len(entry.images)
-    return f"{made} · seed {entry.settings.seed} · {count} sample{'s' if count > 1 else ''}"
+    said = "".join(f"  \n{note}" for note in entry.notes)
+    return f"{made} · seed {entry.settings.seed} · {count} sample{'s' if count > 1 else ''}{said}"

@@ -14,10 +14,12 @@ import gradio as gr
 from fashion_rag.config import CATEGORIES, REPO_ROOT, AppSettings, GenerationSettings
 from fashion_rag.errors import InputError
 from fashion_rag.person.photo import load_photo
-from fashion_rag.studio import api, handlers
+from fashion_rag.studio import api, handlers, values
+from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.errors import user_errors_as_gradio
 from fashion_rag.studio.session import Settings
 from fashion_rag.studio.status import status_markdown
+from fashion_rag.studio.uploads import uploaded_file
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"]
@@ -50,6 +52,11 @@ def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
         wire_result(editor, ui)
         api.register(editor)
         demo.load(lambda: status_markdown(editor), None, status, **PRIVATE)
+
+        def on_close(request: gr.Request) -> None:
+            forget_closed_session(demo, request, settings.limits.closed_session_ttl_s)
+
+        demo.unload(on_close)
     demo.css = CSS
     return demo
 
@@ -160,8 +167,9 @@ def wire_person(editor, ui) -> None:
         return run
 
     inputs, outputs = [ui.upload, ui.category, ui.variant], [ui.state.person, ui.mask_editor, ui.pose, ui.notes]
-    ui.upload.change(on_photo, inputs, outputs, concurrency_id="cpu", **PRIVATE)
-    ui.category.change(on_photo, inputs, outputs, concurrency_id="cpu", **PRIVATE)
+    lane = {"concurrency_id": "prepare", "concurrency_limit": LANE_LIMITS["prepare"]}
+    ui.upload.change(on_photo, inputs, outputs, **lane, **PRIVATE)
+    ui.category.change(on_photo, inputs, outputs, **lane, **PRIVATE)
     tool_inputs = [ui.state.person, ui.mask_editor, ui.variant, ui.grow_px]
     ui.variant.change(on_tool("reset"), tool_inputs, [ui.mask_editor], **PRIVATE)
     for button, action in ((ui.grow, "grow"), (ui.shrink, "shrink"), (ui.reset, "reset")):
@@ -171,12 +179,15 @@ def wire_person(editor, ui) -> None:
 def wire_garments(editor, ui) -> None:
     def on_search(text, category, k):
         with user_errors_as_gradio():
+            text = values.description(text, editor.settings.limits.description_chars)
             gallery, ids, choices = handlers.search(editor, text, category, k)
         if not ids:
             gr.Info("No catalog garment matches that description.")
         return gallery, ids, gr.update(choices=choices, value=[])
 
     def on_pick(hit_ids, picks, event: gr.SelectData):
+        if not 0 <= selected(event) < len(hit_ids):
+            return picks  # a stale or forged click: nothing at that place any more
         picks, warning = handlers.toggle_pick(hit_ids, picks, event.index)
         if warning:
             gr.Warning(warning)
@@ -190,8 +201,9 @@ def wire_garments(editor, ui) -> None:
         return handlers.category_hint(text, category) or category
 
     search_inputs, search_outputs = [ui.description, ui.category, ui.k], [ui.results, ui.state.hits, ui.picks]
-    ui.search.click(on_search, search_inputs, search_outputs, concurrency_id="cpu", **PRIVATE)
-    ui.description.submit(on_search, search_inputs, search_outputs, concurrency_id="cpu", **PRIVATE)
+    lane = {"concurrency_id": "search", "concurrency_limit": LANE_LIMITS["search"]}
+    ui.search.click(on_search, search_inputs, search_outputs, **lane, **PRIVATE)
+    ui.description.submit(on_search, search_inputs, search_outputs, **lane, **PRIVATE)
     ui.results.select(on_pick, [ui.state.hits, ui.picks], [ui.picks], **PRIVATE)
     for trigger in (ui.description.change, ui.category.change):
         trigger(on_describe, [ui.description, ui.category], [ui.switch], **PRIVATE)
@@ -207,19 +219,26 @@ def wire_result(editor, ui) -> None:
             if person is None:
                 raise InputError("upload a person photo first")
             prepared = handlers.person_for_edit(editor, person, value, variant)
+            own = uploaded_file(own, "garment image")
             garments = [load_photo(own, name="your garment image")] if own else []
+            text = values.description(text, editor.settings.limits.description_chars)
             settings = Settings(seed=handlers.seed_value(seed) if seed not in (None, -1) else -1, steps=int(steps),
                                 guidance=float(guidance), scheduler=scheduler, num_images=int(images),
                                 paste_back=bool(paste))  # fmt: skip
             track = lambda done, total: progress((done, total), desc="denoising", unit="steps")  # noqa: E731
             entry, history = handlers.generate(editor, prepared, picks or [], garments, text, settings, history,
-                                               getattr(request, "session_hash", None), track)  # fmt: skip
+                                               getattr(request, "session_hash", None), track,
+                                               notes=(person.scale_note,) if person.scale_note else ())  # fmt: skip
         return show_entry(entry, history)
 
     def on_sample(current, show, event: gr.SelectData):
+        if current is None or not 0 <= selected(event) < len(current.images):
+            return gr.skip(), gr.skip()  # a stale or forged click: nothing at that place
         return handlers.comparison(current, event.index, show), event.index
 
     def on_history(history, show, event: gr.SelectData):
+        if not 0 <= selected(event) < len(history or []):
+            return (gr.skip(),) * (len(shown) + len(restored))
         entry = history[event.index]
         return (*show_entry(entry, history), *handlers.restored_values(entry))
 
@@ -230,13 +249,31 @@ def wire_result(editor, ui) -> None:
         on_generate,
         [ui.state.person, ui.mask_editor, ui.variant, ui.picks, ui.own, ui.description, ui.seed, ui.steps,
          ui.guidance, ui.scheduler, ui.paste_back, ui.num_images, ui.state.history],
-        shown, concurrency_limit=1, concurrency_id="gpu", **PRIVATE,
+        shown, concurrency_limit=LANE_LIMITS["gpu"], concurrency_id="gpu", **PRIVATE,
     )  # fmt: skip
     ui.show_mask.change(handlers.comparison, [ui.state.current, sample_index, ui.show_mask], [ui.compare], **PRIVATE)
     ui.samples.select(on_sample, [ui.state.current, ui.show_mask], [ui.compare, sample_index], **PRIVATE)
     restored = [ui.picks, ui.description, ui.category, ui.seed, ui.steps, ui.guidance, ui.scheduler, ui.paste_back,
                 ui.num_images]  # fmt: skip
     ui.history.select(on_history, [ui.state.history, ui.show_mask], shown + restored, **PRIVATE)
+
+
+def selected(event: gr.SelectData) -> int:
+    """The clicked gallery index, -1 when the event carries none (only whole numbers are places)."""
+    index = getattr(event, "index", None)
+    return index if isinstance(index, int) and not isinstance(index, bool) else -1
+
+
+def forget_closed_session(demo: gr.Blocks, request: gr.Request, ttl_s: int) -> None:
+    """A closed tab's state goes `ttl_s` after its last change, not Gradio's hour.
+
+    Gradio keeps a closed session's gr.State for SessionState.STATE_TTL_WHEN_CLOSED (3,600 s in 6.31) in
+    case the tab comes back, and its sweeper drops it once that long has passed since the state last
+    changed; the unload event runs when the tab's connection ends, so the session's own value is lowered.
+    """
+    session = demo.state_holder.session_data.get(getattr(request, "session_hash", None))
+    if session is not None:
+        session.STATE_TTL_WHEN_CLOSED = ttl_s
 
 
 def show_entry(entry, history):

@@ -1,14 +1,17 @@
 """What one browser session keeps between events, at the size the next step needs.
 
-The page's gr.State lives on the server, per session. It holds a `PersonState` (not the whole
-PreparedPerson: its (18, 512, 384) float32 pose map is 14 MB and the 18 keypoints rebuild it in ~5 ms)
-and a short history of results. The original photo is kept at full resolution because paste-back needs
-it; it never travels back to the browser (the comparison shows display-size copies).
+The page's gr.State lives on the server, per session, until the tab has been closed for
+`ServingLimits.closed_session_ttl_s`. It holds a `PersonState` (not the whole PreparedPerson: its
+(18, 512, 384) float32 pose map is 14 MB and the 18 keypoints rebuild it in ~5 ms) and a short history
+of results, about 1 MB a session. The photo itself stays on disk where its upload put it: paste-back
+needs every pixel, so the edit decodes it again (~0.1 s for 12 megapixels) instead of every open or
+recently closed tab holding it in memory (36 MB for a 12-megapixel photo). It never travels back to the
+browser (the comparison shows display-size copies).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,7 +24,8 @@ HISTORY_LENGTH = 12  # results remembered per session (newest first); older ones
 class PersonState:
     """A prepared person without its pose map."""
 
-    original: Image.Image  # the upright RGB photo at its own size (paste-back needs every pixel)
+    photo_path: str  # the uploaded file, as uploaded (in Gradio's upload folder)
+    photo_size: tuple[int, int]  # (W, H) of the photo as edited: upright, scaled to the editing limit
     frame: Image.Image  # 384x512 RGB
     transform: Any  # FrameTransform
     keypoints: np.ndarray  # (18, 2) frame pixels, NaN where missing
@@ -30,22 +34,29 @@ class PersonState:
     mask_source: str  # "parser" or "offline": where the automatic masks came from
     category: str
     notes: tuple[str, ...] = ()
+    scale_note: str | None = None  # set when the photo was scaled down to the editing limit
 
     @classmethod
-    def of(cls, prepared) -> PersonState:
-        return cls(prepared.original, prepared.frame, prepared.transform, prepared.keypoints, prepared.mask_box,
-                   prepared.mask_precise, prepared.mask_source, prepared.category, tuple(prepared.notes))  # fmt: skip
+    def of(cls, prepared, photo_path: str, scale_note: str | None = None) -> PersonState:
+        return cls(photo_path, prepared.original.size, prepared.frame, prepared.transform, prepared.keypoints, prepared.mask_box,
+                   prepared.mask_precise, prepared.mask_source, prepared.category, tuple(prepared.notes),
+                   scale_note)  # fmt: skip
 
     def automatic_mask(self, variant: str) -> np.ndarray:
         return self.mask_box if variant == "box" else self.mask_precise
 
-    def prepared(self, variant: str = "box"):
-        """The PreparedPerson the editor takes, with the pose map rebuilt from the keypoints."""
+    def prepared(self, original: Image.Image, variant: str = "box"):
+        """The PreparedPerson the editor takes, with the pose map rebuilt from the keypoints.
+
+        `original` is the photo decoded again from `photo_path` (handlers.person_for_edit) at `photo_size`.
+        """
         from fashion_rag.person.pose import pose_heatmaps
         from fashion_rag.person.prepare import PreparedPerson
 
+        if original.size != self.photo_size:
+            raise ValueError(f"photo decoded at {original.size}, prepared at {self.photo_size}")
         return PreparedPerson(
-            original=self.original, frame=self.frame, transform=self.transform, keypoints=self.keypoints,
+            original=original, frame=self.frame, transform=self.transform, keypoints=self.keypoints,
             pose_map=pose_heatmaps(self.keypoints), mask=self.automatic_mask(variant), mask_precise=self.mask_precise,
             mask_box=self.mask_box, mask_source=self.mask_source, category=self.category, mask_variant=variant,
             notes=list(self.notes),
@@ -77,6 +88,7 @@ class HistoryEntry:
     category: str
     prompt: str  # "text-only" or "garment-tokens" (the recipe's)
     settings: Settings
+    notes: tuple[str, ...]  # what the result note adds, e.g. that the photo was scaled for the edit
     views: dict = field(repr=False)  # display-size files: "original", "mask" (photo framing), "results" (list)
 
     @property
@@ -92,7 +104,3 @@ def add_to_history(history: list[HistoryEntry], entry: HistoryEntry) -> list[His
 
 def next_number(history: list[HistoryEntry]) -> int:
     return (history[0].number + 1) if history else 1
-
-
-def with_settings(entry: HistoryEntry, **changes) -> HistoryEntry:
-    return replace(entry, settings=replace(entry.settings, **changes))
