@@ -323,23 +323,25 @@ def test_a_closed_sessions_state_expires_and_holds_no_full_size_photo(strict_app
     session = "closedtab0001"
     upload_fn = next(i for i, fn in demo.fns.items() if fn.name == "on_photo")
     photo = handle_file(as_upload(ASTRONAUT))
-    with httpx.Client(base_url=url, timeout=60) as http:
-        with http.stream("GET", f"/gradio_api/heartbeat/{session}") as heartbeat:
-            posted = http.post("/gradio_api/queue/join", json={
+    with (
+        httpx.Client(base_url=url, timeout=60) as http,
+        http.stream("GET", f"/gradio_api/heartbeat/{session}") as heartbeat,
+    ):
+        posted = http.post("/gradio_api/queue/join", json={
                 "data": [photo | {"meta": {"_type": "gradio.FileData"}}, "upper_body", "box"], "fn_index": upload_fn,
                 "session_hash": session, "event_data": None, "trigger_id": None})  # fmt: skip
-            assert posted.status_code == 200, posted.text
-            with http.stream("GET", f"/gradio_api/queue/data?session_hash={session}") as stream:
-                for line in stream.iter_lines():
-                    if "process_completed" in line:
-                        assert '"success":true' in line.replace(" ", ""), line
-                        break
-            states = list(demo.state_holder.session_data[session].state_data.values())
-            person = next(value for value in states if type(value).__name__ == "PersonState")
-            images = [value for value in vars(person).values() if isinstance(value, Image.Image)]
-            assert [image.size for image in images] == [(384, 512)]  # the frame; the photo stays on disk
-            assert Path(person.photo_path).is_file()
-            heartbeat.close()
+        assert posted.status_code == 200, posted.text
+        with http.stream("GET", f"/gradio_api/queue/data?session_hash={session}") as stream:
+            for line in stream.iter_lines():
+                if "process_completed" in line:
+                    assert '"success":true' in line.replace(" ", ""), line
+                    break
+        states = list(demo.state_holder.session_data[session].state_data.values())
+        person = next(value for value in states if type(value).__name__ == "PersonState")
+        images = [value for value in vars(person).values() if isinstance(value, Image.Image)]
+        assert [image.size for image in images] == [(384, 512)]  # the frame; the photo stays on disk
+        assert Path(person.photo_path).is_file()
+        heartbeat.close()
     deadline = time.monotonic() + 30
     while demo.state_holder.session_data[session].state_data and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -414,9 +416,9 @@ def test_a_refusal_is_one_log_line_and_no_traceback(caplog):
     assert raised.value.print_exception is False
     lines = [r for r in caplog.records if r.name == "fashion_rag.studio.errors"]
     assert len(lines) == 1 and lines[0].getMessage() == "refused: k=0 is out of range second line"
-    with pytest.raises(gr.Error, match=r"the studio failed on this request \(ZeroDivisionError\)"):
-        with user_errors_as_gradio():
-            _ = 1 / 0
+    failed = r"the studio failed on this request \(ZeroDivisionError\)"
+    with pytest.raises(gr.Error, match=failed), user_errors_as_gradio():
+        _ = 1 / 0
 
 
 def test_out_of_range_gallery_clicks_change_nothing(tiny_editor):
