@@ -24,6 +24,7 @@ ENV_OUTPUT_DIR = "FASHION_RAG_OUTPUT_DIR"
 ENV_REPO_PREFIX = "FASHION_RAG_REPO_"
 ENV_HOST = "FASHION_RAG_HOST"
 ENV_SPACE_ID = "SPACE_ID"  # set by Hugging Face Spaces
+ENV_LIMITS = "FASHION_RAG_LIMITS"  # "name=value,name=value" overriding ServingLimits fields
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ def app_from_env(environ: dict[str, str] | None = None, **overrides: object) -> 
         catalog_dir=Path(env.get(ENV_CATALOG, str(AppSettings.catalog_dir))),
         index_dir=Path(env[ENV_INDEX]) if env.get(ENV_INDEX) else None,
         output_dir=Path(env.get(ENV_OUTPUT_DIR, str(AppSettings.output_dir))),
+        limits=limits_from_text(env.get(ENV_LIMITS, "")),
         runtime=runtime,  # type: ignore[arg-type]
     )
     given = {k: v for k, v in overrides.items() if v is not None}
@@ -143,3 +145,20 @@ def app_from_env(environ: dict[str, str] | None = None, **overrides: object) -> 
         if key in given:
             given[key] = Path(given[key])  # type: ignore[arg-type]
     return replace(settings, **given)  # type: ignore[arg-type]
+
+
+def limits_from_text(text: str) -> ServingLimits:
+    """ServingLimits with the fields named in "name=value,name=value" changed (FASHION_RAG_LIMITS)."""
+    defaults = ServingLimits()
+    changes: dict[str, float | int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        kind = type(getattr(defaults, name.strip(), None))
+        if kind not in (int, float):
+            known = ", ".join(ServingLimits.__dataclass_fields__)
+            raise ValueError(f"{ENV_LIMITS}: unknown limit {name.strip()!r}; known limits: {known}")
+        try:
+            changes[name.strip()] = kind(value)
+        except ValueError:
+            raise ValueError(f"{ENV_LIMITS}: {item!r} needs a {kind.__name__} value") from None
+    return replace(defaults, **changes)

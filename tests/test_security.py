@@ -197,10 +197,10 @@ def test_endpoint_file_inputs_that_name_server_paths_are_refused(studio_url, ser
     """A raw API call whose photo is a path on the server (not an upload) fails without reading it."""
     with httpx.Client(base_url=studio_url, timeout=60) as http:
         payload = {"data": [{"path": server_path, "meta": {"_type": "gradio.FileData"}}, "upper_body", "box"]}
-        event = http.post("/gradio_api/call/prepare", json=payload).json()["event_id"]
-        stream = http.get(f"/gradio_api/call/prepare/{event}").text
-    assert stream.startswith("event: error") and "root:" not in stream and "import" not in stream
-    assert "frame.png" not in stream  # no result was produced
+        answer = http.post("/gradio_api/call/prepare", json=payload)
+    # Refused before it is queued (studio/admission.py), with the studio's message and nothing of the file.
+    assert answer.status_code == 422 and "is not a file uploaded to this server" in answer.text
+    assert "root:" not in answer.text and "import" not in answer.text and "frame.png" not in answer.text
 
 
 # --------------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from fashion_rag.studio import handlers, values
 from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.errors import user_errors_as_gradio
 from fashion_rag.studio.masks import load_mask
+from fashion_rag.studio.memory import hand_back_freed_heap
 from fashion_rag.studio.session import Settings
 from fashion_rag.studio.uploads import uploaded_file
 
@@ -43,9 +44,13 @@ def file_data(path: str) -> dict[str, Any]:
 
 def prepare(editor, photo: Any, category: str, mask_variant: str, session: str | None):
     """Frame, mask, overlay and pose preview files, and the keypoints, transform and notes."""
-    photo, scaled = person_photo(editor, photo)
-    category = values.choice("category", category, None)
-    prepared = editor.prepare(photo, category, mask_variant=values.choice("mask_variant", mask_variant, "box"))
+    try:
+        photo, scaled = person_photo(editor, photo)
+        category = values.choice("category", category, None)
+        prepared = editor.prepare(photo, category, mask_variant=values.choice("mask_variant", mask_variant, "box"))
+        del photo
+    finally:
+        hand_back_freed_heap()  # the photo's decode and resize buffers (studio/memory.py)
     if scaled:
         prepared.notes.insert(0, scaled)
     files = editor.save_previews(prepared, session)

@@ -43,8 +43,12 @@ def prepare_upload(editor, path: str | None, category: str, variant: str):
 
     if not path:
         return None, None, None, ""
-    photo, scaled = photo_for_editing(editor, path)
-    prepared = editor.prepare(photo, category, mask_variant=variant)
+    try:
+        photo, scaled = photo_for_editing(editor, path)
+        prepared = editor.prepare(photo, category, mask_variant=variant)
+        del photo
+    finally:
+        hand_back_freed_heap()  # a 12-megapixel photo's decode and resize buffers (studio/memory.py)
     if scaled:
         prepared.notes.insert(0, scaled)
     state = PersonState.of(prepared, uploaded_file(path, "photo"), scaled)
