@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the fashion_rag package, when run as a script
 ASTRONAUT = REPO / "examples" / "people" / "astronaut.png"
+TARGET = {"repo": REPO}  # the checkout whose app.py is attacked (--repo: an older one, to compare)
 FILE_DATA = {"_type": "gradio.FileData"}
 
 
@@ -55,13 +57,15 @@ def free_port() -> int:
 
 @contextmanager
 def studio(bundle: Path, work: Path, limits: str = ""):
-    """`python app.py` on loopback with the tiny bundle; yields (base URL, psutil.Process)."""
+    """`python app.py` of TARGET["repo"] on loopback with the tiny bundle; yields (base URL, psutil.Process)."""
     port = free_port()
     env = {**os.environ, "FASHION_RAG_LIMITS": limits, "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "app.py", "--models", str(bundle), "--port", str(port), "--device", "cpu",
                "--output-dir", str(work / "outputs"), "--index", str(work / "index")]  # fmt: skip
     log = open(work / f"server-{port}.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        command, cwd=TARGET["repo"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300
@@ -82,8 +86,10 @@ def studio(bundle: Path, work: Path, limits: str = ""):
 
 
 def upload(url: str, path: Path) -> dict:
+    """Upload a file; the value names it for one call (Gradio moves an upload into its cache when used)."""
     with httpx.Client(base_url=url, timeout=120) as http:
-        served = http.post("/gradio_api/upload", files={"files": (path.name, path.read_bytes(), "image/jpeg")})
+        name = f"{uuid.uuid4().hex[:8]}-{path.name}"  # same bytes, own file: uploads are stored by content
+        served = http.post("/gradio_api/upload", files={"files": (name, path.read_bytes(), "image/jpeg")})
     stored = Path(served.json()[0])
     deadline = time.monotonic() + 30
     while not stored.is_file() and time.monotonic() < deadline:  # Gradio moves it there after answering
@@ -148,12 +154,11 @@ def files_scenario(url: str, work: Path) -> dict:
     targets = {"passwd": "/etc/passwd", "image": str(secret), "missing": str(work / "nothing.png"),
                "dotdot": f"{tempfile.gettempdir()}/gradio/../../{secret.relative_to('/')}", "link": str(link)}  # fmt: skip
     shapes = {"meta": lambda p: {"path": p, "meta": FILE_DATA}, "no-meta": lambda p: {"path": p}, "string": str}
-    photo = upload(url, ASTRONAUT)
     readable, messages, probes = 0, {}, 0
     for api, slot in (("prepare", 0), ("edit", 0), ("edit", 3), ("edit", 4)):
         for shape, make in shapes.items():
             for path in targets.values():
-                data = [None, "upper_body", "box"] if api == "prepare" else edit_data(photo)
+                data = [None, "upper_body", "box"] if api == "prepare" else edit_data(upload(url, ASTRONAUT))
                 data[slot] = make(path)
                 status, text = call(url, api, data)
                 probes += 1
@@ -165,12 +170,11 @@ def files_scenario(url: str, work: Path) -> dict:
 
 
 def numbers_scenario(url: str) -> dict:
-    photo = upload(url, ASTRONAUT)
     bad = [float("nan"), float("inf"), float("-inf"), 10**400, "abc", [1, 2], "false", {"x": 1}]
     blank = probes = 0
     for value in bad:
         for api, slot in (("edit", 6), ("edit", 7), ("edit", 8), ("edit", 10), ("edit", 11), ("search", 2)):
-            data = ["red dress", "dresses", 3] if api == "search" else edit_data(photo)
+            data = ["red dress", "dresses", 3] if api == "search" else edit_data(upload(url, ASTRONAUT))
             data[slot] = value
             status, text = call(url, api, data)
             probes += 1
@@ -180,14 +184,13 @@ def numbers_scenario(url: str) -> dict:
 
 
 def flood_scenario(url: str, edits: int) -> dict:
-    photo = upload(url, ASTRONAUT)
     started = time.monotonic()
-    call(url, "edit", edit_data(photo, steps=20), session="alone")
+    call(url, "edit", edit_data(upload(url, ASTRONAUT), steps=20), session="alone")
     lone_s = time.monotonic() - started
     answers: list[str] = []
 
     def post(number: int) -> None:
-        body = {"data": edit_data(photo, steps=20), "session_hash": "flooder"}
+        body = {"data": edit_data(upload(url, ASTRONAUT), steps=20), "session_hash": "flooder"}
         posted = httpx.post(f"{url}/gradio_api/call/edit", json=body, timeout=60)
         answers.append("busy" if "busy" in posted.text else str(posted.status_code))
         if posted.status_code == 200:  # the flooder listens to what it got, as a client would
@@ -199,7 +202,7 @@ def flood_scenario(url: str, edits: int) -> dict:
         list(pool.map(post, range(edits)))
     flood_s = time.monotonic() - flood_start
     started = time.monotonic()
-    status, text = call(url, "edit", edit_data(photo, steps=20), session="visitor")
+    status, text = call(url, "edit", edit_data(upload(url, ASTRONAUT), steps=20), session="visitor")
     visitor_s = time.monotonic() - started
     return {"flood_posts": edits, "flood_seconds": round(flood_s, 2), "flood_busy": answers.count("busy"),
             "flood_admitted": answers.count("200"), "lone_edit_s": round(lone_s, 2),
@@ -224,10 +227,12 @@ def page_session(url: str, fn_index: int, photo: dict, session: str) -> bool:
 def memory_scenario(url: str, server: psutil.Process, work: Path, sessions: int, ttl_s: int) -> dict:
     config = httpx.get(f"{url}/config", timeout=30).json()
     fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "on_photo")
-    photo = upload(url, scaled_photo(work, 12))
+    photo = scaled_photo(work, 12)
     before = server.memory_info().rss
     with ThreadPoolExecutor(2) as pool:
-        done = list(pool.map(lambda n: page_session(url, fn_index, photo, f"tab{n:04d}x"), range(sessions)))
+        done = list(
+            pool.map(lambda n: page_session(url, fn_index, upload(url, photo), f"tab{n:04d}x"), range(sessions))
+        )
     time.sleep(2)
     held = server.memory_info().rss
     time.sleep(ttl_s + 5)  # the closed tabs' state expires; Gradio sweeps every second
@@ -239,7 +244,7 @@ def memory_scenario(url: str, server: psutil.Process, work: Path, sessions: int,
 
 
 def prepares_scenario(url: str, work: Path, count: int) -> dict:
-    photo = upload(url, scaled_photo(work, 39))
+    photo = scaled_photo(work, 39)
     stop = threading.Event()
     latencies: list[float] = []
 
@@ -253,7 +258,10 @@ def prepares_scenario(url: str, work: Path, count: int) -> dict:
 
     searcher = threading.Thread(target=search_meanwhile)
     with ThreadPoolExecutor(count) as pool:
-        futures = [pool.submit(call, url, "prepare", [photo, "upper_body", "box"], f"visitor{n}") for n in range(count)]
+        photos = [upload(url, photo) for _ in range(count)]
+        futures = [
+            pool.submit(call, url, "prepare", [photos[n], "upper_body", "box"], f"visitor{n}") for n in range(count)
+        ]
         time.sleep(1)
         searcher.start()
         results = [future.result() for future in futures]
@@ -278,7 +286,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--quick", action="store_true", help="smaller counts (for a smoke run)")
+    parser.add_argument("--repo", type=Path, default=REPO, help="attack the app.py of this checkout")
     args = parser.parse_args()
+    TARGET["repo"] = args.repo.resolve()
     sessions, edits, prepares = (10, 40, 10) if args.quick else (100, 200, 100)
     from fashion_rag.tiny_bundle import make_tiny_bundle
 
