@@ -222,9 +222,11 @@ def wire_result(editor, ui) -> None:
             own = uploaded_file(own, "garment image")
             garments = [load_photo(own, name="your garment image")] if own else []
             text = values.description(text, editor.settings.limits.description_chars)
-            settings = Settings(seed=handlers.seed_value(seed) if seed not in (None, -1) else -1, steps=int(steps),
-                                guidance=float(guidance), scheduler=scheduler, num_images=int(images),
-                                paste_back=bool(paste))  # fmt: skip
+            settings = Settings(seed=values.whole("seed", seed, handlers.RANDOM_SEED), steps=values.whole("steps", steps, 50),
+                                guidance=values.real("guidance", guidance, 7.5),
+                                scheduler=values.choice("sampler", scheduler, "ddim"),
+                                num_images=values.whole("num_images", images, 1),
+                                paste_back=values.flag("paste_back", paste, True))  # fmt: skip
             track = lambda done, total: progress((done, total), desc="denoising", unit="steps")  # noqa: E731
             entry, history = handlers.generate(editor, prepared, picks or [], garments, text, settings, history,
                                                getattr(request, "session_hash", None), track,
