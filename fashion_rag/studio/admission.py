@@ -155,14 +155,14 @@ class Admission:
         events = self.lane_events(lane)
         mine = sum(1 for event in events if body.session_hash and event.session_hash == body.session_hash)
         if mine >= self.per_session[lane]:
-            return f"{lane}-per-session", self.busy(lane, events, f"{mine} of your requests of this kind are "
-                                                                   "already waiting or running")  # fmt: skip
+            why = f"{mine} of your requests of this kind are already waiting or running"
+            return f"{lane}-per-session", self.busy(lane, events, why)
         address = client_address(request, self.behind_proxy)
         if lane in self.per_address:
             from_here = sum(1 for event in events if client_address(event.request, self.behind_proxy) == address)
             if from_here >= self.per_address[lane]:
-                return f"{lane}-per-address", self.busy(lane, events, f"{from_here} requests of this kind from "
-                                                                      "your address are already waiting or running")  # fmt: skip
+                why = f"{from_here} requests of this kind from your address are already waiting or running"
+                return f"{lane}-per-address", self.busy(lane, events, why)
         return None
 
     def busy(self, lane: str, events: list, why: str) -> str:

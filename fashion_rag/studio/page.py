@@ -222,8 +222,8 @@ def wire_result(editor, ui) -> None:
             own = uploaded_file(own, "garment image")
             garments = [load_photo(own, name="your garment image")] if own else []
             text = values.description(text, editor.settings.limits.description_chars)
-            settings = Settings(seed=values.whole("seed", seed, handlers.RANDOM_SEED), steps=values.whole("steps", steps, 50),
-                                guidance=values.real("guidance", guidance, 7.5),
+            settings = Settings(seed=values.whole("seed", seed, handlers.RANDOM_SEED),
+                                steps=values.whole("steps", steps, 50), guidance=values.real("guidance", guidance, 7.5),
                                 scheduler=values.choice("sampler", scheduler, "ddim"),
                                 num_images=values.whole("num_images", images, 1),
                                 paste_back=values.flag("paste_back", paste, True))  # fmt: skip

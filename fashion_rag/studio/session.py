@@ -38,9 +38,9 @@ class PersonState:
 
     @classmethod
     def of(cls, prepared, photo_path: str, scale_note: str | None = None) -> PersonState:
-        return cls(photo_path, prepared.original.size, prepared.frame, prepared.transform, prepared.keypoints, prepared.mask_box,
-                   prepared.mask_precise, prepared.mask_source, prepared.category, tuple(prepared.notes),
-                   scale_note)  # fmt: skip
+        return cls(photo_path, prepared.original.size, prepared.frame, prepared.transform, prepared.keypoints,
+                   prepared.mask_box, prepared.mask_precise, prepared.mask_source, prepared.category,
+                   tuple(prepared.notes), scale_note)  # fmt: skip
 
     def automatic_mask(self, variant: str) -> np.ndarray:
         return self.mask_box if variant == "box" else self.mask_precise
