@@ -17,7 +17,7 @@ from fashion_rag.person.photo import load_photo
 from fashion_rag.studio import api, handlers
 from fashion_rag.studio.errors import user_errors_as_gradio
 from fashion_rag.studio.session import Settings
-from fashion_rag.studio.status import status_markdown
+from fashion_rag.studio.status import generate_ready, status_markdown
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"]
@@ -49,7 +49,7 @@ def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
         wire_garments(editor, ui)
         wire_result(editor, ui)
         api.register(editor)
-        demo.load(lambda: status_markdown(editor), None, status, **PRIVATE)
+        wire_status(demo, editor, status, ui.generate)
     demo.css = CSS
     return demo
 
@@ -237,6 +237,21 @@ def wire_result(editor, ui) -> None:
     restored = [ui.picks, ui.description, ui.category, ui.seed, ui.steps, ui.guidance, ui.scheduler, ui.paste_back,
                 ui.num_images]  # fmt: skip
     ui.history.select(on_history, [ui.state.history, ui.show_mask], shown + restored, **PRIVATE)
+
+
+def wire_status(demo: gr.Blocks, editor, status, generate) -> None:
+    """The status line and Generate follow the background load: refreshed each second while it runs."""
+    loading = not generate_ready(editor)
+    timer = gr.Timer(1.0, active=loading)
+    generate.interactive = not loading
+
+    def refresh():
+        ready = generate_ready(editor)
+        return status_markdown(editor), gr.update(interactive=ready), gr.Timer(active=not ready)
+
+    outputs = [status, generate, timer]
+    timer.tick(refresh, None, outputs, **PRIVATE)
+    demo.load(refresh, None, outputs, **PRIVATE)
 
 
 def show_entry(entry, history):
