@@ -244,3 +244,21 @@ def test_compile_uses_the_project_cache_set_before_compiling(pipeline, tmp_path,
     assert seen["cache"] == str(tmp_path / "inductor") and (tmp_path / "inductor").is_dir()
     assert os.environ["TORCHINDUCTOR_FX_GRAPH_CACHE"] == "1"
     assert path.mode == "compiled" and str(tmp_path / "inductor") in path.describe()
+
+
+def test_a_space_never_captures_graphs_and_low_vram_stays_eager(tiny_settings, tmp_path, monkeypatch):
+    """ZeroGPU's main process has no CUDA: on a Space the editor asks for no CUDA graphs; --low-vram asks for no
+    fast path at all and offloads to the --device it was given."""
+    from dataclasses import replace
+
+    from fashion_rag.editor import Editor
+
+    asked = []
+    monkeypatch.setattr(FashionRAGPipeline, "enable_fast_path", lambda self, **kw: asked.append(("fast", kw)))
+    monkeypatch.setattr(FashionRAGPipeline, "enable_low_vram", lambda self, device=None: asked.append(("low", device)))
+    space = Editor.from_settings(replace(tiny_settings, on_space=True, output_dir=tmp_path / "a"))
+    space._load_pipeline(warm_up=False)
+    low_runtime = replace(tiny_settings.runtime, low_vram=True)
+    low = Editor.from_settings(replace(tiny_settings, runtime=low_runtime, output_dir=tmp_path / "b"))
+    low._load_pipeline(warm_up=False)
+    assert asked == [("fast", {"compile_unet": False, "cuda_graphs": False}), ("low", torch.device("cpu"))]
