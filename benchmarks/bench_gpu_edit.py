@@ -339,7 +339,9 @@ def main() -> None:
     args.out = args.out or REPO / "benchmarks" / "results" / f"gpu-{card_slug()}-{today}.json"
     steps = 50 if not args.quick else 3
     if args.quick:
-        record("quick", "tiny bundle on the CPU, 3 steps where the names say 50 or 25: checks the script only", args.out)
+        record(
+            "quick", "tiny bundle on the CPU, 3 steps where the names say 50 or 25: checks the script only", args.out
+        )
     record("date", today, args.out)
     record("card", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", args.out)
     record("torch", torch.__version__, args.out)
