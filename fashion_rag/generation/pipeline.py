@@ -152,7 +152,8 @@ class FashionRAGPipeline(DiffusionPipeline):
                 text = torch.randn((2, tokens, config.cross_attention_dim), device=device, dtype=dtype)
                 for _ in range(3):  # reduce-overhead records its graph on the third call
                     self.unet(sample, torch.tensor(500, device=device), encoder_hidden_states=text, return_dict=False)
-            else:
+            else:  # eager, or already warm
+                logger.info("UNet step: %s", self.speed_path.describe())
                 return self.speed_path
             if self.unet.device.type == "cuda":
                 torch.cuda.synchronize()
