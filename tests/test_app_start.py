@@ -23,20 +23,29 @@ from .sequential_client import predict
 HEAVY = ("diffusers", "transformers", "open_clip", "mediapipe", "datasets", "torch._dynamo")
 
 
-def imported_heavy_modules(module: str) -> list[str]:
-    """The HEAVY modules in sys.modules after importing `module` in a fresh interpreter."""
-    code = f"import json, sys, {module}; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+MODULES = (
+    "fashion_rag.person",
+    "fashion_rag.catalog.catalog",
+    "fashion_rag.catalog.search",
+    "fashion_rag.editor",
+    "app",
+)
+
+
+def test_modules_import_nothing_heavy():
+    """Each module imported in turn in one fresh interpreter; what each newly brought into sys.modules."""
+    code = (
+        "import importlib, json, sys\n"
+        f"heavy, brought = {HEAVY!r}, {{}}\n"
+        f"for name in {MODULES!r}:\n"
+        "    before = {m for m in heavy if m in sys.modules}\n"
+        "    importlib.import_module(name)\n"
+        "    brought[name] = sorted({m for m in heavy if m in sys.modules} - before)\n"
+        "print(json.dumps(brought))\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=180)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-@pytest.mark.parametrize(
-    "module",
-    ["fashion_rag.person", "fashion_rag.catalog.catalog", "fashion_rag.catalog.search", "fashion_rag.editor", "app"],
-)
-def test_module_imports_nothing_heavy(module):
-    assert imported_heavy_modules(module) == []
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {name: [] for name in MODULES}
 
 
 def free_port() -> int:
