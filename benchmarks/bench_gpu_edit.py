@@ -11,6 +11,7 @@ benchmarks/results/gpu-<card>-<date>.json (`--out` elsewhere):
 - `graph_vs_eager`: the same edit replayed and eager (max abs difference of the [0, 1] frames, tolerance
   `GRAPH_TOLERANCE`), and each batch's UNet step (max abs difference);
 - `concurrent`: 8 threads replaying the graphs at once, each output against its own eager output;
+- `capture_while_busy`: a capture while another thread keeps the GPU busy (as a search may at start-up);
 - `ddim50_p50_s` (the app's default: graphs), `eager_ddim50_p50_s`, `dpm25_p50_s`, `ddim50_4images_p50_s`:
   full edits (two garments through CLIP ViT-H/14 and the adapter, prompts, VAE encode, loop, VAE decode);
 - `per_step_ratio_vs_diffusers`: (t(50) - t(10)) / 40 of the default path over the same for diffusers'
@@ -50,6 +51,7 @@ from full_size import build_full_size_bundle, full_size_unet, machine_descriptio
 from gpu_checks import (  # noqa: E402
     RESULTS,
     app_memory,
+    check_capture_while_busy,
     check_concurrent,
     check_graphs,
     diffusers_step,
@@ -251,6 +253,7 @@ def run_sections(pipeline, bundle: Path, args) -> None:
     device = "cuda" if args.cuda else "cpu"
     section("graph_vs_eager", 15, args, lambda: check_graphs(pipeline, steps, out))
     section("concurrent", 5, args, lambda: check_concurrent(pipeline, out))
+    section("capture_while_busy", 5, args, lambda: check_capture_while_busy(pipeline, out))
 
     def latencies() -> None:
         record("ddim50_p50_s", p50(timed(lambda: edit(steps), runs, 2)), out)

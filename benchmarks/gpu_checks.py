@@ -192,3 +192,35 @@ def diffusers_step(pipeline, edit, unet, steps: int, short: int, runs: int, out:
                            "diffusers_eager": round(theirs * 1e3, 2)}, out)  # fmt: skip
     record("per_step_ratio_vs_diffusers", round(ours / theirs, 3), out)
     record("per_step_ratio_eager_vs_diffusers", round(ours_eager / theirs, 3), out)
+
+
+def check_capture_while_busy(pipeline, out: Path) -> None:
+    """The app captures in its loading thread while a search may run on the GPU: capture batch 2 again while
+    another thread keeps the GPU busy, then compare the new graph's step with the eager UNet's."""
+    from fashion_rag.generation.graphs import UNetGraphRunner
+
+    unet, device = pipeline.unet, pipeline.unet.device
+    stop = threading.Event()
+
+    def busy() -> None:
+        a = torch.randn((1024, 1024), device=device, dtype=unet.dtype)
+        while not stop.is_set():
+            a = (a @ a).clamp(-1, 1)
+        sync()
+
+    thread = threading.Thread(target=busy)
+    thread.start()
+    try:
+        runner = UNetGraphRunner(unet) if device.type == "cuda" else pipeline.unet_runner
+        seconds = runner.capture((2,), 77, (64, 48)) if device.type == "cuda" else 0.0
+    finally:
+        stop.set()
+        thread.join(60)
+    sample = torch.randn((2, unet.config.in_channels, 64, 48), device=device).to(unet.dtype)
+    text = torch.randn((2, 77, unet.config.cross_attention_dim), device=device).to(unet.dtype)
+    t = torch.tensor(700, device=device)
+    with torch.no_grad():
+        diff = float(
+            (runner(sample, t, encoder_hidden_states=text)[0] - unet(sample, t, text, return_dict=False)[0]).abs().max()
+        )
+    record("capture_while_busy", {"capture_s": round(seconds, 3), "max_abs_diff_vs_eager": diff}, out)

@@ -56,7 +56,7 @@ class LoadProgress:
         with self._lock:
             self._done[name] = time.perf_counter() - start
             self._current = None
-        logger.info("loaded %s in %.1f s", name, self._done[name])
+        logger.info("load step %r done in %.1f s", name, self._done[name])
 
     def finish(self, problem: str | None = None) -> None:
         with self._lock:

@@ -58,7 +58,9 @@ def capture_cuda_graph(unet, sample, timestep, text) -> tuple[Callable[[], None]
             unet(sample, timestep, encoder_hidden_states=text, return_dict=False)
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
-    with torch.no_grad(), torch.cuda.graph(graph):
+    # thread_local: the app captures in its loading thread while Gradio's threads may run a search or a parse
+    # on the same GPU (on other streams); "global" would make their CUDA calls fail during the capture.
+    with torch.no_grad(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
         output = unet(sample, timestep, encoder_hidden_states=text, return_dict=False)[0]
     torch.cuda.synchronize()
     return graph.replay, output
