@@ -16,7 +16,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$OUT/nvidia-smi.txt"
 python3 -c "import torch, diffusers, transformers, open_clip; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transformers', transformers.__version__, 'open_clip', open_clip.__version__)"
-timeout 450 python3 benchmarks/bench_gpu_edit.py --runs 10 --budget-s 330 --bundle /tmp/full-bundle 2>&1 | tee "$OUT/bench.log"
+timeout 420 python3 benchmarks/bench_gpu_edit.py --runs 10 --budget-s 320 --bundle /tmp/full-bundle 2>&1 | tee "$OUT/bench.log"
 status=${PIPESTATUS[0]}
 cp benchmarks/results/gpu-*.json "$OUT/" 2>/dev/null
 exit "$status"
