@@ -2,14 +2,16 @@
 
     python app.py [--models SRC] [--catalog DIR] [--host H] [--port P] [--share]
 
-Reads flags, builds the editor, loads the models once and launches the studio. Nothing heavy happens at
-import time, so tests import this module without weights.
+Reads flags, launches the studio page, then loads the models once in a background thread: the page answers
+within seconds and its status line shows the load's progress (Generate is enabled when it is done). Nothing
+heavy happens at import time, so tests import this module without weights.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import time
 
 from fashion_rag.config import REPO_ROOT, AppSettings, app_from_env, runtime_from_env
 from fashion_rag.outputs import Outputs
@@ -78,32 +80,44 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Launch the page first, then load the models in the background (the status line shows their progress)."""
     from fashion_rag.cli import quiet_libraries
-    from fashion_rag.editor import Editor
 
+    started = time.perf_counter()
     limit_malloc_arenas()  # before the server's threads start
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     logging.getLogger("fashion_rag").setLevel(logging.INFO)
     quiet_libraries()
+    settings = settings_from_args(args)
+    demo, editor = launch(settings)
+    print(f"page up in {time.perf_counter() - started:.1f} s; loading the models in the background", flush=True)
+    editor.load_in_background(before=fetch_weights if settings.on_space else None)
+    demo.block_thread()
+
+
+def settings_from_args(args: argparse.Namespace) -> AppSettings:
     runtime = runtime_from_env(models=args.models, weights_dir=args.weights_dir, device=args.device,
                                low_vram=args.low_vram or None, compile_unet=args.compile or None)  # fmt: skip
-    settings = app_from_env(runtime=runtime, catalog_dir=args.catalog, index_dir=args.index, host=args.host,
-                            port=args.port, share=args.share, max_upload_mb=args.max_upload_mb,
-                            output_dir=args.output_dir)  # fmt: skip
+    return app_from_env(runtime=runtime, catalog_dir=args.catalog, index_dir=args.index, host=args.host,
+                        port=args.port, share=args.share, max_upload_mb=args.max_upload_mb,
+                        output_dir=args.output_dir)  # fmt: skip
+
+
+def launch(settings: AppSettings, prevent_thread_lock: bool = True):
+    """(demo, editor): the page served with no model loaded yet; the editor's progress reads 'loading'."""
+    from fashion_rag.editor import Editor
+
     editor = Editor.from_settings(settings)
-    if settings.on_space:
-        fetch_weights(editor)
-    editor.ensure_index()
-    editor.load()  # once, at start-up: every request reuses the loaded models
-    print(status_markdown(editor).replace("**", "").replace("`", ""), flush=True)
+    editor.progress.begin()  # the page is built reading "loading", not loading the models itself
     demo = build_demo(editor, settings)
     enable_queue(demo, settings.limits, behind_proxy=settings.on_space)
     demo.launch(
         server_name=settings.host, server_port=settings.port, share=settings.share,
-        max_file_size=f"{settings.max_upload_mb}mb",
+        max_file_size=f"{settings.max_upload_mb}mb", prevent_thread_lock=prevent_thread_lock,
         allowed_paths=[str(EXAMPLES_DIR), str(settings.catalog_dir), str(settings.output_dir)],
     )  # fmt: skip
+    return demo, editor
 
 
 if __name__ == "__main__":

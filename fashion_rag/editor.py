@@ -16,10 +16,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from fashion_rag.catalog.catalog import sha256_file
@@ -29,16 +28,24 @@ from fashion_rag.errors import (
     GpuOutOfMemoryError,
     InputError,
     MissingWeightsError,
+    ModelsLoadingError,
     WeightsIntegrityError,
     check_category,
 )
 from fashion_rag.generation.compose import feathered_alpha, paste_back, raw_output
-from fashion_rag.generation.garment_cache import GarmentTokenCache, encoder_identity, image_key
-from fashion_rag.generation.pipeline import MAX_IMAGES, SCHEDULERS, FashionRAGPipeline
-from fashion_rag.generation.prompt import MAX_GARMENTS
+from fashion_rag.generation.limits import MAX_GARMENTS, MAX_IMAGES, SCHEDULERS, check_options
 from fashion_rag.outputs import Outputs, SavedResult, save_previews, save_result
 from fashion_rag.person.photo import to_rgb
+from fashion_rag.startup import LoadProgress, run_load
 from fashion_rag.weights import GENERATION_PARTS, ModelSources, missing_message
+
+# torch, diffusers and transformers are imported where a model is built or run, not here: the app imports
+# this module before its page is up (docs/PERFORMANCE.md, "Start-up").
+if TYPE_CHECKING:
+    import torch
+
+    from fashion_rag.generation.garment_cache import GarmentTokenCache
+    from fashion_rag.generation.pipeline import FashionRAGPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +83,9 @@ class Editor:
         self._index = None  # the CatalogIndex loaded by ensure_index, until searcher takes it
         self._retrieval_encoder = None
         self._cache: GarmentTokenCache | None = None
-        self._load_lock = threading.Lock()
+        # One lock per part, so a photo or a search is served while the generation models load.
+        self._locks = {part: threading.Lock() for part in ("person", "encoder", "search", "pipeline")}
+        self.progress = LoadProgress()  # the app's background load (startup.py); idle elsewhere
         self._generation_lock = threading.Lock()  # one GPU job at a time
         self.device = None
         self.generation_problem: str | None = None  # why generation failed to load (a checkpoint failed verification)
@@ -107,20 +116,45 @@ class Editor:
             "generation_ready": not self.missing_generation_parts(),
         }
 
-    def load(self) -> None:
-        """Load everything that is available now (the app calls this once at start-up).
+    def load(self, progress: LoadProgress | None = None) -> None:
+        """Load everything that is available now; with `progress` (the app's background load), bring the
+        catalog index up to date first and report each step.
 
         A generation checkpoint that fails verification does not stop the rest: photo, mask and search
         still load, `generation_problem` says what is wrong, and every edit refuses with that message.
         """
-        self.preparer  # noqa: B018 - properties load on first access
-        self.searcher  # noqa: B018
+        progress = progress or LoadProgress()
+        with progress.step("person models"):
+            self.preparer  # noqa: B018 - properties load on first access
+        with progress.step("catalog index"):
+            if progress.loading:
+                self.ensure_index()
+            self.searcher  # noqa: B018
         if not self.missing_generation_parts():
             try:
-                self.pipeline  # noqa: B018
+                with progress.step("generation models"):
+                    pipeline = self._load_pipeline(warm_up=False)
+                with progress.step("warm-up"):
+                    pipeline.warm_up()
             except WeightsIntegrityError as error:
                 self.generation_problem = str(error)
                 logger.warning("generation is unavailable: %s", error)
+
+    def load_in_background(self, before=None) -> threading.Thread:
+        """Load in a daemon thread (`before(editor)` first, e.g. a Space's weight fetch); `progress` says how far."""
+        if not self.progress.loading:
+            self.progress.begin()
+        thread = threading.Thread(target=run_load, args=(self, self.progress, before), name="load-models", daemon=True)
+        thread.start()
+        return thread
+
+    def check_generation_ready(self) -> None:
+        """ModelsLoadingError while the background load runs: its last steps load the generation models and
+        capture their CUDA graphs, which must not overlap an edit."""
+        if self.progress.loading:
+            raise ModelsLoadingError(
+                f"models still loading ({self.progress.percent}%): Generate works once the status line says ready"
+            )
 
     # ----------------------------------------------------------------------------------------------
     # Lazily built stages
@@ -129,7 +163,7 @@ class Editor:
     def preparer(self):
         from fashion_rag.person.prepare import PersonPreparer
 
-        with self._load_lock:
+        with self._locks["person"]:
             if self._preparer is None:
                 # A bundle's parser has random weights (its labels are noise), so bundles take the
                 # offline mask path; the parser's loading code is exercised by its own tests.
@@ -142,7 +176,7 @@ class Editor:
         from fashion_rag.catalog.search import CatalogSearch
 
         encoder = self.retrieval_encoder if self._search is None else None  # before the (non-reentrant) lock
-        with self._load_lock:
+        with self._locks["search"]:
             if self._search is None:
                 try:
                     if self._index is not None and encoder is not None:
@@ -192,7 +226,7 @@ class Editor:
             # captions; the status line says "no index at ..." and this line says why none was built.
             print(f"could not build the catalog index: {error}", flush=True)
             return None
-        with self._load_lock:
+        with self._locks["search"]:
             self._index, self._search = report.index, None  # a search opened before this used the old index
         _ = self.searcher  # opened now, not at the first user's search (after a change: BM25 of every caption)
         print(f"index ready: {report.summary()}", flush=True)
@@ -204,26 +238,42 @@ class Editor:
         check and the search share it."""
         from fashion_rag.catalog.encoder import RetrievalEncoder
 
-        with self._load_lock:
+        with self._locks["encoder"]:
             if self._retrieval_encoder is None and self.sources.locate("retrieval-encoder").found:
                 self._retrieval_encoder = RetrievalEncoder.from_sources(self.sources, device=self._device())
             return self._retrieval_encoder
 
     @property
     def pipeline(self) -> FashionRAGPipeline:
-        with self._load_lock:
+        """The generation pipeline, loaded (and its fast path warmed up) on first use."""
+        return self._load_pipeline(warm_up=True)
+
+    def _load_pipeline(self, warm_up: bool) -> FashionRAGPipeline:
+        import torch
+
+        from fashion_rag.generation.garment_cache import GarmentTokenCache, encoder_identity
+        from fashion_rag.generation.pipeline import FashionRAGPipeline
+
+        with self._locks["pipeline"]:
             if self._pipeline is None:
                 missing = self.missing_generation_parts()
                 if missing:
                     raise MissingWeightsError(missing_message(missing, self.sources))
+                from fashion_rag.generation.loading import default_dtype
+
                 runtime = self.settings.runtime
                 device = self._device()
-                pipeline = FashionRAGPipeline.from_sources(self.sources, device)
+                # --low-vram: load into CPU memory in the GPU's precision; offload moves one component at a time
+                # to `device` (loading onto the GPU first would need the whole pipeline's memory there).
+                load_device = torch.device("cpu") if runtime.low_vram else device
+                pipeline = FashionRAGPipeline.from_sources(self.sources, load_device, default_dtype(device))
                 pipeline.set_progress_bar_config(disable=True)
-                if runtime.low_vram:
-                    pipeline.enable_low_vram()
-                elif device.type == "cuda":  # channels-last and CUDA graphs pay off on a GPU only
-                    pipeline.enable_fast_path(compile_unet=runtime.compile_unet)
+                if runtime.low_vram:  # offload to the --device GPU; eager
+                    pipeline.enable_low_vram(device)
+                else:  # CUDA graphs (or compile) on a GPU, none in a ZeroGPU Space's main process; eager elsewhere
+                    pipeline.enable_fast_path(compile_unet=runtime.compile_unet, cuda_graphs=not self.settings.on_space)
+                if warm_up:
+                    pipeline.warm_up()
                 identity = encoder_identity(
                     self.sources.require("garment-encoder"), self.sources.require("fashion-rag")
                 )
@@ -265,6 +315,10 @@ class Editor:
         Each is looked up in the token cache (key: file or pixel sha256 + encoder identity) and
         encoded only on a miss.
         """
+        import torch
+
+        from fashion_rag.generation.garment_cache import image_key
+
         pipeline = self.pipeline
         keyed: list[tuple[str, Image.Image | Path]] = []
         for garment_id in garment_ids:
@@ -297,6 +351,7 @@ class Editor:
         progress=None,
     ) -> EditResult:
         """Repaint the masked garment region of a PreparedPerson with the picked garments."""
+        self.check_generation_ready()
         options = options or GenerationSettings()
         garment_ids = list(garment_ids or [])
         garment_images = list(garment_images or [])
@@ -315,8 +370,10 @@ class Editor:
             raise InputError(f"scheduler={options.scheduler!r}: use one of {', '.join(SCHEDULERS)}")
         if not 1 <= options.num_images <= MAX_IMAGES:
             raise InputError(f"num_images={options.num_images!r}: use 1 to {MAX_IMAGES}")
-        FashionRAGPipeline.check_options(options.steps, options.guidance, options.num_images)
+        check_options(options.steps, options.guidance, options.num_images)
         seed = check_seed(seed)
+        import torch
+
         timings: dict[str, float] = {}
 
         with self._generation_lock:
@@ -414,6 +471,8 @@ def _open_catalog_image(path: Path) -> Image.Image:
 
 def _release_memory() -> None:
     import gc
+
+    import torch
 
     gc.collect()
     if torch.cuda.is_available():

@@ -11,6 +11,12 @@ class MissingWeightsError(RuntimeError):
     """A model part is needed but not present. The message names the part and how to fetch it."""
 
 
+class ModelsLoadingError(MissingWeightsError):
+    """The app's background load has not finished the generation models yet. The message gives the progress.
+
+    A MissingWeightsError (the models are not there yet), so every place that shows those shows this too."""
+
+
 class WeightsIntegrityError(RuntimeError):
     """A weights file does not match its recorded sha256 or is not a safe checkpoint."""
 

@@ -77,8 +77,11 @@ def start_server(bundle: Path, index: Path, work: Path) -> tuple[subprocess.Pope
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the studio exited: {(work / 'server.log').read_text()[-2000:]}")
-        try:
-            if httpx.get(url + "config", timeout=2).status_code == 200:
+        try:  # the page answers first; the models load after it (issue 21), then the log says so
+            if (
+                "models loaded" in (work / "server.log").read_text()
+                and httpx.get(url + "config", timeout=2).status_code == 200
+            ):
                 return process, url
         except httpx.HTTPError:
             pass

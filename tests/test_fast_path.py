@@ -41,19 +41,14 @@ def is_channels_last(model: torch.nn.Module) -> bool:
     return bool(convolutions) and all(w.is_contiguous(memory_format=torch.channels_last) for w in convolutions)
 
 
-def test_enable_fast_path_gives_the_same_picture(pipeline, inputs):
-    """The project's own `enable_fast_path` (channels-last UNet and VAE; without compile here, see the slow
-    test below). Tolerance 5e-4, a seventh of one 8-bit level (another memory layout reorders additions)."""
+def test_enable_fast_path_on_the_cpu_changes_nothing(pipeline, inputs):
+    """On the CPU `enable_fast_path` keeps the eager UNet (CUDA graphs are CUDA's) and no longer sets
+    channels-last, which issue 21 measured slower for this UNet: the same picture, bit for bit."""
     default = run(pipeline, inputs)
-    assert not is_channels_last(pipeline.unet)
-    pipeline.enable_fast_path()
-    try:
-        assert is_channels_last(pipeline.unet) and is_channels_last(pipeline.vae)
-        fast = run(pipeline, inputs)
-    finally:
-        pipeline.unet.to(memory_format=torch.contiguous_format)
-        pipeline.vae.to(memory_format=torch.contiguous_format)
-    np.testing.assert_allclose(fast, default, atol=5e-4, rtol=0)
+    path = pipeline.enable_fast_path()
+    assert path.mode == "eager" and pipeline.unet_runner is None
+    assert not is_channels_last(pipeline.unet) and not is_channels_last(pipeline.vae)
+    np.testing.assert_array_equal(run(pipeline, inputs), default)
 
 
 def test_enable_low_vram_gives_the_same_pictures(pipeline, inputs):
@@ -83,18 +78,17 @@ def test_precomputed_garment_tokens_give_the_same_picture(pipeline, inputs):
 
 @pytest.mark.slow  # inductor compiles the UNet for minutes on 2 cores: run by `make test-slow`
 def test_compiled_unet_gives_the_same_picture(pipeline, inputs):
-    """`enable_fast_path(compile_unet=True)`: torch.compile (inductor on the CPU here; CUDA graphs on a GPU):
+    """`enable_fast_path(compile_unet=True)` and its warm-up: torch.compile (inductor on the CPU here; CUDA graphs on a GPU):
     tolerance 1e-3, fused kernels reorder maths."""
     default = run(pipeline, inputs)
     eager = pipeline.unet
     pipeline.enable_fast_path(compile_unet=True)
     try:
         assert pipeline.unet is not eager  # the compiled module
+        assert pipeline.warm_up().warmup_s is not None
         compiled = run(pipeline, inputs)
     finally:
         pipeline.unet = eager
-        pipeline.unet.to(memory_format=torch.contiguous_format)
-        pipeline.vae.to(memory_format=torch.contiguous_format)
     np.testing.assert_allclose(compiled, default, atol=1e-3, rtol=0)
 
 
@@ -111,3 +105,16 @@ def test_dpm_solver_is_a_different_sampler_with_the_same_contract(pipeline, inpu
     np.testing.assert_array_equal(first, second)
     assert first.shape == (1, 512, 384, 3) and np.isfinite(first).all()
     assert np.abs(first - ddim).max() > 1e-2, "the dpm++ option changed nothing"
+
+
+def test_low_vram_offloads_to_the_device_asked_for(pipeline, monkeypatch):
+    """`--low-vram` honours `--device`: model offload to that GPU (cuda:1 here, recorded, not run), none for cpu."""
+    offloaded = []
+    monkeypatch.setattr(type(pipeline), "enable_model_cpu_offload", lambda self, device=None: offloaded.append(device))
+    try:
+        pipeline.enable_low_vram("cpu")
+        assert offloaded == [] and pipeline.speed_path.mode == "eager"
+        pipeline.enable_low_vram(torch.device("cuda:1"))
+        assert offloaded == [torch.device("cuda:1")] and "cuda:1" in pipeline.speed_path.describe()
+    finally:
+        pipeline.vae.disable_slicing()

@@ -263,12 +263,17 @@ def test_main_launches_on_loopback_with_the_upload_limit_and_only_its_folders(ti
     import gradio as gr
 
     from fashion_rag.editor import Editor
+    from fashion_rag.startup import LoadProgress
 
     for key in [key for key in os.environ if key.startswith("FASHION_RAG_") or key == "SPACE_ID"]:
         monkeypatch.delenv(key)
     captured = {}
     monkeypatch.setattr(Editor, "from_settings", classmethod(lambda cls, settings: tiny_editor))
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: captured.update(kwargs))
+    # main() launches, then loads in the background and blocks (issue 21): neither here, on the shared editor.
+    monkeypatch.setattr(gr.Blocks, "block_thread", lambda self: None)
+    monkeypatch.setattr(tiny_editor, "load_in_background", lambda before=None: None)
+    monkeypatch.setattr(tiny_editor, "progress", LoadProgress())
     level = logging.getLogger("fashion_rag").level
     try:
         app.main([])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -31,23 +32,21 @@ from PIL import Image
 
 from fashion_rag.errors import InputError, check_category
 from fashion_rag.generation.garments import encode_garments
+from fashion_rag.generation.graphs import CFG_BATCHES, SpeedPath, UNetGraphRunner, configure_compile_cache
+from fashion_rag.generation.limits import MAX_GARMENTS, SCHEDULERS, check_options
 from fashion_rag.generation.loading import (
     GenerationComponents,
     default_dtype,
     load_generation_components,
     pick_device,
 )
-from fashion_rag.generation.prompt import MAX_GARMENTS, encode_garment_prompt, encode_unconditional
+from fashion_rag.generation.prompt import encode_garment_prompt, encode_unconditional
 from fashion_rag.person.photo import to_rgb
 
 logger = logging.getLogger(__name__)
 
 FRAME_HEIGHT, FRAME_WIDTH = 512, 384
 POSE_CHANNELS = 18
-STEPS_RANGE = (1, 150)
-GUIDANCE_RANGE = (0.0, 30.0)
-MAX_IMAGES = 4
-SCHEDULERS = ("ddim", "dpm++")
 
 ProgressCallback = Callable[[int, int], None]  # (steps done, steps in all)
 
@@ -69,6 +68,8 @@ class FashionRAGPipeline(DiffusionPipeline):
         )
         self._scheduler_configs = {"ddim": scheduler.config}
         self._lock = threading.Lock()  # one generation at a time per pipeline
+        self.unet_runner: UNetGraphRunner | None = None  # CUDA graphs of the UNet step (enable_fast_path)
+        self.speed_path = SpeedPath("eager")
 
     @classmethod
     def from_components(cls, components: GenerationComponents) -> FashionRAGPipeline:
@@ -111,25 +112,65 @@ class FashionRAGPipeline(DiffusionPipeline):
                 base, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="leading"
             )
 
-    def enable_fast_path(self, compile_unet: bool = False) -> None:
-        """GPU fast path: channels-last UNet and VAE, optional torch.compile of the UNet.
+    def enable_fast_path(self, compile_unet: bool = False, cuda_graphs: bool = True) -> SpeedPath:
+        """Choose how the UNet step runs; `warm_up()` then captures or compiles it (the editor does both at start-up).
 
-        Attention already runs through PyTorch's scaled_dot_product_attention (diffusers' default
-        processor on torch 2), and both guidance halves and all images share one UNet call. The editor
-        calls this on a GPU only; it works on any device (tests/test_fast_path.py runs it on the CPU).
+        On CUDA: replayed from CUDA graphs of the eager UNet (graphs.py), or with `compile_unet` torch.compile
+        in reduce-overhead mode (inductor's kernels in its own CUDA graphs) with a persistent cache under the
+        project's cache folder. Elsewhere, or with `cuda_graphs=False` (a ZeroGPU Space, whose main process
+        has no CUDA), eager. Channels-last is not set: issue 21 measured it slower for this UNet in eager mode
+        (43.3 ms against 30.9 ms a step on an H200).
         """
-        self.unet.to(memory_format=torch.channels_last)
-        self.vae.to(memory_format=torch.channels_last)
+        on_cuda = self.unet.device.type == "cuda"
         if compile_unet:
-            # CUDA graphs (reduce-overhead): at 64x48 latents the UNet is launch-bound; graphs cut an
-            # H200 edit from 1.5 s to 0.43 s (benchmarks/results_gpu_h200_cudagraphs_2026-11-27.json).
-            self.unet = torch.compile(self.unet, mode="reduce-overhead", fullgraph=True)
+            cache = configure_compile_cache()
+            mode = "reduce-overhead" if on_cuda else None
+            self.unet = torch.compile(self.unet, mode=mode, fullgraph=True, dynamic=False)
+            self.speed_path = SpeedPath("compiled", f"torch.compile {mode or 'default'}, cache {cache}")
+        elif on_cuda and cuda_graphs:
+            self.unet_runner = UNetGraphRunner(self.unet)
+            self.speed_path = SpeedPath("cuda-graphs", "not captured yet")
+        else:
+            why = "CUDA graphs need a CUDA device" if not on_cuda else "no CUDA graphs here (ZeroGPU)"
+            self.speed_path = SpeedPath("eager", why)
+        return self.speed_path
 
-    def enable_low_vram(self) -> None:
-        """Model CPU offload (one component on the GPU at a time) and one-image-at-a-time VAE."""
+    @torch.no_grad()
+    def warm_up(self, batches: tuple[int, ...] = CFG_BATCHES) -> SpeedPath:
+        """Capture the CUDA graphs (one per CFG batch) or run the compiled UNet once at the page's default batch,
+        so no user's request pays for it; nothing for the eager path."""
+        tokens, hw = self.tokenizer.model_max_length, (FRAME_HEIGHT // 8, FRAME_WIDTH // 8)
+        with self._lock:
+            start = time.perf_counter()
+            if self.unet_runner is not None and not self.unet_runner.graphs:
+                self.unet_runner.capture(batches, tokens, hw)
+                self.speed_path.note = f"{len(self.unet_runner.graphs)} batch sizes {sorted(self.unet_runner.graphs)}"
+            elif self.speed_path.mode == "compiled" and self.speed_path.warmup_s is None:
+                # The page's default is one image: CFG batch 2. Other batches compile on their first use.
+                config, device, dtype = self.unet.config, self.unet.device, self.unet.dtype
+                sample = torch.randn((2, config.in_channels, *hw), device=device, dtype=dtype)
+                text = torch.randn((2, tokens, config.cross_attention_dim), device=device, dtype=dtype)
+                for _ in range(3):  # reduce-overhead records its graph on the third call
+                    self.unet(sample, torch.tensor(500, device=device), encoder_hidden_states=text, return_dict=False)
+            else:  # eager, or already warm
+                logger.info("UNet step: %s", self.speed_path.describe())
+                return self.speed_path
+            if self.unet.device.type == "cuda":
+                torch.cuda.synchronize()
+            self.speed_path.warmup_s = time.perf_counter() - start
+        logger.info("UNet step: %s", self.speed_path.describe())
+        return self.speed_path
+
+    def enable_low_vram(self, device: torch.device | str | None = None) -> None:
+        """One-image-at-a-time VAE, and on a CUDA `device` (default: where the UNet is) model CPU offload: one
+        component on that GPU at a time, the rest in CPU memory. Eager: offload moves weights every call."""
+        device = torch.device(device) if device is not None else self.unet.device
         self.vae.enable_slicing()
-        if torch.cuda.is_available():
-            self.enable_model_cpu_offload()
+        if device.type == "cuda":
+            self.enable_model_cpu_offload(device=device)
+        self.speed_path = SpeedPath(
+            "eager", f"low VRAM{', model CPU offload to ' + str(device) if device.type == 'cuda' else ''}"
+        )
 
     # ----------------------------------------------------------------------------------------------
     # Inputs
@@ -168,14 +209,7 @@ class FashionRAGPipeline(DiffusionPipeline):
             raise InputError(f"pose map has shape {tuple(tensor.shape)}: expected (18, 512, 384)")
         return tensor.reshape(1, POSE_CHANNELS, FRAME_HEIGHT, FRAME_WIDTH).to(self.device, self.vae.dtype)
 
-    @staticmethod
-    def check_options(steps: int, guidance: float, num_images: int) -> None:
-        if not isinstance(steps, int) or not STEPS_RANGE[0] <= steps <= STEPS_RANGE[1]:
-            raise InputError(f"steps={steps!r}: use a whole number from {STEPS_RANGE[0]} to {STEPS_RANGE[1]}")
-        if not GUIDANCE_RANGE[0] <= float(guidance) <= GUIDANCE_RANGE[1] or not np.isfinite(guidance):
-            raise InputError(f"guidance={guidance!r}: use a number from {GUIDANCE_RANGE[0]} to {GUIDANCE_RANGE[1]}")
-        if not isinstance(num_images, int) or not 1 <= num_images <= MAX_IMAGES:
-            raise InputError(f"num_images={num_images!r}: use 1 to {MAX_IMAGES}")
+    check_options = staticmethod(check_options)  # generation/limits.py (the editor checks without torch)
 
     # ----------------------------------------------------------------------------------------------
     # Stages
@@ -286,7 +320,8 @@ class FashionRAGPipeline(DiffusionPipeline):
             model_input = torch.cat([latents] * 2) if use_guidance else latents
             model_input = self.scheduler.scale_model_input(model_input, timestep)
             model_input = torch.cat([model_input, condition], dim=1)  # (2B, 27, 64, 48)
-            noise = self.unet(model_input, timestep, encoder_hidden_states=text, return_dict=False)[0]
+            unet = self.unet_runner or self.unet  # the runner replays a CUDA graph where one fits this batch
+            noise = unet(model_input, timestep, encoder_hidden_states=text, return_dict=False)[0]
             if use_guidance:
                 noise_unconditional, noise_conditional = noise.chunk(2)
                 noise = noise_unconditional + guidance * (noise_conditional - noise_unconditional)

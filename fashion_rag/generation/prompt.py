@@ -15,9 +15,9 @@ import torch
 
 from fashion_rag.errors import InputError, check_category
 from fashion_rag.generation.adapter import TOKENS_PER_GARMENT
+from fashion_rag.generation.limits import MAX_GARMENTS
 
 GARMENT_PLACEHOLDER_ID = 259  # "$</w>" in the CLIP vocabulary
-MAX_GARMENTS = 3
 WHAT_BY_CATEGORY = {
     "dresses": "a dress",
     "upper_body": "an upper body garment",

@@ -18,7 +18,7 @@ from fashion_rag.studio import api, handlers, values
 from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.errors import user_errors_as_gradio
 from fashion_rag.studio.session import Settings
-from fashion_rag.studio.status import status_markdown
+from fashion_rag.studio.status import generate_ready, status_markdown
 from fashion_rag.studio.uploads import uploaded_file
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
@@ -51,7 +51,7 @@ def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
         wire_garments(editor, ui)
         wire_result(editor, ui)
         api.register(editor)
-        demo.load(lambda: status_markdown(editor), None, status, **PRIVATE)
+        wire_status(demo, editor, status, ui.generate)
 
         def on_close(request: gr.Request) -> None:
             forget_closed_session(demo, request, settings.limits.closed_session_ttl_s)
@@ -276,6 +276,21 @@ def forget_closed_session(demo: gr.Blocks, request: gr.Request, ttl_s: int) -> N
     session = demo.state_holder.session_data.get(getattr(request, "session_hash", None))
     if session is not None:
         session.STATE_TTL_WHEN_CLOSED = ttl_s
+
+
+def wire_status(demo: gr.Blocks, editor, status, generate) -> None:
+    """The status line and Generate follow the background load: refreshed each second while it runs."""
+    loading = not generate_ready(editor)
+    timer = gr.Timer(1.0, active=loading)
+    generate.interactive = not loading
+
+    def refresh():
+        ready = generate_ready(editor)
+        return status_markdown(editor), gr.update(interactive=ready), gr.Timer(active=not ready)
+
+    outputs = [status, generate, timer]
+    timer.tick(refresh, None, outputs, **PRIVATE)
+    demo.load(refresh, None, outputs, **PRIVATE)
 
 
 def show_entry(entry, history):
