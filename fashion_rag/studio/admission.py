@@ -43,6 +43,7 @@ from typing import Any
 
 from fashion_rag.config import ServingLimits
 from fashion_rag.errors import InputError
+from fashion_rag.studio.memory import hand_back_periodically
 from fashion_rag.studio.uploads import NOT_AN_UPLOAD, uploaded_file
 
 logger = logging.getLogger(__name__)
@@ -283,5 +284,6 @@ def enable_queue(demo, limits: ServingLimits, behind_proxy: bool = False) -> Adm
 
     queue.push = push
     limit_files_per_upload(limits.files_per_upload)
+    hand_back_periodically()  # closed tabs' state is dropped between requests (studio/memory.py)
     demo.admission = admission
     return admission

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import threading
+import time
 
 
 @functools.cache
@@ -26,3 +28,23 @@ def hand_back_freed_heap() -> bool:
     """glibc's malloc_trim(0): True when it returned memory to the system, False otherwise or elsewhere."""
     libc = _libc()
     return bool(libc is not None and hasattr(libc, "malloc_trim") and libc.malloc_trim(0))
+
+
+_periodic: threading.Thread | None = None
+
+
+def hand_back_periodically(every_s: float = 60.0) -> None:
+    """Also trim every `every_s` seconds in a daemon thread (once per process): memory freed between
+    requests, such as the state Gradio drops after a tab was closed, goes back without waiting for the
+    next edit or preparation."""
+    global _periodic
+    if _periodic is not None and _periodic.is_alive():
+        return
+
+    def run() -> None:
+        while True:
+            time.sleep(every_s)
+            hand_back_freed_heap()
+
+    _periodic = threading.Thread(target=run, name="hand-back-freed-heap", daemon=True)
+    _periodic.start()
