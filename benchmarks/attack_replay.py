@@ -69,13 +69,8 @@ def studio(bundle: Path, work: Path, limits: str = ""):
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/config", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None:
+        while "models loaded" not in Path(log.name).read_text():  # the page is up before the models
+            if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the studio did not start: see {log.name}")
             time.sleep(0.5)
         yield url, psutil.Process(server.pid)
