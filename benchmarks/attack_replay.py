@@ -41,7 +41,9 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the fashion_rag package, when run as a script
 ASTRONAUT = REPO / "examples" / "people" / "astronaut.png"
-TARGET = {"repo": REPO}  # the checkout whose app.py is attacked (--repo: an older one, to compare)
+# The checkout whose app.py is attacked (--repo: an older one, to compare) and the log line that says it
+# is ready (--ready-line: "Running on local URL" for releases that loaded the models before the page).
+TARGET = {"repo": REPO, "ready": "models loaded"}
 FILE_DATA = {"_type": "gradio.FileData"}
 
 
@@ -69,7 +71,7 @@ def studio(bundle: Path, work: Path, limits: str = ""):
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300
-        while "models loaded" not in Path(log.name).read_text():  # the page is up before the models
+        while TARGET["ready"] not in Path(log.name).read_text():  # the page is up before the models
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the studio did not start: see {log.name}")
             time.sleep(0.5)
@@ -266,6 +268,7 @@ def prepares_scenario(url: str, work: Path, count: int) -> dict:
     latencies.sort()
     return {"prepares": count, "prepares_ok": ok, "searches": len(latencies),
             "search_p50_s": round(latencies[len(latencies) // 2], 3) if latencies else None,
+            "search_p95_s": round(latencies[int(len(latencies) * 0.95)], 3) if latencies else None,
             "search_worst_s": round(latencies[-1], 3) if latencies else None}  # fmt: skip
 
 
@@ -284,8 +287,9 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=REPO, help="attack the app.py of this checkout")
     parser.add_argument("--only", nargs="+", default=["files", "numbers", "flood", "memory", "prepares"],
                         help="run only these scenarios")  # fmt: skip
+    parser.add_argument("--ready-line", default=TARGET["ready"], help="the server log line that says it is ready")
     args = parser.parse_args()
-    TARGET["repo"] = args.repo.resolve()
+    TARGET.update(repo=args.repo.resolve(), ready=args.ready_line)
     sessions, edits, prepares = (10, 40, 10) if args.quick else (100, 200, 100)
     from fashion_rag.tiny_bundle import make_tiny_bundle
 
