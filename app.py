@@ -1,6 +1,7 @@
 """The Fashion-RAG studio web app: the entry point a Space runs. The page is `fashion_rag/studio/`.
 
     python app.py [--models SRC] [--catalog DIR] [--host H] [--port P] [--share]
+    python app.py --serve [--replicas N] [--ray-address ADDR]   # the edit on a Ray Serve worker pool
 
 Reads flags, builds the editor, loads the models once and launches the studio. Nothing heavy happens at
 import time, so tests import this module without weights.
@@ -40,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=AppSettings.port)
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
     parser.add_argument("--max-upload-mb", type=int, default=AppSettings.max_upload_mb)
+    serve = parser.add_argument_group("serve mode (docs/DEPLOYMENT.md)")
+    serve.add_argument("--serve", action="store_true", help="run the edit on a Ray Serve pool, one GPU per worker")
+    serve.add_argument("--replicas", type=int, default=None, help="a fixed pool of N workers (default: autoscale "
+                       "from 1 to one per GPU of the cluster)")  # fmt: skip
+    serve.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start one here)")
     return parser
 
 
@@ -90,6 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = app_from_env(runtime=runtime, catalog_dir=args.catalog, index_dir=args.index, host=args.host,
                             port=args.port, share=args.share, max_upload_mb=args.max_upload_mb,
                             output_dir=args.output_dir)  # fmt: skip
+    if args.serve or args.replicas is not None or args.ray_address:
+        serve_main(parser_error=build_parser().error, args=args, settings=settings)
+        return
     editor = Editor.from_settings(settings)
     if settings.on_space:
         fetch_weights(editor)
@@ -103,6 +112,17 @@ def main(argv: list[str] | None = None) -> None:
         max_file_size=f"{settings.max_upload_mb}mb",
         allowed_paths=[str(EXAMPLES_DIR), str(settings.catalog_dir), str(settings.output_dir)],
     )  # fmt: skip
+
+
+def serve_main(parser_error, args: argparse.Namespace, settings: AppSettings) -> None:
+    """--serve: the page as the ingress of a Ray Serve application (imported here: the local mode needs no Ray)."""
+    if not args.serve:
+        parser_error("--replicas and --ray-address belong to serve mode: add --serve")
+    if args.replicas is not None and args.replicas < 1:
+        parser_error(f"--replicas {args.replicas}: give 1 or more workers")
+    from fashion_rag.serve.app import start_serving
+
+    start_serving(settings, args.replicas, args.ray_address)
 
 
 if __name__ == "__main__":

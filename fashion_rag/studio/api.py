@@ -138,6 +138,9 @@ def register(editor) -> None:
     gr.api(prepare_endpoint, api_name="prepare", concurrency_id="cpu", concurrency_limit=4)
     gr.api(search_endpoint, api_name="search", concurrency_id="cpu", concurrency_limit=4)
     gr.api(edit_endpoint, api_name="edit", concurrency_id="gpu", concurrency_limit=1)
+    from fashion_rag.studio.batch import register_batch  # many edits in one call (issue 22)
+
+    register_batch(editor)
 
 
 def session_of(request: gr.Request | None) -> str | None:
