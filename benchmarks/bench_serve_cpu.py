@@ -5,7 +5,7 @@
 Everything goes through the page's public API with gradio_client (one Client per thread), as a user sees it:
 
 1. overhead: p50 of an /edit request, serve mode with 1 worker minus the local mode (`python app.py` in this
-   process), both with one torch thread, `--edits` each after one warm-up;
+   process), both with one torch thread, `--edits` each after warm-up, alternating (the box is shared);
 2. throughput: `--clients` clients at once, 2 edits each, on 1 worker and then on 2 (edits per second);
 3. faults: `--fault-edits` edits from `--clients` clients on 2 workers, one worker's process killed when half
    are answered: errors and unanswered requests;
@@ -110,7 +110,83 @@ def p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def main() -> None:  # noqa: PLR0915 - one measurement after another, in the order of the docstring
+def local_studio(steps: int):
+    """The local mode in this process (one torch thread, as each serve worker): (editor settings, its URL)."""
+    import torch
+
+    from app import build_demo
+    from fashion_rag.config import app_from_env, runtime_from_env
+    from fashion_rag.editor import Editor
+    from fashion_rag.tiny_bundle import make_tiny_bundle
+
+    torch.set_num_threads(1)
+    work = Path(tempfile.mkdtemp(prefix="fashion-rag-serve-"))
+    runtime = runtime_from_env(environ={}, models=str(make_tiny_bundle(work / "tiny")), device="cpu")
+    settings = app_from_env(environ={}, runtime=runtime, index_dir=work / "index", output_dir=work / "outputs")
+    editor = Editor.from_settings(settings)
+    editor.ensure_index()
+    editor.load()
+    demo = build_demo(editor)
+    demo.queue(default_concurrency_limit=4)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                            allowed_paths=[str(REPO / "examples"), str(settings.output_dir)])  # fmt: skip
+    timed_edits(url, 1, steps, 0)
+    return settings, url
+
+
+def overhead_rows(local_url: str, url: str, edits: int, steps: int) -> list[tuple[str, str]]:
+    """Local and serve edits alternate, so that the machine's other load falls on both alike."""
+    local, served = [], []
+    for n in range(edits):
+        local += timed_edits(local_url, 1, steps, 1 + n)
+        served += timed_edits(url, 1, steps, 1 + n)
+    overhead = statistics.median(served) - statistics.median(local)
+    return [("/edit p50, local mode", f"{statistics.median(local) * 1000:.0f} ms"),
+            ("/edit p50, serve mode, 1 worker", f"{statistics.median(served) * 1000:.0f} ms"),
+            ("**serve overhead per edit (p50 difference)**", f"**{overhead * 1000:.0f} ms**")]  # fmt: skip
+
+
+def throughput_rows(url: str, deploy, clients: int, steps: int) -> list[tuple[str, str]]:
+    """`clients` clients with 2 edits each on 1 worker, then on 2."""
+    wall_1, done_1, errors_1 = crowd(url, clients, 2, steps)
+    deploy(2)
+    timed_edits(url, 2, steps, 0)
+    wall_2, done_2, errors_2 = crowd(url, clients, 2, steps)
+    rate_1, rate_2 = done_1 / wall_1, done_2 / wall_2
+    return [(f"throughput, {clients} clients, 1 worker", f"{rate_1:.2f} edits/s ({errors_1} errors)"),
+            (f"throughput, {clients} clients, 2 workers", f"{rate_2:.2f} edits/s ({errors_2} errors)"),
+            ("**2 workers against 1**", f"**{rate_2 / rate_1:.2f}x**")]  # fmt: skip
+
+
+def fault_rows(url: str, handle, clients: int, edits: int, steps: int) -> list[tuple[str, str]]:
+    """`edits` edits from `clients` clients on 2 workers, one killed at half; /search timed meanwhile."""
+    pids: set[int] = set()
+    while len(pids) < 2:
+        pids.add(handle.pid.remote().result())
+    killed = threading.Event()
+
+    def kill_at_half(count: int) -> None:
+        if count >= edits // 2 and not killed.is_set():
+            killed.set()
+            os.kill(min(pids), signal.SIGKILL)  # a worker of this benchmark's own cluster
+
+    busy = threading.Event()
+    busy.set()
+    search_times: list[float] = []
+    searcher = threading.Thread(target=lambda: search_times.extend(searches_while(url, busy)))
+    searcher.start()
+    per_client = max(1, edits // clients)
+    wall, answered, errors = crowd(url, clients, per_client, steps, kill_at_half)
+    busy.clear()
+    searcher.join()
+    total = per_client * clients
+    return [(f"{total} edits from {clients} clients, 1 of 2 workers killed at half",
+             f"{answered} answered, **{errors} errors**, {total - answered - errors} unanswered ({wall:.0f} s)"),
+            (f"/search while {clients} edits run: p50 / p95 ({len(search_times)} searches)",
+             f"{p(search_times, 50) * 1000:.0f} ms / **{p(search_times, 95) * 1000:.0f} ms**")]  # fmt: skip
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--edits", type=int, default=10)
     parser.add_argument("--clients", type=int, default=8)
@@ -119,33 +195,12 @@ def main() -> None:  # noqa: PLR0915 - one measurement after another, in the ord
     args = parser.parse_args()
 
     import ray
-    import torch
     from ray import serve
 
-    from app import build_demo
-    from fashion_rag.config import app_from_env, runtime_from_env
-    from fashion_rag.editor import Editor
     from fashion_rag.serve.app import application, runtime_env
     from fashion_rag.serve.worker import PoolOptions
-    from fashion_rag.tiny_bundle import make_tiny_bundle
 
-    torch.set_num_threads(1)  # as each serve worker
-    work = Path(tempfile.mkdtemp(prefix="fashion-rag-serve-"))
-    runtime = runtime_from_env(environ={}, models=str(make_tiny_bundle(work / "tiny")), device="cpu")
-    settings = app_from_env(environ={}, runtime=runtime, index_dir=work / "index", output_dir=work / "outputs")
-    editor = Editor.from_settings(settings)
-    editor.ensure_index()
-    editor.load()
-    rows: list[tuple[str, str]] = []
-
-    demo = build_demo(editor)
-    demo.queue(default_concurrency_limit=4)
-    _, local_url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
-                                  allowed_paths=[str(REPO / "examples"), str(settings.output_dir)])  # fmt: skip
-    timed_edits(local_url, 1, args.steps, 0)
-    local = timed_edits(local_url, args.edits, args.steps, 1)
-    demo.close()
-
+    settings, local_url = local_studio(args.steps)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
              runtime_env=runtime_env())  # fmt: skip
     try:
@@ -158,47 +213,11 @@ def main() -> None:  # noqa: PLR0915 - one measurement after another, in the ord
             serve.run(application(settings, pool), name="fashion-rag", route_prefix="/")
 
         deploy(1)
-        timed_edits(url, 1, args.steps, 0)
-        served = timed_edits(url, args.edits, args.steps, 1)
-        overhead = statistics.median(served) - statistics.median(local)
-        rows.append(("/edit p50, local mode", f"{statistics.median(local) * 1000:.0f} ms"))
-        rows.append(("/edit p50, serve mode, 1 worker", f"{statistics.median(served) * 1000:.0f} ms"))
-        rows.append(("**serve overhead per edit (p50 difference)**", f"**{overhead * 1000:.0f} ms**"))
-
-        wall_1, done_1, _ = crowd(url, args.clients, 2, args.steps)
-        deploy(2)
         timed_edits(url, 2, args.steps, 0)
-        wall_2, done_2, _ = crowd(url, args.clients, 2, args.steps)
-        rate_1, rate_2 = done_1 / wall_1, done_2 / wall_2
-        rows.append((f"throughput, {args.clients} clients, 1 worker", f"{rate_1:.2f} edits/s"))
-        rows.append((f"throughput, {args.clients} clients, 2 workers", f"{rate_2:.2f} edits/s"))
-        rows.append(("**2 workers against 1**", f"**{rate_2 / rate_1:.2f}x**"))
-
+        rows = overhead_rows(local_url, url, args.edits, args.steps)
+        rows += throughput_rows(url, deploy, args.clients, args.steps)
         handle = serve.get_deployment_handle("EditWorker", app_name="fashion-rag")
-        pids = set()
-        while len(pids) < 2:
-            pids.add(handle.pid.remote().result())
-        killed = threading.Event()
-
-        def kill_at_half(count: int) -> None:
-            if count >= args.fault_edits // 2 and not killed.is_set():
-                killed.set()
-                os.kill(min(pids), signal.SIGKILL)  # a worker of this benchmark's own cluster
-
-        busy = threading.Event()
-        busy.set()
-        search_times: list[float] = []
-        searcher = threading.Thread(target=lambda: search_times.extend(searches_while(url, busy)))
-        searcher.start()
-        per_client = max(1, args.fault_edits // args.clients)
-        wall, answered, errors = crowd(url, args.clients, per_client, args.steps, kill_at_half)
-        busy.clear()
-        searcher.join()
-        total = per_client * args.clients
-        rows.append((f"{total} edits from {args.clients} clients, 1 of 2 workers killed at half", f"{answered} answered, "
-                     f"**{errors} errors**, {total - answered - errors} unanswered ({wall:.0f} s)"))  # fmt: skip
-        rows.append((f"/search while {args.clients} edits run: p50 / p95 ({len(search_times)} searches)",
-                     f"{p(search_times, 50) * 1000:.0f} ms / **{p(search_times, 95) * 1000:.0f} ms**"))  # fmt: skip
+        rows += fault_rows(url, handle, args.clients, args.fault_edits, args.steps)
     finally:
         serve.shutdown()
         ray.shutdown()
