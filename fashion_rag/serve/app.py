@@ -1,7 +1,7 @@
 """The serve-mode application: the Gradio page as ingress over a pool of edit workers.
 
     python app.py --serve [--replicas N] [--ray-address ADDR]        # start_serving below
-    serve run fashion_rag.serve.app:build_app models=DIR replicas=2   # or `serve run fashion_rag/serve/config.yaml`
+    serve run --name fashion-rag fashion_rag.serve.app:build_app models=DIR replicas=2   # or the config.yaml
 
 The page runs in one ingress replica (it holds the sessions, the search and the queue); edits go to the
 EditWorker pool. The page's "gpu" events may run as many edits at once as the pool has workers, so a user

@@ -16,6 +16,7 @@ from typing import Any
 from ray import serve
 
 from fashion_rag.config import AppSettings
+from fashion_rag.errors import WeightsIntegrityError
 from fashion_rag.request import EditRequest
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,13 @@ class EditWorker:
             torch.set_num_threads(cpu_threads)  # replicas share the CPUs: one thread each, no oversubscription
         self.editor = Editor.from_settings(settings)
         self.editor.preparer  # noqa: B018 - loaded now, not in the first user's edit
-        self.editor.pipeline  # noqa: B018
+        if not self.editor.missing_generation_parts():
+            try:
+                self.editor.pipeline  # noqa: B018
+            except WeightsIntegrityError as error:  # as in the local mode: each edit then says what is wrong
+                logger.warning("generation is unavailable: %s", error)
+        # Missing weights do not stop the replica either: the page still serves photos, masks and search, and
+        # each edit answers with the missing parts and the command that fetches them.
 
     def run(self, request: EditRequest):
         """Prepare (when the request has a photo), encode the garments, edit: an EditResult."""
