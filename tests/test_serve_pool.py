@@ -107,3 +107,22 @@ def test_a_prepared_person_from_a_worker_has_no_pose_map_and_still_edits(tiny_ed
     got = tiny_editor.run(request_of(slim, [], [], "red shirt", 3, FAST))
     expected = tiny_editor.edit(person, description="red shirt", seed=3, options=FAST)
     np.testing.assert_array_equal(np.asarray(got.images[0]), np.asarray(expected.images[0]))
+
+
+def test_a_worker_starts_without_generation_weights_and_each_edit_says_what_is_missing(tmp_path):
+    """As in the local mode: the replica comes up (the page keeps photo, mask and search) and an edit names the
+    missing parts with the command that fetches them, instead of Serve restarting the replica forever."""
+    from fashion_rag.config import app_from_env, runtime_from_env
+    from fashion_rag.errors import MissingWeightsError
+    from fashion_rag.serve.worker import EditWorker
+
+    runtime = runtime_from_env(environ={}, models="default", weights_dir=tmp_path / "weights", device="cpu")
+    settings = app_from_env(environ={}, runtime=runtime, index_dir=tmp_path / "index", output_dir=tmp_path / "out")
+    from fashion_rag.person.photo import load_photo
+
+    from .conftest import ASTRONAUT
+
+    worker = EditWorker(settings)
+    edit = EditRequest("upper_body", photo=load_photo(ASTRONAUT), description="red shirt", steps=1)
+    with pytest.raises(MissingWeightsError, match="python -m fashion_rag weights download"):
+        worker.run(edit)
