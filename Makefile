@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat $(REQS) 2>/dev/null | sha1sum | cut -c1-
 TINY := .cache/tiny-bundle
 PYTEST_FLAGS ?= -q -ra
 
-.PHONY: help install demo demo-tiny test test-slow test-browser screenshot lint format bench bench-gpu tiny weights clean mutate soak
+.PHONY: help install demo demo-tiny serve test test-slow test-browser screenshot lint format bench bench-gpu tiny weights clean mutate soak
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -32,6 +32,9 @@ demo: install  ## install, fetch weights where the Hub is reachable, build the e
 
 demo-tiny: install tiny  ## start the app offline with the tiny random-weight bundle (pictures are noise)
 	$(PY) app.py --models $(TINY) $(ARGS)
+
+serve: install  ## serve mode: the page over a Ray Serve pool of edit workers, one per GPU (docs/DEPLOYMENT.md)
+	$(PY) app.py --serve $(ARGS)
 
 tiny: install  ## build the tiny bundle into .cache/tiny-bundle
 	@test -f $(TINY)/bundle.json || $(PY) -m fashion_rag weights make-tiny $(TINY)

@@ -1,6 +1,7 @@
 """The Fashion-RAG studio web app: the entry point a Space runs. The page is `fashion_rag/studio/`.
 
     python app.py [--models SRC] [--catalog DIR] [--host H] [--port P] [--share]
+    python app.py --serve [--replicas N] [--ray-address ADDR]   # the edit on a Ray Serve worker pool
 
 Reads flags, launches the studio page, then loads the models once in a background thread: the page answers
 within seconds and its status line shows the load's progress (Generate is enabled when it is done). Nothing
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=AppSettings.port)
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
     parser.add_argument("--max-upload-mb", type=int, default=AppSettings.max_upload_mb)
+    serve = parser.add_argument_group("serve mode (docs/DEPLOYMENT.md)")
+    serve.add_argument("--serve", action="store_true", help="run the edit on a Ray Serve pool, one GPU per worker")
+    serve.add_argument("--replicas", type=int, default=None, help="a fixed pool of N workers (default: autoscale "
+                       "from 1 to one per GPU of the cluster)")  # fmt: skip
+    serve.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start one here)")
     return parser
 
 
@@ -90,6 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("fashion_rag").setLevel(logging.INFO)
     quiet_libraries()
     settings = settings_from_args(args)
+    if args.serve or args.replicas is not None or args.ray_address:
+        serve_main(parser_error=build_parser().error, args=args, settings=settings)
+        return
     demo, editor = launch(settings)
     print(f"page up in {time.perf_counter() - started:.1f} s; loading the models in the background", flush=True)
     editor.load_in_background(before=fetch_weights if settings.on_space else None)
@@ -118,6 +127,17 @@ def launch(settings: AppSettings, prevent_thread_lock: bool = True):
         allowed_paths=[str(EXAMPLES_DIR), str(settings.catalog_dir), str(settings.output_dir)],
     )  # fmt: skip
     return demo, editor
+
+
+def serve_main(parser_error, args: argparse.Namespace, settings: AppSettings) -> None:
+    """--serve: the page as the ingress of a Ray Serve application (imported here: the local mode needs no Ray)."""
+    if not args.serve:
+        parser_error("--replicas and --ray-address belong to serve mode: add --serve")
+    if args.replicas is not None and args.replicas < 1:
+        parser_error(f"--replicas {args.replicas}: give 1 or more workers")
+    from fashion_rag.serve.app import start_serving
+
+    start_serving(settings, args.replicas, args.ray_address)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from fashion_rag.errors import (
     WeightsIntegrityError,
 )
 
-COMMAND_MODULES = ("weights", "index", "search", "evaluate", "prepare", "edit", "doctor")
+COMMAND_MODULES = ("weights", "index", "search", "evaluate", "prepare", "edit", "batch", "doctor")
 USER_ERRORS = (
     InputError,
     MissingWeightsError,

@@ -415,6 +415,12 @@ class Editor:
         recipe = self.recipe(person, garment_ids, len(garment_images), description, seed, options)
         return EditResult(images, raw_frames, seed, {k: round(v, 4) for k, v in timings.items()}, recipe)
 
+    def run(self, request, progress=None) -> EditResult:
+        """One EditRequest (fashion_rag/request.py): prepare its photo when it has no prepared person, then edit."""
+        from fashion_rag.request import run_request
+
+        return run_request(self, request, progress)
+
     # ----------------------------------------------------------------------------------------------
     # Files: what the app and the API hand out
 

@@ -36,7 +36,7 @@ def test_page_builds_with_every_control(tiny_editor):
                 "category-suggestion", "paste-back", "num-images", "status"}  # fmt: skip
     assert expected <= ids
     names = {dep.api_name for dep in demo.fns.values() if dep.api_visibility == "public"}
-    assert names == {"prepare", "search", "edit"}
+    assert names == {"prepare", "search", "edit", "batch"}
     # The API is declared with gr.api from typed functions (no hidden components): its parameters are the
     # functions' own, in the order README's client example passes them.
     info = demo.get_api_info()["named_endpoints"]

@@ -31,7 +31,13 @@ def blocks(language: str) -> list[str]:
 
 
 def test_the_readme_has_the_blocks_this_test_runs():
-    assert [lang for lang, _ in BLOCKS] == ["bash", "bash", "python", "python"]  # a new block needs a runner here
+    assert [lang for lang, _ in BLOCKS] == [
+        "bash",
+        "bash",
+        "bash",
+        "python",
+        "python",
+    ]  # a new block needs a runner here
 
 
 def run_python(code: str, tmp_path, tiny_settings, **extra_env) -> subprocess.CompletedProcess:
@@ -74,7 +80,7 @@ def test_cli_synopsis_lists_only_commands_and_flags_that_exist():
 
     synopsis = next(code for code in blocks("bash") if "python -m fashion_rag" in code)
     commands = re.findall(r"^python -m fashion_rag (\w[\w-]*)(.*?)(?=^python|\Z)", synopsis, flags=re.S | re.M)
-    assert [name for name, _ in commands] == ["weights", "index", "search", "evaluate", "prepare", "edit"]
+    assert [name for name, _ in commands] == ["weights", "index", "search", "evaluate", "prepare", "edit", "batch"]
     parsers = subcommands(build_parser())
     for name, text in commands:
         parser = parsers[name]
@@ -91,7 +97,7 @@ def test_cli_synopsis_lists_only_commands_and_flags_that_exist():
     assert set(re.findall(r"--[a-z-]+", app_line)) <= app_flags
 
 
-@pytest.mark.parametrize("target", re.findall(r"^make (\S+)", blocks("bash")[0], flags=re.M))
+@pytest.mark.parametrize("target", [t for code in blocks("bash") for t in re.findall(r"^make (\S+)", code, flags=re.M)])
 def test_make_targets_of_the_readme_exist(target):
     done = subprocess.run(["make", "-n", target], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

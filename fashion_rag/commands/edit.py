@@ -11,7 +11,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from fashion_rag.cli import add_models_flags, print_json
@@ -55,27 +54,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def apply_recipe(args: argparse.Namespace) -> None:
-    """Fill garments, seed and options from a recipe file (explicit flags still win for the person/mask)."""
+    """Fill garments, seed and options from a recipe file: an EditRequest's dict without pixels (the person
+    and any uploaded garments come from the flags)."""
+    from fashion_rag.person.photo import load_photo
+    from fashion_rag.request import EditRequest
+
     recipe = json.loads(args.recipe.read_text())
-    if recipe.get("uploaded_garments"):
-        raise InputError("this recipe used uploaded garment images: pass them again with --garment")
-    args.garment_id = list(recipe.get("garment_ids", []))
-    args.category = recipe.get("category", args.category)
-    args.seed = recipe.get("seed", args.seed)
-    args.steps = recipe.get("steps", args.steps)
-    args.guidance = recipe.get("guidance", args.guidance)
-    args.scheduler = recipe.get("scheduler", args.scheduler)
-    args.num_images = recipe.get("num_images", args.num_images)
-    args.no_paste_back = not recipe.get("paste_back", True)
-    args.text = recipe.get("description", args.text)
+    garments = tuple(load_photo(path) for path in args.garment)
+    request = EditRequest.from_dict(recipe, photo=load_photo(args.person), garment_images=garments)
+    args.garment_id = list(request.garment_ids)
+    args.category = request.category
+    args.seed, args.steps, args.guidance = request.seed, request.steps, request.guidance
+    args.scheduler, args.num_images, args.no_paste_back = request.scheduler, request.num_images, not request.paste_back
+    args.text = request.description
     args.text_only = recipe.get("prompt") == "text-only"  # replayed as made, not re-searched
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
     from tqdm import tqdm
 
     from fashion_rag.editor import Editor
     from fashion_rag.person.photo import load_photo
+    from fashion_rag.request import EditRequest
 
     if args.recipe is not None:
         apply_recipe(args)
@@ -87,12 +88,6 @@ def run(args: argparse.Namespace) -> int:
     editor = Editor.from_settings(settings)
     timings: dict[str, float] = {}
 
-    started = time.perf_counter()
-    person = editor.prepare(load_photo(args.person), args.category, mask_variant=args.mask_variant)
-    if args.mask is not None:
-        person = editor.with_user_mask(person, load_photo(args.mask, name=str(args.mask)))
-    timings["prepare_s"] = round(time.perf_counter() - started, 4)
-
     garment_ids = list(args.garment_id)
     hits = []
     check_text_only(args)
@@ -102,10 +97,13 @@ def run(args: argparse.Namespace) -> int:
         hits = editor.search(args.text, args.category, k=max(ranks))
         garment_ids = [hits[rank - 1].id for rank in ranks]
         timings["search_s"] = round(time.perf_counter() - started, 4)
-    garment_images = [load_photo(path) for path in args.garment]
-
-    options = replace(
-        GenerationSettings(), steps=args.steps, guidance=args.guidance, scheduler=args.scheduler,
+    mask = None
+    if args.mask is not None:  # the brightest channel, as the app's mask upload reads it
+        mask = np.asarray(load_photo(args.mask, name=str(args.mask))).max(axis=2) > 127
+    request = EditRequest(
+        args.category, photo=load_photo(args.person), mask=mask, mask_variant=args.mask_variant,
+        garment_ids=tuple(garment_ids), garment_images=tuple(load_photo(path) for path in args.garment),
+        description=args.text, seed=args.seed, steps=args.steps, guidance=args.guidance, scheduler=args.scheduler,
         num_images=args.num_images, paste_back=not args.no_paste_back,
     )  # fmt: skip
     bars: list[tqdm] = []  # opened at the first step: an edit refused before it prints its one error line only
@@ -116,10 +114,7 @@ def run(args: argparse.Namespace) -> int:
         bars[0].update(done - bars[0].n)
 
     try:
-        result = editor.edit(
-            person, garment_ids=garment_ids, garment_images=garment_images, description=args.text, seed=args.seed,
-            options=options, progress=track,
-        )  # fmt: skip
+        result = editor.run(request, progress=track)
     finally:
         for bar in bars:
             bar.close()
@@ -142,8 +137,8 @@ def run(args: argparse.Namespace) -> int:
                 "garment_ids": garment_ids,
                 "prompt": result.recipe["prompt"],
                 "search": [{"id": hit.id, "score": hit.score, "chunk": hit.chunk} for hit in hits],
-                "mask_source": person.mask_source,
-                "notes": list(person.notes),
+                "mask_source": result.recipe["mask_source"],
+                "notes": list(result.notes),
                 "timings": timings,
             }
         )

@@ -9,6 +9,7 @@ entry. Entries live in memory and, when a folder is given, as safetensors files 
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from pathlib import Path
 
@@ -75,6 +76,6 @@ class GarmentTokenCache:
             path = self._path(key)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".partial")
+                tmp = path.with_suffix(f".{os.getpid()}.partial")  # per process: serve replicas share the folder
                 save_file({"tokens": tokens}, str(tmp))
                 tmp.replace(path)

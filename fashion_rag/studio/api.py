@@ -143,6 +143,9 @@ def register(editor) -> None:
     for endpoint, name, lane in ((prepare_endpoint, "prepare", "prepare"), (search_endpoint, "search", "search"),
                                  (edit_endpoint, "edit", "gpu")):  # fmt: skip
         gr.api(endpoint, api_name=name, concurrency_id=lane, concurrency_limit=LANE_LIMITS[lane])
+    from fashion_rag.studio.batch import register_batch  # many edits in one call (issue 22)
+
+    register_batch(editor)
 
 
 def session_of(request: gr.Request | None) -> str | None:
