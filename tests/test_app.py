@@ -187,6 +187,7 @@ def test_start_up_index_check_reuses_an_up_to_date_index_and_rebuilds_a_foreign_
     assert read_manifest(index_dir)["encoder"]["identity"] == built_with
     other = editor_for(make_tiny_bundle(tmp_path / "other-bundle", seed=1))
     rebuilt = other.ensure_index()
-    assert len(rebuilt.embedded) == 99 and rebuilt.previous.startswith("rebuilt: it was built with another encoder")
+    assert len(rebuilt.embedded) == 99 and rebuilt.previous == "rebuilt"
+    assert rebuilt.rebuilt_because.startswith("it was built with another encoder")
     assert read_manifest(index_dir)["encoder"]["identity"] != built_with
     assert other.searcher.mode == "hybrid"

@@ -6,7 +6,7 @@ the Hub layout (`open_clip_config.json` + `open_clip_pytorch_model.safetensors` 
 L2-normalised, so an inner product is a cosine similarity.
 
 `identity` names the model and the exact weights (sha256 of the weights file and of the config): an index
-records it, and an index built by another encoder is refused (index.py).
+records it, and an index built by another encoder is refused (index/loaded.py).
 """
 
 from __future__ import annotations
