@@ -239,3 +239,39 @@ def test_a_transfer_given_up_by_xet_reads_as_a_cut_transfer():
         "connection reset by peer); the files already complete are kept: run `python -m fashion_rag weights download "
         "fashion-rag` again to resume"
     )
+
+
+def test_one_explainer_words_each_failure_for_a_part_and_for_a_dataset():
+    """explain_hub_error classifies an error once (failure_kind) and words it for what was asked: a model
+    part names its environment variable and the download command, a dataset names --revision and --dataset."""
+    import httpx2
+    from huggingface_hub.errors import XetDownloadError
+
+    from fashion_rag.weights import explain_hub_error, failure_kind
+
+    part = REGISTRY["fashion-rag"]
+    cut, offline = XetDownloadError("reset"), httpx2.ConnectError("refused")
+    assert failure_kind(cut) == "cut" and failure_kind(offline) == "unreachable"
+    assert failure_kind(ValueError("odd")) == "other"
+    assert explain_hub_error(cut, "shop/garments", revision="main") == (
+        "download of dataset shop/garments@main was cut off (XetDownloadError); run the same command again to resume"
+    )
+    assert "pass their folder to --dataset instead" in explain_hub_error(offline, "shop/garments", revision="main")
+    assert "still missing: fashion-rag" in explain_hub_error(offline, part)
+    assert explain_hub_error(ValueError("odd"), "shop/garments", revision="v1") == (
+        "the Hub could not give dataset shop/garments@v1: ValueError: odd"
+    )
+    assert explain_hub_error(ValueError("odd"), part) == (
+        f"the Hub could not give {part.repo_id} (part fashion-rag): ValueError: odd"
+    )
+
+
+def test_checkpoint_names_come_from_sources_json():
+    from fashion_rag.weights import ADAPTER_CHECKPOINT, RETRIEVAL_WEIGHTS, UNET_CHECKPOINT, load_sources_file
+
+    facts = load_sources_file()["parts"]
+    assert UNET_CHECKPOINT == facts["fashion-rag"]["files_read"]["unet"][0] == "unet_120000.pth"
+    assert facts["fashion-rag"]["files_read"]["inversion_adapter"][0] == ADAPTER_CHECKPOINT
+    assert RETRIEVAL_WEIGHTS == ("open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin")
+    with pytest.raises(KeyError, match="part fashion-rag has no file 'vae': it has unet, inversion_adapter"):
+        REGISTRY["fashion-rag"].file("vae")

@@ -29,6 +29,7 @@ import numpy as np
 
 from fashion_rag.cli import add_models_flags, print_json
 from fashion_rag.config import REPO_ROOT, runtime_from_env
+from fashion_rag.weights import ADAPTER_CHECKPOINT, UNET_CHECKPOINT
 
 EXAMPLE_PERSON = REPO_ROOT / "examples" / "people" / "astronaut.png"
 LIBRARIES = ("torch", "diffusers", "transformers", "open_clip_torch", "gradio", "huggingface_hub", "safetensors")
@@ -261,9 +262,9 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
 
     if not skip("fashion-rag") and "sd2_dir" in loaded:
         unet = _attempt(
-            report, "load", "fashion-rag/unet_120000.pth", fix_for("fashion-rag"),
+            report, "load", f"fashion-rag/{UNET_CHECKPOINT}", fix_for("fashion-rag"),
             lambda: loading.load_fashion_unet(
-                loaded["sd2_dir"], sources.require("fashion-rag"), device, dtype, hashed("unet_120000.pth")
+                loaded["sd2_dir"], sources.require("fashion-rag"), device, dtype, hashed(UNET_CHECKPOINT)
             ),
         )  # fmt: skip
         if unet is not None:
@@ -275,7 +276,7 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
             else:
                 ok, want = True, "the bundle's own UNet config"
             report.add(
-                "load", "fashion-rag/unet_120000.pth", ok,
+                "load", f"fashion-rag/{UNET_CHECKPOINT}", ok,
                 f"strict load: {tensors} tensors, {parameters:,} parameters, conv_in {unet.config.in_channels} "
                 f"channels ({want})",
                 fix_for("fashion-rag"),
@@ -284,13 +285,13 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
                 loaded["unet"] = unet
         if "garment_encoder" in loaded:
             adapter = _attempt(
-                report, "load", "fashion-rag/inversion_adapter_120000.pth", fix_for("fashion-rag"),
+                report, "load", f"fashion-rag/{ADAPTER_CHECKPOINT}", fix_for("fashion-rag"),
                 lambda: loading.load_adapter(sources.require("fashion-rag"), loaded["garment_encoder"].config,
-                                             device, dtype, hashed("inversion_adapter_120000.pth")),
+                                             device, dtype, hashed(ADAPTER_CHECKPOINT)),
             )  # fmt: skip
             if adapter is not None:
                 report.add(
-                    "load", "fashion-rag/inversion_adapter_120000.pth", True,
+                    "load", f"fashion-rag/{ADAPTER_CHECKPOINT}", True,
                     f"strict load: {len(adapter.state_dict())} tensors, {adapter.token_dim}-wide garment tokens",
                 )  # fmt: skip
                 loaded["adapter"] = adapter
