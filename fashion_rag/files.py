@@ -2,7 +2,7 @@
 project writes, recognises and hashes files the same way.
 
     atomic_write(path, data)   the whole new content or the old one, never half (temporary file + rename)
-    fingerprint(path)          (size, mtime_ns): a file with the same fingerprint is taken as unchanged
+    fingerprint(path | stat)   (size, mtime_ns): a file with the same fingerprint is taken as unchanged
     sha256_file(path)          hex sha256 of the bytes (hashlib.file_digest)
 """
 
@@ -30,9 +30,10 @@ def atomic_write(path: Path | str, data: bytes | str) -> None:
         partial.unlink(missing_ok=True)
 
 
-def fingerprint(path: Path | str) -> Fingerprint:
-    """(size, mtime_ns) of a file: what is recorded to recognise it unchanged without reading it."""
-    stat = os.stat(path)
+def fingerprint(path: Path | str | os.stat_result) -> Fingerprint:
+    """(size, mtime_ns) of a file, or of its stat already taken (os.scandir gives them for a whole
+    folder): what is recorded to recognise it unchanged without reading it."""
+    stat = path if isinstance(path, os.stat_result) else os.stat(path)
     return stat.st_size, stat.st_mtime_ns
 
 
