@@ -36,8 +36,6 @@ class GenerationSettings:
     num_images: int = 1  # images per edit, 1 to 4, sampled in one UNet batch
     paste_back: bool = True  # paste the original pixels back outside a feathered mask
     feather_px: int = 8  # width of the blend band at the mask edge, in frame pixels
-    height: int = 512  # frame height the model was trained at
-    width: int = 384  # frame width the model was trained at
 
 
 @dataclass(frozen=True)

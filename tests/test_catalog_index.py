@@ -20,7 +20,6 @@ from fashion_rag.catalog.index import (
     VECTORS_NAME,
     FileRows,
     RerankedIndex,
-    brute_force_search,
     build_faiss_index,
     build_index,
     choose_kind,
@@ -32,6 +31,7 @@ from fashion_rag.catalog.index import (
 from fashion_rag.config import REPO_ROOT
 from fashion_rag.errors import CatalogIndexError, InputError
 
+from .brute_force import brute_force_search
 from .conftest import small_catalog as copy_of_examples
 
 EXAMPLE = REPO_ROOT / "examples" / "catalog"

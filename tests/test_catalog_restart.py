@@ -18,12 +18,13 @@ import fashion_rag.catalog.index.graphs as graphs_module
 import fashion_rag.catalog.index.loaded as loaded_module
 from fashion_rag.catalog.catalog import load_catalog
 from fashion_rag.catalog.encoder import RetrievalEncoder
-from fashion_rag.catalog.index import brute_force_search, build_index, load_index, read_manifest, update_index
+from fashion_rag.catalog.index import build_index, load_index, read_manifest, update_index
 from fashion_rag.catalog.index.loaded import known_files
 from fashion_rag.config import REPO_ROOT
 from fashion_rag.errors import CatalogIndexError
 from fashion_rag.files import fingerprint, sha256_file
 
+from .brute_force import brute_force_search
 from .conftest import small_catalog as copy_of_examples
 
 EXAMPLE = REPO_ROOT / "examples" / "catalog"

@@ -30,7 +30,6 @@ from fashion_rag.catalog.search import MODES, CatalogSearch
 from fashion_rag.errors import InputError, check_category
 
 DEFAULT_KS = (1, 5, 10)
-PROTOCOLS = ("product", "paper")
 PAPER_CHUNKS = (1, 3)  # the paper's two query forms
 
 

@@ -88,9 +88,7 @@ class FashionRAGPipeline(DiffusionPipeline):
         """Load every component from a weights.ModelSources onto `device` (fp16 on GPU, fp32 on CPU)."""
         device = pick_device(device) if isinstance(device, str) else device
         dtype = dtype or default_dtype(device)
-        pipeline = cls.from_components(load_generation_components(sources, device, dtype))
-        pipeline.sd2_dir = sources.require("sd2-inpainting")
-        return pipeline
+        return cls.from_components(load_generation_components(sources, device, dtype))
 
     # ----------------------------------------------------------------------------------------------
     # Options

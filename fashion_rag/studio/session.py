@@ -8,7 +8,7 @@ it; it never travels back to the browser (the comparison shows display-size copi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -92,7 +92,3 @@ def add_to_history(history: list[HistoryEntry], entry: HistoryEntry) -> list[His
 
 def next_number(history: list[HistoryEntry]) -> int:
     return (history[0].number + 1) if history else 1
-
-
-def with_settings(entry: HistoryEntry, **changes) -> HistoryEntry:
-    return replace(entry, settings=replace(entry.settings, **changes))

@@ -58,7 +58,6 @@ from fashion_rag.catalog.index.tiers import (
     FileRows,
     RerankedIndex,
     UpdatedGraph,
-    brute_force_search,
     build_faiss_index,
     choose_kind,
     normalise_rows,
@@ -68,7 +67,7 @@ from fashion_rag.catalog.index.tiers import (
 __all__ = [
     "DEAD_NODE_LIMIT", "FORMAT", "HNSW_EF_SEARCH", "HNSW_THRESHOLD", "IVFPQ_THRESHOLD", "IVF_PROBES", "KINDS",
     "LEXICAL_FOLDER", "MANIFEST_NAME", "VECTORS_NAME", "BuildReport", "CatalogIndex", "FileRows", "IndexRefused",
-    "IndexedItem", "Manifest", "Previous", "RerankedIndex", "UpdatedGraph", "brute_force_search",
+    "IndexedItem", "Manifest", "Previous", "RerankedIndex", "UpdatedGraph",
     "build_faiss_index", "build_index", "check_files", "choose_kind", "known_files", "load_index", "load_items",
     "missing_files", "normalise_rows", "read_manifest", "search_index", "unchanged_index", "update_index",
 ]  # fmt: skip
