@@ -133,3 +133,31 @@ def test_a_malformed_manifest_is_refused_naming_the_field(v1_index: Path, edit, 
     with pytest.raises(IndexRefused, match=message) as refused:
         read_manifest(v1_index)
     assert "rebuild it with `python -m fashion_rag index build" in str(refused.value)
+
+
+def test_a_start_reads_the_manifest_once(tmp_path: Path, tiny_sources, monkeypatch):
+    """update_index parses manifest.json once and passes the Manifest down (unchanged check, catalog
+    record, previous index, load); the issue found up to six parses per start."""
+    import fashion_rag.catalog.index.build as build_module
+    import fashion_rag.catalog.index.loaded as loaded_module
+    import fashion_rag.catalog.index.manifest as manifest_module
+    import fashion_rag.catalog.index.update as update_module
+
+    encoder = RetrievalEncoder.from_sources(tiny_sources, device="cpu")
+    catalog = small_catalog(tmp_path / "catalog", 2)
+    update_index(catalog, encoder, tmp_path / "index", hnsw_threshold=1)
+    parses: list[Path] = []
+    original = manifest_module.read_manifest
+
+    def counted(directory):
+        parses.append(Path(directory))
+        return original(directory)
+
+    for module in (build_module, loaded_module, manifest_module, update_module):
+        monkeypatch.setattr(module, "read_manifest", counted)
+    assert update_index(catalog, encoder, tmp_path / "index", hnsw_threshold=1).previous is Previous.UNCHANGED
+    assert len(parses) == 1
+    shutil.copyfile(catalog / "dresses" / "dress-001.png", catalog / "dresses" / "dress-002.png")  # one changed
+    parses.clear()
+    report = update_index(catalog, encoder, tmp_path / "index", hnsw_threshold=1)
+    assert report.previous is Previous.UPDATED and report.changed == ("dress-002",) and len(parses) == 1

@@ -16,6 +16,7 @@ import fashion_rag.catalog.catalog as catalog_module
 import fashion_rag.catalog.index.build as build_module
 import fashion_rag.catalog.index.graphs as graphs_module
 import fashion_rag.catalog.index.loaded as loaded_module
+import fashion_rag.catalog.index.update as update_module
 from fashion_rag.catalog.catalog import load_catalog
 from fashion_rag.catalog.encoder import RetrievalEncoder
 from fashion_rag.catalog.index import build_index, load_index, read_manifest, update_index
@@ -298,6 +299,7 @@ def test_startup_check_and_search_share_one_loaded_index(tiny_settings, tmp_path
     Editor.from_settings(settings).ensure_index()  # the first start builds the index
     loads = Counter(build_module.load_index)
     monkeypatch.setattr(build_module, "load_index", loads)
+    monkeypatch.setattr(update_module, "load_index", loads)
     import fashion_rag.catalog.search as search_module
 
     monkeypatch.setattr(search_module, "load_index", loads)
@@ -321,8 +323,8 @@ def test_a_restart_recognises_the_unchanged_folder_without_reading_a_catalog_fil
     before = snapshot(index_dir)
 
     with monkeypatch.context() as m:  # nothing of the catalog is read: no metadata, no image, no hash
-        m.setattr(build_module, "load_catalog", lambda *a, **k: pytest.fail("the catalog was loaded"))
-        m.setattr(build_module, "known_files", lambda *a, **k: pytest.fail("the catalog was compared"))
+        m.setattr(update_module, "load_catalog", lambda *a, **k: pytest.fail("the catalog was loaded"))
+        m.setattr(update_module, "known_files", lambda *a, **k: pytest.fail("the catalog was compared"))
         m.setattr(catalog_module, "sha256_file", lambda *a: pytest.fail("a file was hashed"))
         again = update_index(root, encoder, index_dir, hnsw_threshold=3)
     assert again.previous == "unchanged" and again.written == () and again.embedded == ()
@@ -356,5 +358,5 @@ def test_a_restart_recognises_the_unchanged_folder_without_reading_a_catalog_fil
     after = snapshot(index_dir)
     assert {n for n in after if after[n] != items[n]} == {"manifest.json"}
     with monkeypatch.context() as m:
-        m.setattr(build_module, "load_catalog", lambda *a, **k: pytest.fail("the catalog was loaded"))
+        m.setattr(update_module, "load_catalog", lambda *a, **k: pytest.fail("the catalog was loaded"))
         assert update_index(root, encoder, index_dir, hnsw_threshold=3).previous == "unchanged"

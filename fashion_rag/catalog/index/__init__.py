@@ -17,7 +17,8 @@ Smaller categories use an exact IndexFlatIP, built from vectors.npy on load in m
 
 The modules, in the order a build runs through them:
 
-    build.py     update_index (what `index build` and the studio's start-up run), build_index
+    update.py    update_index: what `index build` and the studio's start-up run (start here)
+    build.py     build_index: the numbered steps of a build from a loaded catalog
     manifest.py  the typed manifest (pydantic): read once per start, format /2 written, /1 upgraded
     tiers.py     the faiss tiers: flat, HNSW (and a graph updated in place), IVF-PQ re-ranked from disk
     graphs.py    one category's faiss file in a new index: linked, updated in place, or built
@@ -28,7 +29,7 @@ The modules, in the order a build runs through them:
 The names importers use are re-exported here.
 """
 
-from fashion_rag.catalog.index.build import build_index, unchanged_index, update_index
+from fashion_rag.catalog.index.build import build_index
 from fashion_rag.catalog.index.loaded import (
     CatalogIndex,
     IndexedItem,
@@ -63,6 +64,7 @@ from fashion_rag.catalog.index.tiers import (
     normalise_rows,
     search_index,
 )
+from fashion_rag.catalog.index.update import unchanged_index, update_index
 
 __all__ = [
     "DEAD_NODE_LIMIT", "FORMAT", "HNSW_EF_SEARCH", "HNSW_THRESHOLD", "IVFPQ_THRESHOLD", "IVF_PROBES", "KINDS",

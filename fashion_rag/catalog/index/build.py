@@ -1,11 +1,9 @@
-"""Building and updating an index, at a cost that follows the change.
+"""Building an index from a loaded catalog (update.py decides when that is needed), in numbered steps.
 
-`update_index` is what `index build` and the studio's start-up run; `build_index` does the work once the
-catalog is loaded. A catalog file whose size and mtime are what the manifest records is not hashed again;
-an unchanged catalog writes no file; a category whose items did not change keeps its faiss file
-(hard-linked into the new folder); an HNSW graph whose category changed a little is updated in place
-(graphs.py); only images whose content (sha256) is not in the previous index are embedded. The new index
-is written to a staged folder and swapped into place (staging.py).
+A category whose items did not change keeps its faiss file (hard-linked into the new folder); an HNSW
+graph whose category changed a little is updated in place (graphs.py); only images whose content
+(sha256) is not in the previous index are embedded. The new index is written to a staged folder and
+swapped into place (staging.py).
 """
 
 from __future__ import annotations
@@ -21,15 +19,11 @@ from fashion_rag.catalog.catalog import (
     Catalog,
     CatalogItem,
     CatalogProblem,
-    catalog_state,
-    load_catalog,
-    metadata_stat,
-    with_replaced_images,
 )
 from fashion_rag.catalog.embedding import CHECKPOINT_EVERY, Checkpoint, ProgressCallback, embed_images
 from fashion_rag.catalog.encoder import RetrievalEncoder
 from fashion_rag.catalog.index.graphs import PreviousCategory, category_entry, write_category_file
-from fashion_rag.catalog.index.loaded import CatalogIndex, items_of, known_files, load_index
+from fashion_rag.catalog.index.loaded import CatalogIndex, items_of, load_index
 from fashion_rag.catalog.index.manifest import (
     LEXICAL_FOLDER,
     MANIFEST_NAME,
@@ -47,91 +41,10 @@ from fashion_rag.catalog.index.report import BuildReport, Previous
 from fashion_rag.catalog.index.staging import link_or_copy, link_tree, staged_folder
 from fashion_rag.catalog.index.tiers import HNSW_THRESHOLD, IVFPQ_THRESHOLD, choose_kind
 from fashion_rag.config import CATEGORIES
-from fashion_rag.errors import CatalogIndexError, InputError
+from fashion_rag.errors import InputError
 from fashion_rag.files import fingerprint, sha256_file
 
 logger = logging.getLogger(__name__)
-
-
-def update_index(catalog_dir: Path | str, encoder: RetrievalEncoder, index_dir: Path | str, **build) -> BuildReport:
-    """Bring the index of the catalog folder up to date, at a cost that follows the change. `build` are
-    build_index's keyword arguments. What `index build` and the studio's start-up run."""
-    index_dir = Path(index_dir)
-    # 1. The catalog folder's state, taken before it is loaded: a file changed meanwhile is seen next start.
-    state, metadata_file = catalog_state(catalog_dir), metadata_stat(catalog_dir)
-    # 2. The manifest, parsed once for this start and passed to every step below.
-    manifest = manifest_or_none(index_dir)
-    # 3. An unchanged folder is recognised from its files' sizes and mtimes alone: loaded, nothing read.
-    thresholds = {k: build[k] for k in ("hnsw_threshold", "compressed_threshold") if k in build}
-    report = unchanged_index(index_dir, state, encoder.identity, manifest, **thresholds)
-    if report is not None:
-        return report
-    # 4. The catalog: taken from the manifest when only images were replaced, else loaded, hashing only the
-    #    files whose size or mtime changed.
-    catalog = only_replaced_images(catalog_dir, index_dir, manifest, metadata_file) or load_catalog(
-        catalog_dir, known=known_files(manifest)
-    )
-    # 5. The build, embedding only new images.
-    return build_index(
-        catalog, encoder, index_dir, catalog_state=state, metadata_file=metadata_file, manifest=manifest, **build
-    )
-
-
-def manifest_or_none(index_dir: Path) -> Manifest | None:
-    """The manifest of the index in `index_dir`; None when there is none or it cannot be read (the build
-    then says why the index is not reused)."""
-    try:
-        return read_manifest(index_dir)
-    except CatalogIndexError:
-        return None
-
-
-def unchanged_index(
-    index_dir: Path | str,
-    catalog_state: str,
-    encoder_identity: str,
-    manifest: Manifest | None,
-    *,
-    hnsw_threshold: int = HNSW_THRESHOLD,
-    compressed_threshold: int = IVFPQ_THRESHOLD,
-) -> BuildReport | None:
-    """The index in `index_dir`, loaded, when its `manifest` says it was built by this encoder from a
-    catalog folder in exactly `catalog_state` (same files, sizes and mtimes) with the index kinds these
-    thresholds choose; else None. A restart's check that reads no catalog file: no metadata parse, no
-    image opened, no hash."""
-    if manifest is None or manifest.catalog_state != catalog_state or manifest.encoder_identity != encoder_identity:
-        return None
-    counts = manifest.counts()
-    kinds = {c: choose_kind(n, hnsw_threshold, compressed_threshold) for c, n in counts.items()}
-    if any(manifest.categories[c].kind != kinds[c] for c in CATEGORIES if counts[c]):
-        return None
-    try:
-        index = load_index(index_dir, encoder_identity=encoder_identity, manifest=manifest)
-    except CatalogIndexError:
-        return None  # damaged: the full path says what is wrong and rebuilds
-    problems = tuple(CatalogProblem(*p) for p in manifest.catalog_problems(Path(index_dir)))
-    return BuildReport(
-        index_dir=Path(index_dir), counts=counts, kinds=kinds, embedded=(), reused=manifest.count, added=(),
-        changed=(), removed=(), problems=problems, previous=Previous.UNCHANGED, encoder=dict(manifest.encoder),
-        index=index,
-    )  # fmt: skip
-
-
-def only_replaced_images(
-    catalog_dir: Path | str, index_dir: Path, manifest: Manifest | None, metadata_file: list | None
-) -> Catalog | None:
-    """The catalog, from the manifest's record of it, when its metadata file is the one recorded, the index
-    recorded no problem, and only the contents of some images changed (catalog.with_replaced_images);
-    else None."""
-    if (
-        manifest is None
-        or manifest.catalog_state is None
-        or manifest.metadata_stat != (tuple(metadata_file) if metadata_file else None)
-        or manifest.problems
-        or manifest.catalog_root(index_dir) != Path(catalog_dir).expanduser().resolve()
-    ):
-        return None
-    return with_replaced_images(catalog_dir, manifest.items)
 
 
 def build_index(
@@ -177,9 +90,8 @@ def build_index(
     # 4. The vectors: the previous index's for known images, the checkpoint's, and new ones embedded.
     checkpoint = Checkpoint(index_dir, encoder.identity)
     problems = list(catalog.problems)
-    vectors = _vectors(
-        catalog, encoder, previous, checkpoint, problems, batch_size, workers, progress, checkpoint_every
-    )
+    embedding = _Embedding(batch_size or encoder.batch_size, workers, progress, checkpoint_every)
+    vectors = _vectors(catalog, encoder, previous, checkpoint, problems, embedding)
     kept = vectors.kept
     counts = {c: sum(item.category == c for item in kept) for c in CATEGORIES}
     kinds = {c: choose_kind(n, hnsw_threshold, compressed_threshold) for c, n in counts.items()}
@@ -193,24 +105,38 @@ def build_index(
     written = _write_index(index_dir, new_manifest, vectors.array, kept, kinds, previous)
     checkpoint.clear()
     # 6. What was done, with the new index loaded from the manifest just written.
+    index = load_index(index_dir, encoder_identity=encoder.identity, manifest=new_manifest)
+    return _report(index, encoder, previous, vectors, problems, kinds, written)
+
+
+def _report(
+    index: CatalogIndex,
+    encoder: RetrievalEncoder,
+    previous: _PreviousIndex,
+    vectors: _Vectors,
+    problems: list[CatalogProblem],
+    kinds: dict[str, str],
+    written: list[str],
+) -> BuildReport:
+    """The report of a build that wrote `index`: which items were embedded, added, changed or removed."""
+    kept = vectors.kept
     old_by_id = {item.id: item for item in previous.items}
-    new_ids = {item.id for item in kept}
     return BuildReport(
-        index_dir=index_dir,
-        counts=counts,
+        index_dir=index.directory,
+        counts=index.manifest.counts(),
         kinds=kinds,
         embedded=tuple(i.id for i in kept if i.sha256 in vectors.embedded),
         reused=sum(i.sha256 not in vectors.embedded for i in kept),
         added=tuple(i.id for i in kept if i.id not in old_by_id),
         changed=tuple(i.id for i in kept if i.id in old_by_id and old_by_id[i.id].sha256 != i.sha256),
-        removed=tuple(sorted(set(old_by_id) - new_ids)),
+        removed=tuple(sorted(set(old_by_id) - {item.id for item in kept})),
         problems=tuple(problems),
         previous=previous.state,
         rebuilt_because=previous.why_not,
         encoder=dict(encoder.info),
         resumed=vectors.resumed,
         written=tuple(written),
-        index=load_index(index_dir, encoder_identity=encoder.identity, manifest=new_manifest),
+        index=index,
     )
 
 
@@ -301,6 +227,16 @@ def _record_state(index_dir: Path, manifest: Manifest, catalog_state: str, metad
 
 
 @dataclass(frozen=True)
+class _Embedding:
+    """How new images are embedded (build_index's arguments of the same names)."""
+
+    batch_size: int
+    workers: int | None
+    progress: ProgressCallback | None
+    checkpoint_every: int
+
+
+@dataclass(frozen=True)
 class _Vectors:
     kept: list[CatalogItem]  # the catalog's items whose image could be embedded, in row order
     array: np.ndarray  # (len(kept), D) float32
@@ -314,10 +250,7 @@ def _vectors(
     previous: _PreviousIndex,
     checkpoint: Checkpoint,
     problems: list[CatalogProblem],
-    batch_size: int | None,
-    workers: int | None,
-    progress: ProgressCallback | None,
-    checkpoint_every: int,
+    embedding: _Embedding,
 ) -> _Vectors:
     """Each item's vector: from the previous index when its image (sha256) is there, from the checkpoint
     of an interrupted build, else embedded now. Images that cannot be decoded are added to `problems`."""
@@ -329,8 +262,9 @@ def _vectors(
             to_embed[item.sha256] = item.path
     resumed = sum(sha in resumed_vectors for sha in {i.sha256 for i in catalog} if sha not in reuse_rows)
     new_vectors, failed = embed_images(
-        list(to_embed.items()), encoder, batch_size=batch_size or encoder.batch_size, workers=workers,
-        progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every, problems=problems,
+        list(to_embed.items()), encoder, batch_size=embedding.batch_size, workers=embedding.workers,
+        progress=embedding.progress, checkpoint=checkpoint, checkpoint_every=embedding.checkpoint_every,
+        problems=problems,
     )  # fmt: skip
     new_vectors.update(resumed_vectors)
     kept = [item for item in catalog if item.sha256 not in failed]
