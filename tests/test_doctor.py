@@ -107,7 +107,7 @@ def test_random_weights_placed_as_the_real_ones_fail_the_published_checks(tiny_b
     assert status == 1
     files, load, semantic = (by_name(report, section) for section in ("files", "load", "semantic"))
     known = files["retrieval-encoder/open_clip_pytorch_model.safetensors"]
-    assert known["status"] == "FAIL" and "differs from SPEC.md (weights/sources.json)" in known["detail"]
+    assert known["status"] == "FAIL" and "differs from weights/sources.json" in known["detail"]
     assert "matches weights.lock.json" in files["fashion-rag/unet_120000.pth"]["detail"]
     assert load["sd2-inpainting"]["status"] == "FAIL" and "text encoder width 32" in load["sd2-inpainting"]["detail"]
     assert load["garment-encoder"]["status"] == "FAIL" and "hidden 32" in load["garment-encoder"]["detail"]

@@ -256,7 +256,7 @@ def test_file_that_differs_from_the_spec_known_hash_is_refused_before_downloadin
     line = one_error_line(run_download(hub, tmp_path, "retrieval-encoder"))
     assert line == (
         f"error: retrieval-encoder/open_clip_pytorch_model.safetensors: refused before downloading: the Hub lists "
-        f"sha256 {hashlib.sha256(weights).hexdigest()[:12]}… differs from weights/sources.json (SPEC.md) 7d129ed747e0…; "
+        f"sha256 {hashlib.sha256(weights).hexdigest()[:12]}… differs from weights/sources.json 7d129ed747e0…; "
         f"the repository no longer holds the file the project was checked with; check it, then update "
         f"weights/sources.json"
     )

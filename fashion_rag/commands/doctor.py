@@ -163,7 +163,7 @@ def check_files(report: Report, sources) -> dict:
                 expected.append((bundle_hashes[key], None, "bundle.json"))
             known = known_files(part.repo_id).get(relative, {}) if is_default_source(part) else {}
             if location.where != "bundle" and known.get("sha256"):
-                expected.append((known["sha256"], known.get("size"), "SPEC.md (weights/sources.json)"))
+                expected.append((known["sha256"], known.get("size"), "weights/sources.json"))
             bad = [where for sha, want_size, where in expected if sha != digest or (want_size and want_size != size)]
             matches = ", ".join(f"matches {where}" for _, _, where in expected) or "no recorded value to compare"
             fix = (
@@ -243,7 +243,7 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
                     "load", "sd2-inpainting", ok,
                     f"tokenizer {len(parts['tokenizer'])} ids, text encoder width {width}, VAE scaling {scaling}, "
                     f"DDIM {prediction} prediction",
-                    "SPEC.md expects width 1024, VAE scaling 0.18215 and epsilon prediction: " + fix_for("sd2-inpainting"),
+                    "the published parts have width 1024, VAE scaling 0.18215 and epsilon prediction: " + fix_for("sd2-inpainting"),
                 )  # fmt: skip
                 if ok:
                     loaded.update(parts)
@@ -272,7 +272,7 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
             parameters = sum(p.numel() for p in unet.parameters())
             if real:
                 ok = tensors == PUBLISHED_UNET_TENSORS and parameters == PUBLISHED_UNET_PARAMETERS
-                want = f"SPEC.md: {PUBLISHED_UNET_TENSORS} tensors, {PUBLISHED_UNET_PARAMETERS:,} parameters"
+                want = f"published: {PUBLISHED_UNET_TENSORS} tensors, {PUBLISHED_UNET_PARAMETERS:,} parameters"
             else:
                 ok, want = True, "the bundle's own UNet config"
             report.add(

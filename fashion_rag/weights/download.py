@@ -55,7 +55,7 @@ def expected_sha256(key: str, part: ModelPart, lock: dict[str, dict]) -> tuple[s
     if is_default_source(part):
         known = known_files(part.repo_id).get(key.partition("/")[2], {}).get("sha256")
         if known:
-            return known, "weights/sources.json (SPEC.md)"
+            return known, "weights/sources.json"
     return None
 
 
