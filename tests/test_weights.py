@@ -55,14 +55,14 @@ def test_registry_names_every_part_of_the_spec():
 
 
 # The facts of SPEC.md (Model sources), written out here independently of weights/sources.json.
-SPEC_SOURCES = {
+PUBLISHED_SOURCES = {
     "sd2-inpainting": ("sd2-community/stable-diffusion-2-inpainting", "5f74973cbb64c8568780732c17f43eb269d63a0d"),
     "fashion-rag": ("furio19/fashion-rag", None),
     "garment-encoder": ("laion/CLIP-ViT-H-14-laion2B-s32B-b79K", None),
     "retrieval-encoder": ("laion/CLIP-ViT-L-14-laion2B-s32B-b82K", "1627032197142fbe2a7cfec626f4ced3ae60d07a"),
     "clothes-parser": ("mattmdjaga/segformer_b2_clothes", None),
 }
-SPEC_SHA256 = {
+PUBLISHED_SHA256 = {
     ("sd2-inpainting", "text_encoder/model.safetensors"): "cce6febb0b6d876ee5eb24af35e27e764eb4f9b1d0b7c026c8c3333d4cfc916c",
     ("sd2-inpainting", "vae/diffusion_pytorch_model.safetensors"):
         "a1d993488569e928462932c8c38a0760b874d166399b14414135bd9c42df5815",
@@ -72,7 +72,7 @@ SPEC_SHA256 = {
 
 
 def test_registry_points_at_the_sources_of_the_spec():
-    for name, (repo_id, commit) in SPEC_SOURCES.items():
+    for name, (repo_id, commit) in PUBLISHED_SOURCES.items():
         part = REGISTRY[name]
         assert part.repo_id == repo_id
         assert part.revision == (commit or "main"), name  # pinned where SPEC.md knows a commit
@@ -93,7 +93,7 @@ def test_every_file_the_registry_reads_is_in_the_manifest_of_the_real_repository
         "open_clip_pytorch_model.safetensors",
         "open_clip_pytorch_model.bin",
     )
-    for (name, file_name), sha in SPEC_SHA256.items():
+    for (name, file_name), sha in PUBLISHED_SHA256.items():
         assert known_files(REGISTRY[name].repo_id)[file_name]["sha256"] == sha
     assert (
         known_files(REGISTRY["retrieval-encoder"].repo_id)["open_clip_pytorch_model.safetensors"]["size"]
