@@ -21,7 +21,7 @@ from fashion_rag.catalog.index import (
     read_manifest,
     update_index,
 )
-from fashion_rag.catalog.index.manifest import FORMAT_V1
+from fashion_rag.catalog.index.manifest import FORMAT_V1, manifest_text
 from fashion_rag.catalog.search import CatalogSearch
 
 from .conftest import small_catalog
@@ -125,9 +125,13 @@ def test_an_index_moved_with_its_catalog_still_finds_the_catalog(tmp_path: Path,
         (lambda m: m.pop("encoder"), "encoder"),
     ],
 )
-def test_a_malformed_manifest_is_refused_naming_the_field(v1_index: Path, edit, message: str):
+@pytest.mark.parametrize("written_as", [FORMAT_V1, FORMAT])
+def test_a_malformed_manifest_is_refused_naming_the_field(v1_index: Path, edit, message: str, written_as: str):
     path = v1_index / MANIFEST_NAME
+    if written_as == FORMAT:
+        path.write_text(manifest_text(read_manifest(v1_index)))
     manifest = json.loads(path.read_text())
+    assert manifest["format"] == written_as
     edit(manifest)
     path.write_text(json.dumps(manifest))
     with pytest.raises(IndexRefused, match=message) as refused:
