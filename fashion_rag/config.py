@@ -28,7 +28,7 @@ ENV_SPACE_ID = "SPACE_ID"  # set by Hugging Face Spaces
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """How one edit is sampled. Defaults are the published recipe (SPEC.md, Sampler)."""
+    """How one edit is sampled. Defaults are the published recipe (docs/recipe.md, sampler rules 1-2)."""
 
     steps: int = 50  # DDIM steps of the published configuration
     guidance: float = 7.5  # classifier-free guidance scale of the published configuration
@@ -42,12 +42,12 @@ class GenerationSettings:
 class RuntimeSettings:
     """Where models come from and where they run."""
 
-    models: str = "default"  # "default" (real sources of SPEC.md) or the path of a model bundle
+    models: str = "default"  # "default" (the published sources: docs/recipe.md) or the path of a model bundle
     weights_dir: Path = REPO_ROOT / "weights"  # where `weights download` puts files
     device: str = "auto"  # "auto" picks cuda, then mps, then cpu
     compile_unet: bool = False  # torch.compile the UNet (GPU; warm-up cost on the first edit)
     low_vram: bool = False  # model CPU offload and VAE slicing for small GPUs
-    # Part name -> "org/repo[@revision]" replacing a default source of SPEC.md, e.g. a fashion-tuned
+    # Part name -> "org/repo[@revision]" replacing a default source (docs/recipe.md sources), e.g. a fashion-tuned
     # retrieval encoder. From FASHION_RAG_REPO_<PART> (part name upper-cased, "-" as "_").
     repo_overrides: dict[str, str] = field(default_factory=dict)
 

@@ -118,7 +118,7 @@ def _write_sd2_part(root: Path, seed: int) -> None:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    # The real scheduler config, byte for byte: the pipeline builds DDIM from it (SPEC, Sampler).
+    # The real scheduler config, byte for byte: the pipeline builds DDIM from it (docs/recipe.md, sampler rule 1).
     (root / "scheduler").mkdir(parents=True)
     shutil.copyfile(
         REAL_CONFIGS / "sd2-inpainting/scheduler/scheduler_config.json", root / "scheduler/scheduler_config.json"

@@ -250,7 +250,7 @@ def test_small_file_that_changed_is_moved_aside_after_download(hub, tmp_path):
 
 def test_file_that_differs_from_the_spec_known_hash_is_refused_before_downloading(hub, tmp_path):
     part = REGISTRY["retrieval-encoder"]
-    weights = np.random.default_rng(3).bytes(5000)  # not the ViT-L-14 file SPEC.md names
+    weights = np.random.default_rng(3).bytes(5000)  # not the ViT-L-14 file docs/recipe.md names
     files = {"open_clip_config.json": b"{}", "open_clip_pytorch_model.safetensors": weights}
     hub.repos[part.repo_id] = FakeRepo(files=files, commit=part.revision)
     line = one_error_line(run_download(hub, tmp_path, "retrieval-encoder"))

@@ -54,7 +54,7 @@ def test_registry_names_every_part_of_the_spec():
     )
 
 
-# The facts of SPEC.md (Model sources), written out here independently of weights/sources.json.
+# The published facts (docs/recipe.md, sources rule 1), written out here independently of weights/sources.json.
 PUBLISHED_SOURCES = {
     "sd2-inpainting": ("sd2-community/stable-diffusion-2-inpainting", "5f74973cbb64c8568780732c17f43eb269d63a0d"),
     "fashion-rag": ("furio19/fashion-rag", None),
@@ -75,7 +75,7 @@ def test_registry_points_at_the_sources_of_the_spec():
     for name, (repo_id, commit) in PUBLISHED_SOURCES.items():
         part = REGISTRY[name]
         assert part.repo_id == repo_id
-        assert part.revision == (commit or "main"), name  # pinned where SPEC.md knows a commit
+        assert part.revision == (commit or "main"), name  # pinned where a commit is published
     assert "removed" in REGISTRY["sd2-inpainting"].note and "community" in REGISTRY["sd2-inpainting"].note
 
 
@@ -87,7 +87,7 @@ def test_every_file_the_registry_reads_is_in_the_manifest_of_the_real_repository
         for choices in part.files:
             for name in choices:
                 assert name in upstream, f"{part.name}: {name} is not a file of {part.repo_id}"
-    # SPEC.md: the ViT-L-14 repository has no open_clip_model.safetensors; safetensors first, then the .bin twin.
+    # Sources rule 1: the ViT-L-14 repository has no open_clip_model.safetensors; safetensors first, then the .bin twin.
     assert "open_clip_model.safetensors" not in known_files(REGISTRY["retrieval-encoder"].repo_id)
     assert REGISTRY["retrieval-encoder"].files[1] == (
         "open_clip_pytorch_model.safetensors",

@@ -1,6 +1,6 @@
 """The retrieval encoder: an open_clip model that embeds garment images and descriptions in one space.
 
-The default is open_clip ViT-L-14 laion2b_s32b_b82k (SPEC.md, model sources); any open_clip model in
+The default is open_clip ViT-L-14 laion2b_s32b_b82k (docs/recipe.md, sources rule 1); any open_clip model in
 the Hub layout (`open_clip_config.json` + `open_clip_pytorch_model.safetensors` or `.bin`) can replace it through the
 `retrieval-encoder` part override, and the tiny bundle has a tiny random one. Embeddings are float32 and
 L2-normalised, so an inner product is a cosine similarity.

@@ -4,8 +4,8 @@ It checks, in order, and reports every check (ok / FAIL / skip):
 
 1. the machine: device, dtype, free memory and disk, the versions of the libraries that load the models;
 2. every model part: where it was found, its revision or commit, and for each file its size and sha256,
-   compared with the lock file (weights/), the bundle's own record (bundle.json) and the values SPEC.md
-   knows (weights/sources.json);
+   compared with the lock file (weights/), the bundle's own record (bundle.json) and the published values
+   (weights/sources.json);
 3. every part loaded through the loaders the product uses (strict UNet and adapter loads that name bad
    keys; the UNet's tensor count: 686 for the published checkpoint, its own config's for a bundle);
 4. a short smoke edit of an example photo: output finite and not constant, pixels outside the mask unchanged;
@@ -33,10 +33,10 @@ from fashion_rag.weights import ADAPTER_CHECKPOINT, UNET_CHECKPOINT
 
 EXAMPLE_PERSON = REPO_ROOT / "examples" / "people" / "astronaut.png"
 LIBRARIES = ("torch", "diffusers", "transformers", "open_clip_torch", "gradio", "huggingface_hub", "safetensors")
-# SPEC.md: the published UNet state dict has exactly these many tensors and parameters.
+# docs/recipe.md, sources rule 2: the published UNet state dict has exactly these many tensors and parameters.
 PUBLISHED_UNET_TENSORS = 686
 PUBLISHED_UNET_PARAMETERS = 865_976_964
-FACE_LABEL = 11  # ATR "face/head" (SPEC, inpainting mask)
+FACE_LABEL = 11  # ATR "face/head" (docs/recipe.md, mask)
 COLOURS = {"red": (200, 20, 30), "blue": (25, 50, 200), "green": (30, 150, 50), "yellow": (235, 210, 30)}
 
 

@@ -7,7 +7,7 @@ They take plain values (uploaded files, text, numbers) so that gradio_client scr
     client.predict(handle_file("person.png"), "upper_body", "top-001,top-002", None, None, "", -1, 50, 7.5,
                    "ddim", 1, True, api_name="/edit")
 
-An edit with no garment id and no garment image is a text-only edit from the description (SPEC step 8);
+An edit with no garment id and no garment image is a text-only edit from the description (recipe garment tokens rule 8);
 its recipe says `"prompt": "text-only"`. Files come in as uploads only: Gradio checks that each was
 uploaded to this server, and a plain string where a file belongs is refused (it could name a server path).
 """
