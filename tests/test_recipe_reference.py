@@ -532,10 +532,11 @@ def test_defaults_are_the_published_recipe(pipeline):
     import inspect
 
     from fashion_rag.config import GenerationSettings
+    from fashion_rag.person.framing import FRAME_HEIGHT, FRAME_WIDTH
 
     settings = GenerationSettings()
     assert (settings.steps, settings.guidance, settings.scheduler) == (50, 7.5, "ddim")
-    assert (settings.height, settings.width) == (512, 384)
+    assert (FRAME_HEIGHT, FRAME_WIDTH) == (512, 384)  # the frame every stage uses (not a setting: it never varied)
     parameters = inspect.signature(type(pipeline).__call__).parameters
     assert parameters["num_inference_steps"].default == 50 and parameters["guidance_scale"].default == 7.5
 
