@@ -39,7 +39,7 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fashion_rag.catalog.index import (  # noqa: E402
+from fashion_rag.catalog.index.tiers import (  # noqa: E402
     HNSW_EF_CONSTRUCTION,
     HNSW_EF_SEARCH,
     HNSW_M,

@@ -1,4 +1,4 @@
-"""The command line: `python -m fashion_rag <command> ...` (contract in DESIGN.md).
+"""The command line: `python -m fashion_rag <command> ...` (the contract: README.md, Command line).
 
 Each command lives in `fashion_rag/commands/<name>.py` with `add_parser(subparsers)` and
 `run(args) -> int`. Errors the user can fix print one line on stderr and exit with status 2;

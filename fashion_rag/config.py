@@ -29,7 +29,7 @@ ENV_LIMITS = "FASHION_RAG_LIMITS"  # "name=value,name=value" overriding ServingL
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """How one edit is sampled. Defaults are the published recipe (SPEC.md, Sampler)."""
+    """How one edit is sampled. Defaults are the published recipe (docs/recipe.md, sampler rules 1-2)."""
 
     steps: int = 50  # DDIM steps of the published configuration
     guidance: float = 7.5  # classifier-free guidance scale of the published configuration
@@ -37,20 +37,18 @@ class GenerationSettings:
     num_images: int = 1  # images per edit, 1 to 4, sampled in one UNet batch
     paste_back: bool = True  # paste the original pixels back outside a feathered mask
     feather_px: int = 8  # width of the blend band at the mask edge, in frame pixels
-    height: int = 512  # frame height the model was trained at
-    width: int = 384  # frame width the model was trained at
 
 
 @dataclass(frozen=True)
 class RuntimeSettings:
     """Where models come from and where they run."""
 
-    models: str = "default"  # "default" (real sources of SPEC.md) or the path of a model bundle
+    models: str = "default"  # "default" (the published sources: docs/recipe.md) or the path of a model bundle
     weights_dir: Path = REPO_ROOT / "weights"  # where `weights download` puts files
     device: str = "auto"  # "auto" picks cuda, then mps, then cpu
     compile_unet: bool = False  # torch.compile the UNet (GPU; warm-up cost on the first edit)
     low_vram: bool = False  # model CPU offload and VAE slicing for small GPUs
-    # Part name -> "org/repo[@revision]" replacing a default source of SPEC.md, e.g. a fashion-tuned
+    # Part name -> "org/repo[@revision]" replacing a default source (docs/recipe.md sources), e.g. a fashion-tuned
     # retrieval encoder. From FASHION_RAG_REPO_<PART> (part name upper-cased, "-" as "_").
     repo_overrides: dict[str, str] = field(default_factory=dict)
 

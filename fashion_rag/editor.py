@@ -379,7 +379,7 @@ class Editor:
         with self._generation_lock:
             started = time.perf_counter()
             pipeline = self.pipeline
-            # No garment: SPEC step 8's text-only prompt carries the description (tokens None).
+            # No garment: the text-only prompt (recipe garment tokens rule 8) carries the description.
             tokens = self.garment_tokens(garment_ids, garment_images) if count else None
             timings["garments_s"] = time.perf_counter() - started
             pipeline.use_scheduler(options.scheduler)
@@ -441,7 +441,7 @@ class Editor:
             "description": description,
             "garment_ids": list(garment_ids),
             "uploaded_garments": uploaded,
-            # SPEC step 8: with no garment the description drives the edit through the text-only prompt.
+            # Garment tokens rule 8 (docs/recipe.md): with no garment the description drives the edit.
             "prompt": "text-only" if not garment_ids and not uploaded else "garment-tokens",
             "seed": seed,
             "steps": options.steps,

@@ -136,7 +136,7 @@ class EditRequest:
     mask_variant: str = "box"  # with `photo` and no mask: the automatic mask, "box" or "precise"
     garment_ids: tuple[str, ...] = ()  # catalog garments, in the order picked
     garment_images: tuple[Image.Image, ...] = ()  # uploaded garments, after the catalog ones
-    description: str = ""  # drives a text-only edit when no garment is given (SPEC step 8)
+    description: str = ""  # drives a text-only edit when no garment is given (docs/recipe.md, garment tokens rule 8)
     seed: int | None = None  # None: a random one; the result says which
     steps: int = GenerationSettings.steps
     guidance: float = GenerationSettings.guidance

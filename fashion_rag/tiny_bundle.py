@@ -21,7 +21,15 @@ from pathlib import Path
 import torch
 
 from fashion_rag.config import REPO_ROOT
-from fashion_rag.weights import BUNDLE_FILE_NAME, REGISTRY, sha256_of
+from fashion_rag.weights import (
+    ADAPTER_CHECKPOINT,
+    BUNDLE_FILE_NAME,
+    REGISTRY,
+    RETRIEVAL_CONFIG,
+    RETRIEVAL_WEIGHTS,
+    UNET_CHECKPOINT,
+    sha256_of,
+)
 
 # The committed configs of the real parts (weights/configs/), for what the tiny bundle shares with them.
 REAL_CONFIGS = REPO_ROOT / "weights" / "configs"
@@ -110,7 +118,7 @@ def _write_sd2_part(root: Path, seed: int) -> None:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    # The real scheduler config, byte for byte: the pipeline builds DDIM from it (SPEC, Sampler).
+    # The real scheduler config, byte for byte: the pipeline builds DDIM from it (docs/recipe.md, sampler rule 1).
     (root / "scheduler").mkdir(parents=True)
     shutil.copyfile(
         REAL_CONFIGS / "sd2-inpainting/scheduler/scheduler_config.json", root / "scheduler/scheduler_config.json"
@@ -144,10 +152,10 @@ def _write_fashion_rag_part(root: Path, seed: int, vision_config) -> None:
     root.mkdir(parents=True, exist_ok=True)
     with seeded_init(seed + 3):
         unet = UNet2DConditionModel.from_config(tiny_unet_config(27))
-    torch.save(unet.state_dict(), root / "unet_120000.pth")
+    torch.save(unet.state_dict(), root / UNET_CHECKPOINT)
     with seeded_init(seed + 4):
         adapter = InversionAdapter(vision_config, hidden_dim=4 * VISION_WIDTH, token_dim=TEXT_WIDTH)
-    torch.save(adapter.state_dict(), root / "inversion_adapter_120000.pth")
+    torch.save(adapter.state_dict(), root / ADAPTER_CHECKPOINT)
 
 
 def _write_garment_encoder_part(root: Path, seed: int):
@@ -182,11 +190,11 @@ def _write_retrieval_encoder_part(root: Path, seed: int) -> None:
     preprocess_cfg = {"mean": CLIP_MEAN, "std": CLIP_STD, "interpolation": "bicubic", "resize_mode": "shortest"}
     root.mkdir(parents=True, exist_ok=True)
     config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
-    (root / "open_clip_config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    (root / RETRIEVAL_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))
     with seeded_init(seed + 6):
         model = open_clip.create_model(f"local-dir:{root}", pretrained=None, load_weights=False)
     # The upstream name (weights/sources.json): the ViT-L-14 repository has no open_clip_model.safetensors.
-    _save_safetensors(model, root / REGISTRY["retrieval-encoder"].file_names[1])
+    _save_safetensors(model, root / RETRIEVAL_WEIGHTS[0])
 
 
 def _write_clothes_parser_part(root: Path, seed: int) -> None:

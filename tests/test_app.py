@@ -181,12 +181,13 @@ def test_start_up_index_check_reuses_an_up_to_date_index_and_rebuilds_a_foreign_
 
     first = editor_for(tiny_settings.runtime.models)
     first.ensure_index()
-    built_with = read_manifest(index_dir)["encoder"]["identity"]
+    built_with = read_manifest(index_dir).encoder_identity
     again = first.ensure_index()
     assert again.embedded == () and again.reused == 99  # up to date: nothing embedded again
-    assert read_manifest(index_dir)["encoder"]["identity"] == built_with
+    assert read_manifest(index_dir).encoder_identity == built_with
     other = editor_for(make_tiny_bundle(tmp_path / "other-bundle", seed=1))
     rebuilt = other.ensure_index()
-    assert len(rebuilt.embedded) == 99 and rebuilt.previous.startswith("rebuilt: it was built with another encoder")
-    assert read_manifest(index_dir)["encoder"]["identity"] != built_with
+    assert len(rebuilt.embedded) == 99 and rebuilt.previous == "rebuilt"
+    assert rebuilt.rebuilt_because.startswith("it was built with another encoder")
+    assert read_manifest(index_dir).encoder_identity != built_with
     assert other.searcher.mode == "hybrid"

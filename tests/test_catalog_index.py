@@ -20,7 +20,6 @@ from fashion_rag.catalog.index import (
     VECTORS_NAME,
     FileRows,
     RerankedIndex,
-    brute_force_search,
     build_faiss_index,
     build_index,
     choose_kind,
@@ -32,6 +31,7 @@ from fashion_rag.catalog.index import (
 from fashion_rag.config import REPO_ROOT
 from fashion_rag.errors import CatalogIndexError, InputError
 
+from .brute_force import brute_force_search
 from .conftest import small_catalog as copy_of_examples
 
 EXAMPLE = REPO_ROOT / "examples" / "catalog"
@@ -198,7 +198,8 @@ def test_index_by_another_encoder_is_refused(tmp_path: Path, encoder: RetrievalE
     # Building with the other encoder does not reuse a single vector.
     before = other.images_encoded
     report = build_index(load_catalog(tmp_path / "catalog"), other, tmp_path / "index")
-    assert other.images_encoded - before == 12 and report.previous.startswith("rebuilt: it was built with another")
+    assert other.images_encoded - before == 12 and report.previous == "rebuilt"
+    assert report.rebuilt_because.startswith("it was built with another")
     assert load_index(tmp_path / "index", encoder_identity=other.identity).encoder_identity == other.identity
 
 
@@ -241,7 +242,7 @@ def test_tampered_index_is_refused(tmp_path: Path, encoder: RetrievalEncoder, da
     assert "python -m fashion_rag index build" in str(info.value)
     # A rebuild repairs it, embedding everything again when the old vectors cannot be trusted.
     report = build_index(catalog, encoder, index_dir, hnsw_threshold=3)
-    assert report.previous.startswith("rebuilt") and len(report.embedded) == 12
+    assert report.previous == "rebuilt" and len(report.embedded) == 12
     assert len(load_index(index_dir, encoder_identity=encoder.identity)) == 12
 
 

@@ -13,13 +13,19 @@ import numpy as np
 import pytest
 
 import fashion_rag.catalog.catalog as catalog_module
-import fashion_rag.catalog.index as index_module
+import fashion_rag.catalog.index.build as build_module
+import fashion_rag.catalog.index.graphs as graphs_module
+import fashion_rag.catalog.index.loaded as loaded_module
+import fashion_rag.catalog.index.update as update_module
 from fashion_rag.catalog.catalog import load_catalog
 from fashion_rag.catalog.encoder import RetrievalEncoder
-from fashion_rag.catalog.index import brute_force_search, build_index, known_files, load_index, update_index
+from fashion_rag.catalog.index import build_index, load_index, read_manifest, update_index
+from fashion_rag.catalog.index.loaded import known_files
 from fashion_rag.config import REPO_ROOT
 from fashion_rag.errors import CatalogIndexError
+from fashion_rag.files import fingerprint, sha256_file
 
+from .brute_force import brute_force_search
 from .conftest import small_catalog as copy_of_examples
 
 EXAMPLE = REPO_ROOT / "examples" / "catalog"
@@ -61,12 +67,13 @@ def test_unchanged_catalog_hashes_writes_and_embeds_nothing(tmp_path: Path, enco
     hashes, opened = Counter(catalog_module.sha256_file), Counter(catalog_module.check_image)
     monkeypatch.setattr(catalog_module, "sha256_file", hashes)
     monkeypatch.setattr(catalog_module, "check_image", opened)
-    monkeypatch.setattr(index_module, "sha256_file", hashes)
+    monkeypatch.setattr(build_module, "sha256_file", hashes)
+    monkeypatch.setattr(loaded_module, "sha256_file", hashes)
     monkeypatch.setattr(faiss, "write_index", lambda *a: pytest.fail("a graph was written"))
-    monkeypatch.setattr(index_module, "build_faiss_index", lambda v, kind="flat", **kw: pytest.fail(f"{kind} built"))
+    monkeypatch.setattr(graphs_module, "build_faiss_index", lambda v, kind="flat", **kw: pytest.fail(f"{kind} built"))
     monkeypatch.setattr(np, "save", lambda *a, **kw: pytest.fail("vectors written"))
 
-    catalog = load_catalog(root, known=known_files(index_dir))
+    catalog = load_catalog(root, known=known_files(read_manifest(index_dir)))
     assert hashes.calls == 0 and opened.calls == 0  # size and mtime recognised every image
     report = build_index(catalog, encoder, index_dir, hnsw_threshold=3)
     assert report.previous == "unchanged" and report.embedded == () and report.reused == 15
@@ -87,7 +94,7 @@ def test_one_changed_image_costs_one_image(tmp_path: Path, encoder, monkeypatch)
 
     hashes = Counter(catalog_module.sha256_file)
     monkeypatch.setattr(catalog_module, "sha256_file", hashes)
-    catalog = load_catalog(root, known=known_files(index_dir))
+    catalog = load_catalog(root, known=known_files(read_manifest(index_dir)))
     assert hashes.calls == 1  # only the changed file was hashed
     report = build_index(catalog, encoder, index_dir, hnsw_threshold=3)
     assert encoder.images_encoded - embedded == 1 and report.embedded == ("dress-002",)
@@ -126,12 +133,14 @@ def test_a_graph_with_few_changes_is_updated_in_place_and_never_returns_a_dead_n
     first = build_index(load_catalog(root), encoder, index_dir, hnsw_threshold=3)  # all HNSW, 20 nodes each
     row = next(r for r, item in enumerate(first.index.items) if item.id == "dress-002")
     old_vector = np.array(first.index.vectors[row])
-    graphs_built = Counter(index_module.build_faiss_index)
-    monkeypatch.setattr(index_module, "build_faiss_index", graphs_built)
+    graphs_built = Counter(graphs_module.build_faiss_index)
+    monkeypatch.setattr(graphs_module, "build_faiss_index", graphs_built)
 
     # One image replaced: its vector is added as a new node and its old node is dead (1 of 21).
     shutil.copyfile(EXAMPLE / "dresses" / "dress-030.png", root / "dresses" / "dress-002.png")
-    report = build_index(load_catalog(root, known=known_files(index_dir)), encoder, index_dir, hnsw_threshold=3)
+    report = build_index(
+        load_catalog(root, known=known_files(read_manifest(index_dir))), encoder, index_dir, hnsw_threshold=3
+    )
     assert report.embedded == ("dress-002",) and graphs_built.calls == 0  # no graph built
     assert sorted(report.written) == ["dresses.hnsw.faiss", "dresses.hnsw.nodes.npy", "vectors.npy"]
     assert graph_nodes(index_dir, "dresses") == 21
@@ -142,13 +151,17 @@ def test_a_graph_with_few_changes_is_updated_in_place_and_never_returns_a_dead_n
 
     # An item removed: its node is dead too (2 of 21); the updated graph is updated again, not rebuilt.
     (root / "dresses" / "dress-005.png").unlink()
-    report = build_index(load_catalog(root, known=known_files(index_dir)), encoder, index_dir, hnsw_threshold=3)
+    report = build_index(
+        load_catalog(root, known=known_files(read_manifest(index_dir))), encoder, index_dir, hnsw_threshold=3
+    )
     assert report.removed == ("dress-005",) and graphs_built.calls == 0 and graph_nodes(index_dir, "dresses") == 21
     searches_like_brute_force(index_dir, "dresses", queries)
 
     # A third dead node would pass DEAD_NODE_LIMIT (3 of 22): the graph is rebuilt from the live vectors.
     shutil.copyfile(EXAMPLE / "dresses" / "dress-031.png", root / "dresses" / "dress-003.png")
-    report = build_index(load_catalog(root, known=known_files(index_dir)), encoder, index_dir, hnsw_threshold=3)
+    report = build_index(
+        load_catalog(root, known=known_files(read_manifest(index_dir))), encoder, index_dir, hnsw_threshold=3
+    )
     assert graphs_built.calls == 1 and graph_nodes(index_dir, "dresses") == 19
     assert "nodes" not in json.loads((index_dir / "manifest.json").read_text())["categories"]["dresses"]
     assert not (index_dir / "dresses.hnsw.nodes.npy").exists()
@@ -170,8 +183,13 @@ def test_an_updated_graph_whose_node_map_is_damaged_is_refused(tmp_path: Path, e
     # since its live nodes no longer name each item once.
     manifest_path = index_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["files"]["dresses.hnsw.nodes.npy"] = index_module.sha256_file(index_dir / "dresses.hnsw.nodes.npy")
-    manifest["file_stats"]["dresses.hnsw.nodes.npy"] = index_module.file_stat(index_dir / "dresses.hnsw.nodes.npy")
+    nodes_file = index_dir / "dresses.hnsw.nodes.npy"
+    size, mtime_ns = fingerprint(nodes_file)
+    manifest["files"]["dresses.hnsw.nodes.npy"] = {
+        "sha256": sha256_file(nodes_file),
+        "size": size,
+        "mtime_ns": mtime_ns,
+    }
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(CatalogIndexError, match="does not map dresses.hnsw.faiss onto its 20 items"):
         load_index(index_dir)
@@ -215,7 +233,7 @@ def test_replaced_images_are_taken_from_the_index_record_without_parsing_the_met
     shutil.copyfile(EXAMPLE / "upper_body" / "top-020.png", root / "upper_body" / "top-001.png")
     report = update_index(root, encoder, index_dir, hnsw_threshold=3)
     assert parsed.calls == 0 and sorted(report.embedded) == ["dress-002", "top-001"]
-    assert recorded_items() == index_module._item_rows(load_catalog(root))
+    assert recorded_items() == build_module.item_rows(load_catalog(root))
     assert parsed.calls == 1  # (that was the full load of the comparison)
 
     # A caption edited: the metadata file changed, so it is parsed and the new caption indexed.
@@ -279,8 +297,9 @@ def test_startup_check_and_search_share_one_loaded_index(tiny_settings, tmp_path
 
     settings = replace(tiny_settings, index_dir=tmp_path / "index")
     Editor.from_settings(settings).ensure_index()  # the first start builds the index
-    loads = Counter(index_module.load_index)
-    monkeypatch.setattr(index_module, "load_index", loads)
+    loads = Counter(build_module.load_index)
+    monkeypatch.setattr(build_module, "load_index", loads)
+    monkeypatch.setattr(update_module, "load_index", loads)
     import fashion_rag.catalog.search as search_module
 
     monkeypatch.setattr(search_module, "load_index", loads)
@@ -304,8 +323,8 @@ def test_a_restart_recognises_the_unchanged_folder_without_reading_a_catalog_fil
     before = snapshot(index_dir)
 
     with monkeypatch.context() as m:  # nothing of the catalog is read: no metadata, no image, no hash
-        m.setattr(index_module, "load_catalog", lambda *a, **k: pytest.fail("the catalog was loaded"))
-        m.setattr(index_module, "known_files", lambda *a, **k: pytest.fail("the catalog was compared"))
+        m.setattr(update_module, "load_catalog", lambda *a, **k: pytest.fail("the catalog was loaded"))
+        m.setattr(update_module, "known_files", lambda *a, **k: pytest.fail("the catalog was compared"))
         m.setattr(catalog_module, "sha256_file", lambda *a: pytest.fail("a file was hashed"))
         again = update_index(root, encoder, index_dir, hnsw_threshold=3)
     assert again.previous == "unchanged" and again.written == () and again.embedded == ()
@@ -339,5 +358,5 @@ def test_a_restart_recognises_the_unchanged_folder_without_reading_a_catalog_fil
     after = snapshot(index_dir)
     assert {n for n in after if after[n] != items[n]} == {"manifest.json"}
     with monkeypatch.context() as m:
-        m.setattr(index_module, "load_catalog", lambda *a, **k: pytest.fail("the catalog was loaded"))
+        m.setattr(update_module, "load_catalog", lambda *a, **k: pytest.fail("the catalog was loaded"))
         assert update_index(root, encoder, index_dir, hnsw_threshold=3).previous == "unchanged"

@@ -17,12 +17,14 @@ from fashion_rag.catalog.catalog import Catalog, load_catalog
 from fashion_rag.catalog.chunking import chunk_description
 from fashion_rag.catalog.encoder import RetrievalEncoder
 from fashion_rag.catalog.evaluate import evaluate, format_table, load_queries, score_rankings
-from fashion_rag.catalog.index import brute_force_search, build_index, load_index
+from fashion_rag.catalog.index import build_index, load_index
 from fashion_rag.catalog.lexical import LexicalDocument, LexicalIndex, tokenize
 from fashion_rag.catalog.search import CatalogSearch
 from fashion_rag.config import CATEGORIES, REPO_ROOT
 from fashion_rag.errors import CatalogIndexError, InputError
 from fashion_rag.weights import ModelSources
+
+from .brute_force import brute_force_search
 
 EXAMPLE = REPO_ROOT / "examples" / "catalog"
 QUERIES = REPO_ROOT / "examples" / "queries.jsonl"

@@ -93,7 +93,7 @@ def test_doctor_names_a_truncated_checkpoint_in_the_strict_load(tiny_bundle, tmp
 
 
 def test_random_weights_placed_as_the_real_ones_fail_the_published_checks(tiny_bundle, tmp_path, capsys, monkeypatch):
-    """The tiny parts copied into weights/ with a lock: every file matches its lock, but the SPEC's known hash,
+    """The tiny parts copied into weights/ with a lock: every file matches its lock, but the published hash,
     the published architecture and the semantic checks tell them from the published weights."""
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
     weights = tmp_path / "weights"
@@ -107,7 +107,7 @@ def test_random_weights_placed_as_the_real_ones_fail_the_published_checks(tiny_b
     assert status == 1
     files, load, semantic = (by_name(report, section) for section in ("files", "load", "semantic"))
     known = files["retrieval-encoder/open_clip_pytorch_model.safetensors"]
-    assert known["status"] == "FAIL" and "differs from SPEC.md (weights/sources.json)" in known["detail"]
+    assert known["status"] == "FAIL" and "differs from weights/sources.json" in known["detail"]
     assert "matches weights.lock.json" in files["fashion-rag/unet_120000.pth"]["detail"]
     assert load["sd2-inpainting"]["status"] == "FAIL" and "text encoder width 32" in load["sd2-inpainting"]["detail"]
     assert load["garment-encoder"]["status"] == "FAIL" and "hidden 32" in load["garment-encoder"]["detail"]
@@ -117,7 +117,7 @@ def test_random_weights_placed_as_the_real_ones_fail_the_published_checks(tiny_b
 
 
 def test_the_published_unet_architecture_has_the_tensor_count_doctor_expects():
-    """doctor's 686 / 865,976,964 (SPEC.md) against the model the loader builds from the real SD2 UNet config."""
+    """doctor's 686 / 865,976,964 (recipe sources rule 2) against the loader's model from the real SD2 UNet config."""
     import torch
     from diffusers import UNet2DConditionModel
 

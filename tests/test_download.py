@@ -250,13 +250,13 @@ def test_small_file_that_changed_is_moved_aside_after_download(hub, tmp_path):
 
 def test_file_that_differs_from_the_spec_known_hash_is_refused_before_downloading(hub, tmp_path):
     part = REGISTRY["retrieval-encoder"]
-    weights = np.random.default_rng(3).bytes(5000)  # not the ViT-L-14 file SPEC.md names
+    weights = np.random.default_rng(3).bytes(5000)  # not the ViT-L-14 file docs/recipe.md names
     files = {"open_clip_config.json": b"{}", "open_clip_pytorch_model.safetensors": weights}
     hub.repos[part.repo_id] = FakeRepo(files=files, commit=part.revision)
     line = one_error_line(run_download(hub, tmp_path, "retrieval-encoder"))
     assert line == (
         f"error: retrieval-encoder/open_clip_pytorch_model.safetensors: refused before downloading: the Hub lists "
-        f"sha256 {hashlib.sha256(weights).hexdigest()[:12]}… differs from weights/sources.json (SPEC.md) 7d129ed747e0…; "
+        f"sha256 {hashlib.sha256(weights).hexdigest()[:12]}… differs from weights/sources.json 7d129ed747e0…; "
         f"the repository no longer holds the file the project was checked with; check it, then update "
         f"weights/sources.json"
     )

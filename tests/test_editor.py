@@ -199,7 +199,7 @@ def test_cli_edit_bad_input_is_one_line_and_exit_2(tiny_bundle, tmp_path):
 
 
 def test_text_only_edit_uses_the_description(tiny_editor, person):
-    """SPEC step 8: with no garment the description drives the edit, so two descriptions differ."""
+    """Garment tokens rule 8 (docs/recipe.md): with no garment the description drives the edit: two differ."""
     red = tiny_editor.edit(person, description="red striped shirt", seed=3, options=FAST)
     blue = tiny_editor.edit(person, description="blue denim jacket", seed=3, options=FAST)
     assert red.recipe["prompt"] == "text-only" and red.recipe["garment_ids"] == []

@@ -1,6 +1,6 @@
 """The garment mask: the Dress Code recipe step by step (masks.py) and the offline geometry (offline_mask.py).
 
-Expectations are computed by hand from rectangles: dilating a rectangle by the SPEC's 5x5 kernel five
+Expectations are computed by hand from rectangles: dilating a rectangle by mask rule 5's 5x5 kernel five
 times grows it by exactly 10 pixels on each side, and dilation distributes over unions.
 """
 
@@ -73,9 +73,9 @@ def test_arm_chain_order_and_missing_points() -> None:
     assert arm_chains(k) == [[7, 6, 5, 2, 3, 4]]
     k[4] = np.nan  # right wrist missing: dropped
     assert arm_chains(k) == [[7, 6, 5, 2, 3]]
-    k[6] = np.nan  # left elbow missing: dropped, the left wrist joins the shoulder (SPEC step 3)
+    k[6] = np.nan  # left elbow missing: dropped, the left wrist joins the shoulder (mask rule 3)
     assert arm_chains(k) == [[7, 5, 2, 3]]
-    k[5] = np.nan  # left shoulder missing: the whole left arm goes (SPEC silent; docs/recipe.md)
+    k[5] = np.nan  # left shoulder missing: the whole left arm goes (mask rule 3 is silent; docs/recipe.md differences)
     assert arm_chains(k) == [[2, 3]]
     k[3] = np.nan
     assert arm_chains(k) == []
@@ -258,7 +258,7 @@ def test_dresses_recipe_matches_the_hand_computation() -> None:
 
 
 def test_every_head_label_below_the_neck_line_joins_the_garment_region() -> None:
-    """SPEC step 1/4: head = {hat, hair, sunglasses, face}; head pixels below the cut (shoulder line - 20)
+    """Mask rules 1 and 4: head = {hat, hair, sunglasses, face}; head pixels below the cut (shoulder line - 20)
     join the garment region, so the dilation grows from them (the fixed ones are then removed again). A
     label that is not head (belt) placed the same way does not join."""
     labels = np.zeros((H, W), dtype=np.int64)

@@ -412,7 +412,7 @@ def textured(height: int, width: int) -> np.ndarray:
 
 @pytest.mark.parametrize("crop_height", [600, 1000, 2400])
 def test_photo_frame_is_pillows_bicubic_resize_of_the_crop(crop_height: int) -> None:
-    """SPEC: the person image is resized like the official loader, Pillow's BICUBIC `Image.resize`.
+    """UNet input rule 3: the person image is resized like the official loader, Pillow's BICUBIC `Image.resize`.
 
     Reference: crop, then `Image.resize((384, 512), BICUBIC)`. Tolerance: 1.0 grey level on average per
     channel (0.1 below 3x the frame's size, where only the border rows differ: Pillow's kernel reads

@@ -1,4 +1,4 @@
-"""Pose: the BlazePose -> COCO-18 mapping, the SPEC's heatmaps, the preview, and mediapipe on a real photo."""
+"""Pose: the BlazePose -> COCO-18 mapping, the heatmaps (UNet input rule 5), the preview, mediapipe on a real photo."""
 
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
-"""The whole Fashion-RAG recipe recomputed from SPEC.md, against what the project's library API produces.
+"""The whole Fashion-RAG recipe recomputed from docs/recipe.md, against what the project's library API produces.
 
-`Reference` below is written from SPEC.md alone, on torch, diffusers model classes, transformers layers
+`Reference` below is written from docs/recipe.md alone, on torch, diffusers model classes, transformers layers
 and Pillow, and calls no project code: it reads the tiny bundle's files straight from its on-disk layout
 (`torch.load(weights_only=True)` for the two `.pth`, `from_pretrained` for the stock parts), preprocesses
 the garments by hand (composite on white, `img.resize((384, 512))`, shortest side 224 bicubic, centre
 crop, CLIP mean/std), runs the inversion adapter from its state dict with `F.linear`, injects the garment
 tokens into an explicitly run CLIP text transformer, draws the pose map by brute force, builds the
-27-channel UNet input by hand, and runs DDIM (SPEC's formulas) and classifier-free guidance itself.
+27-channel UNet input by hand, and runs DDIM (sampler rules 1-2) and classifier-free guidance itself.
 
 The project is driven through `Editor.edit` (photo -> prepare -> user mask -> edit) and
 `FashionRAGPipeline.__call__`; forward hooks capture what its UNet and VAE decoder receive.
@@ -37,7 +37,7 @@ from .conftest import ASTRONAUT
 TOL = 1e-4
 STEPS = 2  # two DDIM steps: the second one's input checks the first update
 
-# SPEC.md, facts the reference is written from.
+# docs/recipe.md, facts the reference is written from.
 FRAME_H, FRAME_W = 512, 384
 LATENT_H, LATENT_W = 64, 48
 VAE_SCALE = 0.18215
@@ -58,7 +58,7 @@ def _state_dict(directory: Path, name: str) -> dict[str, torch.Tensor]:
 
 
 class Reference:
-    """SPEC.md's recipe over the tiny bundle's files, with no project code."""
+    """docs/recipe.md's recipe over the tiny bundle's files, with no project code."""
 
     def __init__(self, bundle: Path) -> None:
         from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -80,7 +80,7 @@ class Reference:
         betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float32) ** 2
         self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
 
-    # ---- garment tokens (SPEC, Garment tokens 1-4)
+    # ---- garment tokens (docs/recipe.md, garment tokens rules 1-4)
 
     @staticmethod
     def garment_pixels(image: Image.Image) -> torch.Tensor:
@@ -127,7 +127,7 @@ class Reference:
         pixels = torch.stack([self.garment_pixels(image) for image in images])
         return self.adapter_tokens(self.vision_hidden(pixels))
 
-    # ---- text (SPEC, Garment tokens 5-8)
+    # ---- text (docs/recipe.md, garment tokens rules 5-8)
 
     @torch.no_grad()
     def encode(self, prompt: str, injected: torch.Tensor | None = None) -> torch.Tensor:
@@ -152,7 +152,7 @@ class Reference:
         prompt = f"a photo of a model wearing {WHAT[category]} made of " + " $ " * (TOKENS * n)
         return self.encode(prompt, tokens.reshape(TOKENS * n, -1))
 
-    # ---- person inputs (SPEC, The 27 UNet input channels)
+    # ---- person inputs (docs/recipe.md, UNet input rules 1-5)
 
     @staticmethod
     def pose_map(keypoints: np.ndarray) -> np.ndarray:
@@ -187,7 +187,7 @@ class Reference:
         pose_latent = (p[:, :, 3::8, 3::8] + p[:, :, 4::8, 3::8] + p[:, :, 3::8, 4::8] + p[:, :, 4::8, 4::8]) / 4
         return noise, torch.cat([mask_latent, masked_latents, pose_latent], dim=1)
 
-    # ---- sampling (SPEC, Sampler)
+    # ---- sampling (docs/recipe.md, sampler rules 1-2)
 
     @staticmethod
     def ddim_timesteps(steps: int) -> list[int]:
@@ -334,7 +334,7 @@ def editor(tiny_settings):
 
 
 def soft_user_mask() -> Image.Image:
-    """A painted 384x512 mask with grey levels on both sides of 0.5: only >= 0.5 counts (SPEC)."""
+    """A painted 384x512 mask with grey levels on both sides of 0.5: only >= 0.5 counts (UNet input rule 4)."""
     mask = np.zeros((FRAME_H, FRAME_W), np.uint8)
     mask[150:420, 70:320] = 200  # 0.78: regenerate
     mask[150:420, 200:320] = 100  # 0.39: keep
@@ -414,7 +414,7 @@ def test_two_uploaded_garments_match_the_reference_at_every_stage(editor, person
 
 
 def test_text_only_prompt_carries_the_description(editor, person, reference, one_torch_thread):
-    """No garment: SPEC step 8's prompt `a photo of a model wearing {what}. {description}`, no `$`."""
+    """No garment: garment tokens rule 8's prompt `a photo of a model wearing {what}. {description}`, no `$`."""
     description = "navy wool blazer with gold buttons"
     ours, result = edit_and_capture(editor, person, description=description, seed=5, options=options())
     ref = reference.sample(
@@ -484,7 +484,7 @@ def soft_mask_array() -> np.ndarray:
 
 
 def test_three_garments_in_rank_order_and_guidance_below_one(pipeline, reference, one_torch_thread):
-    """3 garments (their 48 tokens in rank order), a float mask, a pose map, and guidance 0.5 (SPEC's formula)."""
+    """3 garments (their 48 tokens in rank order), a float mask, a pose map, and guidance 0.5 (sampler rule 2)."""
     garments = garment_images()
     frame, mask = random_frame(1), soft_mask_array()
     keypoints = np.full((18, 2), np.nan)
@@ -504,7 +504,7 @@ def test_three_garments_in_rank_order_and_guidance_below_one(pipeline, reference
 
 
 def test_guidance_one_is_the_conditional_prediction_alone(pipeline, reference, one_torch_thread):
-    """At g = 1 SPEC's formula is eps_c: one half-batch, and the same picture."""
+    """At g = 1 sampler rule 2's formula is eps_c: one half-batch, and the same picture."""
     garments = garment_images()[:1]
     frame, mask = random_frame(2), soft_mask_array()
     with Capture(pipeline) as ours:
@@ -521,7 +521,7 @@ def test_guidance_one_is_the_conditional_prediction_alone(pipeline, reference, o
 
 
 def test_fifty_step_schedule_is_981_to_1(pipeline, reference):
-    """SPEC: 50 DDIM steps with leading spacing give 981, 961, ..., 1."""
+    """Sampler rule 1: 50 DDIM steps with leading spacing give 981, 961, ..., 1."""
     assert reference.ddim_timesteps(50) == list(range(981, 0, -20))
     pipeline.use_scheduler("ddim")
     pipeline.scheduler.set_timesteps(50)
@@ -532,10 +532,11 @@ def test_defaults_are_the_published_recipe(pipeline):
     import inspect
 
     from fashion_rag.config import GenerationSettings
+    from fashion_rag.person.framing import FRAME_HEIGHT, FRAME_WIDTH
 
     settings = GenerationSettings()
     assert (settings.steps, settings.guidance, settings.scheduler) == (50, 7.5, "ddim")
-    assert (settings.height, settings.width) == (512, 384)
+    assert (FRAME_HEIGHT, FRAME_WIDTH) == (512, 384)  # the frame every stage uses (not a setting: it never varied)
     parameters = inspect.signature(type(pipeline).__call__).parameters
     assert parameters["num_inference_steps"].default == 50 and parameters["guidance_scale"].default == 7.5
 
@@ -590,7 +591,7 @@ def test_adapter_layernorm_eps_comes_from_the_vision_config(tiny_bundle, referen
 
 
 def test_reference_reads_the_bundle_layout(tiny_bundle):
-    """The files the reference reads are where SPEC.md says the published parts keep them."""
+    """The files the reference reads are where docs/recipe.md (sources rule 1) says the published parts keep them."""
     assert json.loads((tiny_bundle / "sd2-inpainting" / "unet" / "config.json").read_text())["in_channels"] == 9
     for name in ("unet_120000.pth", "inversion_adapter_120000.pth"):
         assert (tiny_bundle / "fashion-rag" / name).is_file()

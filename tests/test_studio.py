@@ -116,7 +116,7 @@ def test_text_only_edit_from_the_page_uses_the_description_and_says_so(tiny_edit
     person = handlers.person_for_edit(tiny_editor, state, value, "box")
     entry, history = handlers.generate(tiny_editor, person, [], [], "red floral summer dress", FAST, [], "pagetest")
     call = pipeline_calls[-1]
-    assert call["garment_tokens"] is None and call["description"] == "red floral summer dress"  # SPEC step 8
+    assert call["garment_tokens"] is None and call["description"] == "red floral summer dress"  # garment tokens rule 8
     assert entry.prompt == "text-only" and json.loads(Path(entry.recipe).read_text())["prompt"] == "text-only"
     assert handlers.result_note(entry).startswith("**Text-only edit** from the description “red floral summer dress”")
     assert history == [entry] and "text-only" in entry.caption
@@ -170,7 +170,7 @@ def test_page_and_api_binarise_the_same_painted_strokes_the_same_way(tiny_editor
     alpha = np.asarray(layer)[:, :, 3]
     soft = (alpha > 0) & (alpha < 128)
     assert soft.sum() > 200  # the edges really are antialiased: a threshold at alpha > 0 would differ
-    expected = alpha >= 128  # half painted or more, as SPEC-free plain arithmetic
+    expected = alpha >= 128  # half painted or more, as plain arithmetic
     page_value = {"background": state.frame, "layers": [layer], "composite": None}
     page_mask = handlers.person_for_edit(tiny_editor, state, page_value, "box").mask
     np.testing.assert_array_equal(page_mask, expected)

@@ -54,15 +54,15 @@ def test_registry_names_every_part_of_the_spec():
     )
 
 
-# The facts of SPEC.md (Model sources), written out here independently of weights/sources.json.
-SPEC_SOURCES = {
+# The published facts (docs/recipe.md, sources rule 1), written out here independently of weights/sources.json.
+PUBLISHED_SOURCES = {
     "sd2-inpainting": ("sd2-community/stable-diffusion-2-inpainting", "5f74973cbb64c8568780732c17f43eb269d63a0d"),
     "fashion-rag": ("furio19/fashion-rag", None),
     "garment-encoder": ("laion/CLIP-ViT-H-14-laion2B-s32B-b79K", None),
     "retrieval-encoder": ("laion/CLIP-ViT-L-14-laion2B-s32B-b82K", "1627032197142fbe2a7cfec626f4ced3ae60d07a"),
     "clothes-parser": ("mattmdjaga/segformer_b2_clothes", None),
 }
-SPEC_SHA256 = {
+PUBLISHED_SHA256 = {
     ("sd2-inpainting", "text_encoder/model.safetensors"): "cce6febb0b6d876ee5eb24af35e27e764eb4f9b1d0b7c026c8c3333d4cfc916c",
     ("sd2-inpainting", "vae/diffusion_pytorch_model.safetensors"):
         "a1d993488569e928462932c8c38a0760b874d166399b14414135bd9c42df5815",
@@ -72,10 +72,10 @@ SPEC_SHA256 = {
 
 
 def test_registry_points_at_the_sources_of_the_spec():
-    for name, (repo_id, commit) in SPEC_SOURCES.items():
+    for name, (repo_id, commit) in PUBLISHED_SOURCES.items():
         part = REGISTRY[name]
         assert part.repo_id == repo_id
-        assert part.revision == (commit or "main"), name  # pinned where SPEC.md knows a commit
+        assert part.revision == (commit or "main"), name  # pinned where a commit is published
     assert "removed" in REGISTRY["sd2-inpainting"].note and "community" in REGISTRY["sd2-inpainting"].note
 
 
@@ -87,13 +87,13 @@ def test_every_file_the_registry_reads_is_in_the_manifest_of_the_real_repository
         for choices in part.files:
             for name in choices:
                 assert name in upstream, f"{part.name}: {name} is not a file of {part.repo_id}"
-    # SPEC.md: the ViT-L-14 repository has no open_clip_model.safetensors; safetensors first, then the .bin twin.
+    # Sources rule 1: the ViT-L-14 repository has no open_clip_model.safetensors; safetensors first, then the .bin twin.
     assert "open_clip_model.safetensors" not in known_files(REGISTRY["retrieval-encoder"].repo_id)
     assert REGISTRY["retrieval-encoder"].files[1] == (
         "open_clip_pytorch_model.safetensors",
         "open_clip_pytorch_model.bin",
     )
-    for (name, file_name), sha in SPEC_SHA256.items():
+    for (name, file_name), sha in PUBLISHED_SHA256.items():
         assert known_files(REGISTRY[name].repo_id)[file_name]["sha256"] == sha
     assert (
         known_files(REGISTRY["retrieval-encoder"].repo_id)["open_clip_pytorch_model.safetensors"]["size"]
@@ -239,3 +239,39 @@ def test_a_transfer_given_up_by_xet_reads_as_a_cut_transfer():
         "connection reset by peer); the files already complete are kept: run `python -m fashion_rag weights download "
         "fashion-rag` again to resume"
     )
+
+
+def test_one_explainer_words_each_failure_for_a_part_and_for_a_dataset():
+    """explain_hub_error classifies an error once (failure_kind) and words it for what was asked: a model
+    part names its environment variable and the download command, a dataset names --revision and --dataset."""
+    import httpx2
+    from huggingface_hub.errors import XetDownloadError
+
+    from fashion_rag.weights import explain_hub_error, failure_kind
+
+    part = REGISTRY["fashion-rag"]
+    cut, offline = XetDownloadError("reset"), httpx2.ConnectError("refused")
+    assert failure_kind(cut) == "cut" and failure_kind(offline) == "unreachable"
+    assert failure_kind(ValueError("odd")) == "other"
+    assert explain_hub_error(cut, "shop/garments", revision="main") == (
+        "download of dataset shop/garments@main was cut off (XetDownloadError); run the same command again to resume"
+    )
+    assert "pass their folder to --dataset instead" in explain_hub_error(offline, "shop/garments", revision="main")
+    assert "still missing: fashion-rag" in explain_hub_error(offline, part)
+    assert explain_hub_error(ValueError("odd"), "shop/garments", revision="v1") == (
+        "the Hub could not give dataset shop/garments@v1: ValueError: odd"
+    )
+    assert explain_hub_error(ValueError("odd"), part) == (
+        f"the Hub could not give {part.repo_id} (part fashion-rag): ValueError: odd"
+    )
+
+
+def test_checkpoint_names_come_from_sources_json():
+    from fashion_rag.weights import ADAPTER_CHECKPOINT, RETRIEVAL_WEIGHTS, UNET_CHECKPOINT, load_sources_file
+
+    facts = load_sources_file()["parts"]
+    assert UNET_CHECKPOINT == facts["fashion-rag"]["files_read"]["unet"][0] == "unet_120000.pth"
+    assert facts["fashion-rag"]["files_read"]["inversion_adapter"][0] == ADAPTER_CHECKPOINT
+    assert RETRIEVAL_WEIGHTS == ("open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin")
+    with pytest.raises(KeyError, match="part fashion-rag has no file 'vae': it has unet, inversion_adapter"):
+        REGISTRY["fashion-rag"].file("vae")

@@ -1,8 +1,8 @@
-"""`make mutate`: plant single-rule deviations from SPEC.md and check that a test catches each one.
+"""`make mutate`: plant single-rule deviations from docs/recipe.md and check that a test catches each one.
 
-Every mutation below changes one rule of the recipe (SPEC.md's sampler, the 27 UNet channels, garment
-tokens, the Dress Code mask) or one product rule (n distinct images, uploaded garments used, pose passed,
-description only where the SPEC puts it), by replacing exact source text. The repository is copied once
+Every mutation below changes one rule of the recipe (docs/recipe.md: sampler, UNet input, garment
+tokens, mask) or one product rule (n distinct images, uploaded garments used, pose passed,
+description only where garment tokens rule 8 puts it), by replacing exact source text. The repository is copied once
 to a scratch folder (the working tree is never touched); each mutation is applied there, the tests named
 for it run with `-x`, and the file is restored. A mutation is caught when pytest reports a failing test
 (exit code 1); anything else (passing tests, a collection error, a mutation whose text is not found)
@@ -61,7 +61,7 @@ DDIM_LINE = 'return DDIMScheduler.from_config(config, timestep_spacing="leading"
 @dataclass(frozen=True)
 class Mutation:
     name: str  # section/rule
-    rule: str  # the SPEC rule it breaks, in words
+    rule: str  # the docs/recipe.md rule it breaks, in words
     edits: tuple[tuple[str, str, str], ...]  # (file, exact old text, new text); each old text occurs once
     tests: tuple[str, ...]  # what should catch it, cheapest first
 

@@ -30,7 +30,7 @@ from PIL import Image, UnidentifiedImageError
 
 from fashion_rag.config import CATEGORIES
 from fashion_rag.errors import InputError, check_category
-from fashion_rag.weights import sha256_of
+from fashion_rag.files import fingerprint, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -117,11 +117,6 @@ class Catalog:
     def report(self) -> str:
         """One line per problem, for the CLI and logs ('' when there is none)."""
         return "\n".join(str(problem) for problem in self.problems)
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file's bytes, hex (the same digest the weights lock file records)."""
-    return sha256_of(Path(path))
 
 
 def check_image(path: Path) -> str | None:
@@ -251,8 +246,7 @@ def metadata_stat(root: Path | str) -> list | None:
     """[name, size, mtime_ns] of the catalog's metadata file, None when it has none."""
     for name in METADATA_NAMES:
         with contextlib.suppress(OSError):
-            stat = os.stat(os.path.join(root, name))
-            return [name, stat.st_size, stat.st_mtime_ns]
+            return [name, *fingerprint(os.path.join(root, name))]
     return None
 
 
@@ -272,7 +266,7 @@ def with_replaced_images(root: Path | str, rows: Sequence[dict]) -> Catalog | No
     for row in rows:
         path, stat = images[row["file"]]
         sha256 = row["sha256"]
-        if (stat.st_size, stat.st_mtime_ns) != (row["size"], row["mtime_ns"]):
+        if fingerprint(stat) != (row["size"], row["mtime_ns"]):
             if check_image(path) is not None:
                 return None
             sha256 = sha256_file(path)
@@ -292,10 +286,28 @@ def load_catalog(root: Path | str, *, check_images: bool = True, known: KnownFil
         raise InputError(f"catalog folder {str(root)!r} does not exist or is not a folder")
     problems: list[CatalogProblem] = []
     images = _scan_images(root, problems)
-    rows = _read_metadata(root, problems)
+    entries = _entries(root, images, _read_metadata(root, problems), problems)
+    items = _items(entries, images, known or {}, check_images, problems)
+    if not items:
+        lines = "".join(f"\n  {problem}" for problem in problems)
+        raise InputError(
+            f"catalog folder {str(root)!r} has no usable garment image: expected images "
+            f"({', '.join(IMAGE_SUFFIXES)}) in sub-folders {', '.join(c + '/' for c in CATEGORIES)}{lines}"
+        )
+    for problem in problems:
+        logger.warning("catalog %s: %s", root, problem)
+    return Catalog(root=root, items=tuple(items), problems=tuple(problems))
 
-    # (relative file, id, caption, category from metadata) for each image, metadata rows first.
-    entries: list[tuple[str, str, str, str, str]] = []  # where, file, id, caption, declared category
+
+_Entry = tuple[str, str, str, str, str]  # where, relative file, id, caption, category the metadata declares
+
+
+def _entries(
+    root: Path, images: dict[str, tuple[Path, os.stat_result]], rows: list, problems: list[CatalogProblem]
+) -> list[_Entry]:
+    """One entry per image: the metadata rows first (a row whose image is missing, or whose category is
+    unknown, is a problem instead), then the images no row describes (id from the file name, no caption)."""
+    entries: list[_Entry] = []
     described: set[str] = set()
     stems: dict[str, list[str]] = {}
     for file in images:
@@ -341,7 +353,19 @@ def load_catalog(root: Path | str, *, check_images: bool = True, known: KnownFil
     for file in images:
         if file not in described:
             entries.append((file, file, _stem(file), "", ""))
+    return entries
 
+
+def _items(
+    entries: list[_Entry],
+    images: dict[str, tuple[Path, os.stat_result]],
+    known: KnownFiles,
+    check_images: bool,
+    problems: list[CatalogProblem],
+) -> list[CatalogItem]:
+    """The catalog items of `entries`, sorted by category and id: each image hashed (and, with
+    `check_images`, opened) unless `known` records it with the same size and mtime. Entries with a wrong
+    category, a bad or repeated id, or an unreadable image are problems instead."""
     items: list[CatalogItem] = []
     seen: dict[str, str] = {}
     for where, file, item_id, caption, declared in entries:
@@ -361,8 +385,8 @@ def load_catalog(root: Path | str, *, check_images: bool = True, known: KnownFil
             problems.append(CatalogProblem("duplicate-id", where, f"id {item_id!r} is already used by {seen[item_id]}"))
             continue
         path, stat = images[file]
-        record = (known or {}).get(file)
-        if record is not None and record[:2] == (stat.st_size, stat.st_mtime_ns):
+        record = known.get(file)
+        if record is not None and record[:2] == fingerprint(stat):
             sha256 = record[2]  # unchanged since it was hashed (and checked) for the index
         else:
             if check_images and (reason := check_image(path)) is not None:
@@ -373,12 +397,4 @@ def load_catalog(root: Path | str, *, check_images: bool = True, known: KnownFil
         items.append(CatalogItem(item_id, category, path, caption, sha256, stat.st_size, stat.st_mtime_ns))
 
     items.sort(key=lambda item: (CATEGORIES.index(item.category), item.id))
-    if not items:
-        lines = "".join(f"\n  {problem}" for problem in problems)
-        raise InputError(
-            f"catalog folder {str(root)!r} has no usable garment image: expected images "
-            f"({', '.join(IMAGE_SUFFIXES)}) in sub-folders {', '.join(c + '/' for c in CATEGORIES)}{lines}"
-        )
-    for problem in problems:
-        logger.warning("catalog %s: %s", root, problem)
-    return Catalog(root=root, items=tuple(items), problems=tuple(problems))
+    return items

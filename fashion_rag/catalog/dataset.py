@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from fashion_rag.catalog.catalog import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, CatalogProblem, id_problem
 from fashion_rag.config import CATEGORIES
 from fashion_rag.errors import InputError
+from fashion_rag.files import atomic_write
 
 RECORD_NAME = ".dataset.json"
 KEPT_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}  # written byte for byte
@@ -124,9 +124,7 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
     if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+    atomic_write(path, data)
     return True
 
 

@@ -11,6 +11,7 @@ and a finished build deletes them.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
@@ -23,6 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fashion_rag.catalog.catalog import CatalogProblem
+from fashion_rag.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +72,10 @@ class Checkpoint:
         (self.directory / "encoder.txt").write_text(self.identity, encoding="utf-8")
         self._parts += 1
         final = self.directory / f"part-{self._parts:06d}.npz"
-        partial = final.with_name(final.stem + ".tmp.npz")
         shas = np.array(list(vectors), dtype="U64")
-        np.savez(partial, sha256=shas, vectors=np.stack(list(vectors.values())).astype(np.float32))
-        os.replace(partial, final)
+        buffer = io.BytesIO()  # a few MB: 2,048 vectors of 768 floats
+        np.savez(buffer, sha256=shas, vectors=np.stack(list(vectors.values())).astype(np.float32))
+        atomic_write(final, buffer.getvalue())
 
     def clear(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)

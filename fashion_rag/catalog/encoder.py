@@ -1,17 +1,16 @@
 """The retrieval encoder: an open_clip model that embeds garment images and descriptions in one space.
 
-The default is open_clip ViT-L-14 laion2b_s32b_b82k (SPEC.md, model sources); any open_clip model in
+The default is open_clip ViT-L-14 laion2b_s32b_b82k (docs/recipe.md, sources rule 1); any open_clip model in
 the Hub layout (`open_clip_config.json` + `open_clip_pytorch_model.safetensors` or `.bin`) can replace it through the
 `retrieval-encoder` part override, and the tiny bundle has a tiny random one. Embeddings are float32 and
 L2-normalised, so an inner product is a cosine similarity.
 
 `identity` names the model and the exact weights (sha256 of the weights file and of the config): an index
-records it, and an index built by another encoder is refused (index.py).
+records it, and an index built by another encoder is refused (index/loaded.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import threading
@@ -22,16 +21,17 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fashion_rag.files import sha256_file
 from fashion_rag.person.photo import to_rgb
-from fashion_rag.weights import ModelSources, read_lock, sha256_of
+from fashion_rag.weights import RETRIEVAL_CONFIG, RETRIEVAL_WEIGHTS, ModelSources, read_lock
 
 logger = logging.getLogger(__name__)
 
 PART = "retrieval-encoder"
-CONFIG_FILE = "open_clip_config.json"
+CONFIG_FILE = RETRIEVAL_CONFIG
 # The upstream names, in order of preference (weights/sources.json): safetensors, then the .bin pickle twin
 # (open_clip reads either from a local dir, the .bin with weights_only=True).
-WEIGHTS_FILES = ("open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin")
+WEIGHTS_FILES = RETRIEVAL_WEIGHTS
 
 
 def weights_file(directory: Path) -> Path:
@@ -56,7 +56,7 @@ def weights_sha256(path: Path, lock_entry: dict | None = None) -> str:
         target = path.resolve()
         if target.parent.name == "blobs" and _SHA256.match(target.name):
             return target.name
-    return sha256_of(path)
+    return sha256_file(path)
 
 
 def bundle_has_random_weights(bundle_info: dict) -> bool:
@@ -125,7 +125,7 @@ class RetrievalEncoder:
             if not path.is_file():
                 raise FileNotFoundError(2, "retrieval encoder file missing", str(path))
         weights_hash = weights_sha256_hint or weights_sha256(weights_file(directory))
-        config_hash = hashlib.sha256((directory / CONFIG_FILE).read_bytes()).hexdigest()
+        config_hash = sha256_file(directory / CONFIG_FILE)
         name = name or directory.name
         identity = f"{name}{'@' + revision if revision else ''} weights:{weights_hash[:16]} config:{config_hash[:8]}"
         model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{directory}", device=str(device))

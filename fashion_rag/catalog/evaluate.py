@@ -5,13 +5,13 @@ A queries file is JSON Lines, one query per line::
     {"text": "navy slip dress with white polka dots", "category": "dresses", "relevant": ["dress-007"]}
 
 recall@k is the share of queries with at least one relevant id in the top k (with one relevant id per
-query, as in the paper's Dress Code tables in SPEC.md, this is the usual recall@k); MRR is the mean over
+query, as in the paper's Dress Code tables (docs/recipe.md), this is the usual recall@k); MRR is the mean over
 queries of 1 / rank of the first relevant id (0 when none is in the top max(ks)).
 
 Two protocols:
 - "product" (the default): every search mode the catalog has, exactly as the app searches (chunks,
   fusion, one hit per image content).
-- "paper": the retrieval protocol of the Fashion-RAG paper (SPEC.md, "Retrieval in the paper"): dense
+- "paper": the retrieval protocol of the Fashion-RAG paper (docs/recipe.md, "Retrieval in the paper"): dense
   only, the query is one noun chunk or three joined with ", ", embedded as it is, no fusion and no
   de-duplication. A query line may give its noun chunks (`"chunks": [...]`, as Dress Code's annotations
   do); otherwise they come from chunking its text. Its recall sits beside the paper's table when the
@@ -30,7 +30,6 @@ from fashion_rag.catalog.search import MODES, CatalogSearch
 from fashion_rag.errors import InputError, check_category
 
 DEFAULT_KS = (1, 5, 10)
-PROTOCOLS = ("product", "paper")
 PAPER_CHUNKS = (1, 3)  # the paper's two query forms
 
 

@@ -209,9 +209,9 @@ class CatalogSearch:
             index_dir = catalog_root / "index"
         index_dir = Path(index_dir)
         has_index = (index_dir / MANIFEST_NAME).is_file()
-        if catalog_root is None and has_index:
-            recorded = read_manifest(index_dir).get("catalog_dir")
-            catalog_root = Path(recorded) if recorded else None
+        manifest = read_manifest(index_dir) if catalog_root is None and has_index else None
+        if manifest is not None:
+            catalog_root = manifest.catalog_root(index_dir)
         reason = ""
         if encoder is None and sources is not None and sources.locate(PART).found:
             encoder = RetrievalEncoder.from_sources(sources, device=device)
@@ -220,7 +220,7 @@ class CatalogSearch:
         elif encoder is None:
             reason = "lexical search only: no model sources given"
         if encoder is not None and has_index:
-            index = load_index(index_dir, encoder_identity=encoder.identity)
+            index = load_index(index_dir, encoder_identity=encoder.identity, manifest=manifest)
             return cls.from_index(index, encoder, catalog_root=catalog_root)
         if encoder is not None:
             reason = (

@@ -4,8 +4,8 @@ It checks, in order, and reports every check (ok / FAIL / skip):
 
 1. the machine: device, dtype, free memory and disk, the versions of the libraries that load the models;
 2. every model part: where it was found, its revision or commit, and for each file its size and sha256,
-   compared with the lock file (weights/), the bundle's own record (bundle.json) and the values SPEC.md
-   knows (weights/sources.json);
+   compared with the lock file (weights/), the bundle's own record (bundle.json) and the published values
+   (weights/sources.json);
 3. every part loaded through the loaders the product uses (strict UNet and adapter loads that name bad
    keys; the UNet's tensor count: 686 for the published checkpoint, its own config's for a bundle);
 4. a short smoke edit of an example photo: output finite and not constant, pixels outside the mask unchanged;
@@ -29,13 +29,14 @@ import numpy as np
 
 from fashion_rag.cli import add_models_flags, print_json
 from fashion_rag.config import REPO_ROOT, runtime_from_env
+from fashion_rag.weights import ADAPTER_CHECKPOINT, UNET_CHECKPOINT
 
 EXAMPLE_PERSON = REPO_ROOT / "examples" / "people" / "astronaut.png"
 LIBRARIES = ("torch", "diffusers", "transformers", "open_clip_torch", "gradio", "huggingface_hub", "safetensors")
-# SPEC.md: the published UNet state dict has exactly these many tensors and parameters.
+# docs/recipe.md, sources rule 2: the published UNet state dict has exactly these many tensors and parameters.
 PUBLISHED_UNET_TENSORS = 686
 PUBLISHED_UNET_PARAMETERS = 865_976_964
-FACE_LABEL = 11  # ATR "face/head" (SPEC, inpainting mask)
+FACE_LABEL = 11  # ATR "face/head" (docs/recipe.md, mask)
 COLOURS = {"red": (200, 20, 30), "blue": (25, 50, 200), "green": (30, 150, 50), "yellow": (235, 210, 30)}
 
 
@@ -162,7 +163,7 @@ def check_files(report: Report, sources) -> dict:
                 expected.append((bundle_hashes[key], None, "bundle.json"))
             known = known_files(part.repo_id).get(relative, {}) if is_default_source(part) else {}
             if location.where != "bundle" and known.get("sha256"):
-                expected.append((known["sha256"], known.get("size"), "SPEC.md (weights/sources.json)"))
+                expected.append((known["sha256"], known.get("size"), "weights/sources.json"))
             bad = [where for sha, want_size, where in expected if sha != digest or (want_size and want_size != size)]
             matches = ", ".join(f"matches {where}" for _, _, where in expected) or "no recorded value to compare"
             fix = (
@@ -242,7 +243,7 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
                     "load", "sd2-inpainting", ok,
                     f"tokenizer {len(parts['tokenizer'])} ids, text encoder width {width}, VAE scaling {scaling}, "
                     f"DDIM {prediction} prediction",
-                    "SPEC.md expects width 1024, VAE scaling 0.18215 and epsilon prediction: " + fix_for("sd2-inpainting"),
+                    "the published parts have width 1024, VAE scaling 0.18215 and epsilon prediction: " + fix_for("sd2-inpainting"),
                 )  # fmt: skip
                 if ok:
                     loaded.update(parts)
@@ -261,9 +262,9 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
 
     if not skip("fashion-rag") and "sd2_dir" in loaded:
         unet = _attempt(
-            report, "load", "fashion-rag/unet_120000.pth", fix_for("fashion-rag"),
+            report, "load", f"fashion-rag/{UNET_CHECKPOINT}", fix_for("fashion-rag"),
             lambda: loading.load_fashion_unet(
-                loaded["sd2_dir"], sources.require("fashion-rag"), device, dtype, hashed("unet_120000.pth")
+                loaded["sd2_dir"], sources.require("fashion-rag"), device, dtype, hashed(UNET_CHECKPOINT)
             ),
         )  # fmt: skip
         if unet is not None:
@@ -271,11 +272,11 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
             parameters = sum(p.numel() for p in unet.parameters())
             if real:
                 ok = tensors == PUBLISHED_UNET_TENSORS and parameters == PUBLISHED_UNET_PARAMETERS
-                want = f"SPEC.md: {PUBLISHED_UNET_TENSORS} tensors, {PUBLISHED_UNET_PARAMETERS:,} parameters"
+                want = f"published: {PUBLISHED_UNET_TENSORS} tensors, {PUBLISHED_UNET_PARAMETERS:,} parameters"
             else:
                 ok, want = True, "the bundle's own UNet config"
             report.add(
-                "load", "fashion-rag/unet_120000.pth", ok,
+                "load", f"fashion-rag/{UNET_CHECKPOINT}", ok,
                 f"strict load: {tensors} tensors, {parameters:,} parameters, conv_in {unet.config.in_channels} "
                 f"channels ({want})",
                 fix_for("fashion-rag"),
@@ -284,13 +285,13 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
                 loaded["unet"] = unet
         if "garment_encoder" in loaded:
             adapter = _attempt(
-                report, "load", "fashion-rag/inversion_adapter_120000.pth", fix_for("fashion-rag"),
+                report, "load", f"fashion-rag/{ADAPTER_CHECKPOINT}", fix_for("fashion-rag"),
                 lambda: loading.load_adapter(sources.require("fashion-rag"), loaded["garment_encoder"].config,
-                                             device, dtype, hashed("inversion_adapter_120000.pth")),
+                                             device, dtype, hashed(ADAPTER_CHECKPOINT)),
             )  # fmt: skip
             if adapter is not None:
                 report.add(
-                    "load", "fashion-rag/inversion_adapter_120000.pth", True,
+                    "load", f"fashion-rag/{ADAPTER_CHECKPOINT}", True,
                     f"strict load: {len(adapter.state_dict())} tensors, {adapter.token_dim}-wide garment tokens",
                 )  # fmt: skip
                 loaded["adapter"] = adapter

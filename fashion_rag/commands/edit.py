@@ -1,8 +1,8 @@
 """`edit --person PHOTO --category CAT (--text "..." [--pick 1,2 | --text-only] | --garment IMG ... | --garment-id ID ...) --out OUT.png`.
 
 `--text` alone searches the catalog and edits with the picked ranks (default: the best match).
-`--text "..." --text-only` skips the catalog: the description drives the edit through SPEC step 8's
-text-only prompt, and the recipe says `"prompt": "text-only"`.
+`--text "..." --text-only` skips the catalog: the description drives the edit through the
+text-only prompt (docs/recipe.md, garment tokens rule 8), and the recipe says `"prompt": "text-only"`.
 """
 
 from __future__ import annotations

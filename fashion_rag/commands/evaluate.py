@@ -35,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=("product", "paper"),
         default="product",
         help="product (default): every search mode as the app searches; paper: the Fashion-RAG paper's protocol "
-        "(dense only, 1 noun chunk or 3 joined with ', ', no de-duplication), comparable with SPEC.md's table",
+        "(dense only, 1 noun chunk or 3 joined with ', ', no de-duplication), comparable with the paper's recall table",
     )
     add_models_flags(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")

@@ -113,6 +113,7 @@ def run_build(args: argparse.Namespace) -> int:
                 "changed": list(report.changed),
                 "removed": list(report.removed),
                 "previous": report.previous,
+                "rebuilt_because": report.rebuilt_because,
                 "resumed": report.resumed,
                 "written": list(report.written),
                 "problems": [str(p) for p in report.problems],

@@ -1,6 +1,6 @@
 """The inversion adapter: CLIP image features of one garment -> 16 pseudo-word tokens of the text encoder.
 
-Layout (SPEC.md, Garment tokens, step 3), with the state-dict keys of the published
+Layout (docs/recipe.md, garment tokens rule 3), with the state-dict keys of the published
 `inversion_adapter_120000.pth`:
 
     encoder_layers.0.*   one CLIPEncoderLayer built with the vision config     (N, 257, 1280)

@@ -27,11 +27,6 @@ def feathered_alpha(mask: np.ndarray, feather_px: int) -> np.ndarray:
     return np.clip(1.0 - distance / float(feather_px), 0.0, 1.0).astype(np.float32)
 
 
-def to_uint8(frame: np.ndarray) -> np.ndarray:
-    """[0, 1] float image -> uint8 with rounding."""
-    return np.clip(np.rint(frame * 255.0), 0, 255).astype(np.uint8)
-
-
 def paste_back(
     original: np.ndarray,
     edited_frame: np.ndarray,

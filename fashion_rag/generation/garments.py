@@ -1,4 +1,4 @@
-"""Garment images -> garment tokens (SPEC.md, Garment tokens, steps 1-4).
+"""Garment images -> garment tokens (docs/recipe.md, garment tokens rules 1-4).
 
 Each garment image is composited on white where it is transparent (in-shop garment photos are on white;
 `person.photo.to_rgb`, the project's one RGB conversion), stretched to 384x512 (W x H, aspect not kept) with

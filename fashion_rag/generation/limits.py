@@ -11,7 +11,7 @@ import math
 STEPS_RANGE = (1, 150)
 GUIDANCE_RANGE = (0.0, 30.0)
 MAX_IMAGES = 4  # images per edit; the CFG batch is twice this (the GPU path captures one graph per batch)
-MAX_GARMENTS = 3  # garments per edit (SPEC.md: the model was trained with up to 3)
+MAX_GARMENTS = 3  # garments per edit (docs/recipe.md, garment tokens rule 4: 1 to 3)
 SCHEDULERS = ("ddim", "dpm++")
 
 

@@ -180,7 +180,7 @@ def load_adapter(
 
 
 def load_scheduler(sd2_dir: Path, name: str = "ddim"):
-    """DDIM as SPEC.md says (leading spacing, eta 0), or DPM-Solver++ from the same config."""
+    """DDIM as docs/recipe.md, sampler rule 1 says (leading spacing, eta 0), or DPM-Solver++ from the same config."""
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
     config = DDIMScheduler.load_config(str(Path(sd2_dir) / "scheduler"))

@@ -1,4 +1,4 @@
-"""The Fashion-RAG inpainting pipeline (SPEC.md), a diffusers `DiffusionPipeline`.
+"""The Fashion-RAG inpainting pipeline (docs/recipe.md), a diffusers `DiffusionPipeline`.
 
 One call, with B = number of images:
 
@@ -89,9 +89,7 @@ class FashionRAGPipeline(DiffusionPipeline):
         """Load every component from a weights.ModelSources onto `device` (fp16 on GPU, fp32 on CPU)."""
         device = pick_device(device) if isinstance(device, str) else device
         dtype = dtype or default_dtype(device)
-        pipeline = cls.from_components(load_generation_components(sources, device, dtype))
-        pipeline.sd2_dir = sources.require("sd2-inpainting")
-        return pipeline
+        return cls.from_components(load_generation_components(sources, device, dtype))
 
     # ----------------------------------------------------------------------------------------------
     # Options
@@ -286,7 +284,7 @@ class FashionRAGPipeline(DiffusionPipeline):
         # With model CPU offload the inputs were built on the CPU: move them where the UNet runs.
         frame, mask_full, pose_full = (t.to(device) for t in (frame, mask_full, pose_full))
         unconditional, conditional = (e.to(device, dtype) for e in prompt_embeds)
-        # SPEC's formula for every g; at g == 1 it is eps_c exactly, so the unconditional half is skipped.
+        # docs/recipe.md sampler rule 2 for every g; at g == 1 it is eps_c exactly: the unconditional half is skipped.
         # (diffusers skips it for every g <= 1, which for g < 1 is not the formula.)
         use_guidance = guidance != 1.0
         latent_h, latent_w = FRAME_HEIGHT // 8, FRAME_WIDTH // 8

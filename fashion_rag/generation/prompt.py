@@ -1,4 +1,4 @@
-"""Garment-token prompts (SPEC.md, Garment tokens, steps 4-8).
+"""Garment-token prompts (docs/recipe.md, garment tokens rules 4-8).
 
 With n garments the prompt is `a photo of a model wearing {what} made of` followed by " $ " 16 n
 times. After the token embedding, the 16 n positions that start at the first `$` (id 259) are
@@ -38,7 +38,7 @@ def garment_prompt(category: str, num_garments: int) -> str:
 
 
 def text_only_prompt(category: str, description: str = "") -> str:
-    """The prompt with no garments at all (SPEC step 8)."""
+    """The prompt with no garments at all (docs/recipe.md, garment tokens rule 8)."""
     check_category(category)
     return f"a photo of a model wearing {WHAT_BY_CATEGORY[category]}. {description}".rstrip()
 
@@ -98,5 +98,5 @@ def encode_garment_prompt(
 
 
 def encode_unconditional(tokenizer, text_encoder) -> torch.Tensor:
-    """(1, 77, width): the empty prompt with no garment tokens (SPEC step 7)."""
+    """(1, 77, width): the empty prompt with no garment tokens (docs/recipe.md, garment tokens rule 7)."""
     return encode_text(tokenizer, text_encoder, "")

@@ -27,7 +27,7 @@ from PIL import Image
 from fashion_rag.errors import InputError
 from fashion_rag.person.photo import to_rgb
 
-FRAME_WIDTH = 384  # SPEC: the model's frame is 512 high by 384 wide
+FRAME_WIDTH = 384  # docs/recipe.md, sampler rule 3: the frame is 512 high by 384 wide
 FRAME_HEIGHT = 512
 DEFAULT_MARGIN = 0.08  # share of the person's box height added around it before fitting 3:4
 # frame_image box-reduces crops more than this many times the frame's size before the BICUBIC resize

@@ -1,7 +1,7 @@
-"""The garment mask from an ATR label map and keypoints: the Dress Code recipe of SPEC.md, step by step.
+"""The garment mask from an ATR label map and keypoints: the Dress Code recipe, docs/recipe.md mask rules 1-7.
 
 Pure functions over numpy arrays (frame size, 512x384 by default). Keypoints are (18, 2) COCO-18 (x, y)
-frame pixels with NaN for missing (see pose.py). Each step of the SPEC is one function:
+frame pixels with NaN for missing (see pose.py). Each rule is one function:
 
 1. kept regions: `HEAD_LABELS`, `ALWAYS_FIXED_LABELS`
 2. garment region per category: `GARMENT_LABELS`, `CATEGORY_FIXED_LABELS`
@@ -27,7 +27,7 @@ from fashion_rag.errors import InputError, check_category
 from fashion_rag.person.framing import FRAME_HEIGHT, FRAME_WIDTH
 from fashion_rag.person.pose import COCO18_NAMES
 
-# ATR labels (SPEC, "Inpainting mask"), as the clothes parser outputs them.
+# ATR labels (docs/recipe.md, "Mask"), as the clothes parser outputs them.
 BACKGROUND, HAT, HAIR, SUNGLASSES, UPPER_CLOTHES, SKIRT, PANTS, DRESS, BELT = range(9)
 LEFT_SHOE, RIGHT_SHOE, FACE, LEFT_LEG, RIGHT_LEG, LEFT_ARM, RIGHT_ARM, BAG, SCARF = range(9, 18)
 NUM_ATR_LABELS = 18
@@ -50,9 +50,9 @@ CATEGORIES_WITH_ARMS = ("dresses", "upper_body")  # steps 3 and 4 apply to these
 # COCO-18 indices used below.
 RIGHT_SHOULDER, RIGHT_ELBOW, RIGHT_WRIST, LEFT_SHOULDER, LEFT_ELBOW, LEFT_WRIST = 2, 3, 4, 5, 6, 7
 RIGHT_HIP, RIGHT_KNEE, RIGHT_ANKLE, LEFT_HIP, LEFT_KNEE, LEFT_ANKLE = 8, 9, 10, 11, 12, 13
-ARM_WIDTH = 45  # px at 512x384, SPEC step 3
-NECK_MARGIN = 20  # px, SPEC step 4
-DILATION_KERNEL = np.ones((5, 5), dtype=np.uint8)  # SPEC step 5
+ARM_WIDTH = 45  # px at 512x384, mask rule 3
+NECK_MARGIN = 20  # px, mask rule 4
+DILATION_KERNEL = np.ones((5, 5), dtype=np.uint8)  # mask rule 5
 DILATION_ITERATIONS = 5
 
 # What each category needs to see. Lower body: both hips and at least one knee.
@@ -72,8 +72,8 @@ REQUIRED_DESCRIPTION = {
 class MaskResult:
     """A garment mask in both variants, and the pixels that must never change. Bool arrays (H, W)."""
 
-    precise: np.ndarray  # dilated garment region minus fixed pixels (SPEC step 6)
-    box: np.ndarray  # every non-fixed pixel in the tight box of `precise` (SPEC step 7; the default)
+    precise: np.ndarray  # dilated garment region minus fixed pixels (mask rule 6)
+    box: np.ndarray  # every non-fixed pixel in the tight box of `precise` (mask rule 7; the default)
     fixed: np.ndarray  # face, hair, hands, shoes, the other garment, ...
     notes: tuple[str, ...] = ()  # what the recipe had to skip or guess, for the user
 
@@ -119,7 +119,7 @@ def check_body_visible(keypoints: np.ndarray, category: str) -> None:
 def arm_chains(keypoints: np.ndarray) -> list[list[int]]:
     """The keypoint indices of the arms polyline 7-6-5-2-3-4, dropping a wrist or elbow that is missing.
 
-    As SPEC step 3 says, a missing elbow is simply skipped (the wrist joins its shoulder). The SPEC is
+    As mask rule 3 says, a missing elbow is simply skipped (the wrist joins its shoulder). The rule is
     silent on shoulders: a missing shoulder drops its whole arm (there is nothing to hang it on), so with
     both shoulders one chain runs through both arms and with one shoulder only that arm is drawn
     (docs/recipe.md).

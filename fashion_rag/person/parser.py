@@ -1,4 +1,4 @@
-"""The clothes parser: SegFormer with the 18 ATR labels (SPEC, model sources) -> a label map of the frame."""
+"""The clothes parser: SegFormer with the 18 ATR labels (docs/recipe.md, sources rule 1) -> a label map of the frame."""
 
 from __future__ import annotations
 

@@ -152,8 +152,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """`image` in RGB (a new image unless it already is RGB). Transparency goes onto white.
 
     The project's one RGB conversion: photos, garments (catalog, uploads, the token cache's key) and the
-    retrieval index all go through it, so a transparent garment looks the same to every model (SPEC.md,
-    Garment tokens, step 1: on white).
+    retrieval index all go through it, so a transparent garment looks the same to every model (docs/recipe.md,
+    garment tokens rule 1: on white).
     """
     mode = image.mode
     if mode == "RGB":

@@ -44,7 +44,7 @@ BLAZEPOSE_FOR_COCO18: tuple[int | None, ...] = (0, None, 12, 14, 16, 11, 13, 15,
 BLAZEPOSE_RIGHT_SHOULDER, BLAZEPOSE_LEFT_SHOULDER = 12, 11
 NUM_BLAZEPOSE = 33
 DEFAULT_MIN_VISIBILITY = 0.5  # mediapipe's own drawing threshold
-POSE_SIGMA = 9.0  # SPEC: exp(-d^2 / 9^2)
+POSE_SIGMA = 9.0  # docs/recipe.md, UNet input rule 5: exp(-d^2 / 9^2)
 MIN_LIMB_TO_TORSO = 0.4  # a thigh or shin shorter than this share of the torso is a guess (see drop_implausible_legs)
 
 # Limbs of the OpenPose COCO-18 skeleton, with OpenPose's colours, for the preview.
@@ -109,7 +109,7 @@ def drop_implausible_legs(keypoints: np.ndarray, min_ratio: float = MIN_LIMB_TO_
 def pose_heatmaps(
     keypoints: np.ndarray, height: int = FRAME_HEIGHT, width: int = FRAME_WIDTH, sigma: float = POSE_SIGMA
 ) -> np.ndarray:
-    """(18, 2) keypoints -> (18, height, width) float32 pose map (SPEC, "The 27 UNet input channels").
+    """(18, 2) keypoints -> (18, height, width) float32 pose map (docs/recipe.md, UNet input rule 5).
 
     Channel k is exp(-d^2 / sigma^2) around keypoint k on the integer pixel grid, divided by its maximum
     (so its peak is exactly 1); a missing keypoint gives an all-zero channel. The Gaussian is computed as

@@ -57,7 +57,7 @@ class PreparedPerson:
     frame: Image.Image  # 384x512 RGB
     transform: FrameTransform  # frame <-> original
     keypoints: np.ndarray  # (18, 2) COCO-18 frame pixels, NaN for missing
-    pose_map: np.ndarray  # (18, 512, 384) float32 (SPEC)
+    pose_map: np.ndarray  # (18, 512, 384) float32 (docs/recipe.md, UNet input rule 5)
     mask: np.ndarray  # (512, 384) bool: what the edit regenerates (the chosen variant, or the user's mask)
     mask_precise: np.ndarray  # (512, 384) bool: the automatic precise mask
     mask_box: np.ndarray  # (512, 384) bool: the automatic bounding-box mask

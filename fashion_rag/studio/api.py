@@ -7,10 +7,10 @@ They take plain values (uploaded files, text, numbers) so that gradio_client scr
     client.predict(handle_file("person.png"), "upper_body", "top-001,top-002", None, None, "", -1, 50, 7.5,
                    "ddim", 1, True, api_name="/edit")
 
-An edit with no garment id and no garment image is a text-only edit from the description (SPEC step 8);
-its recipe says `"prompt": "text-only"`. Files come in as uploads only: each file input must resolve
-inside Gradio's upload folder (`uploads.py`), whatever shape the value has. Every number and flag is
-parsed strictly (`values.py`) before any work.
+An edit with no garment id and no garment image is a text-only edit from the description (docs/recipe.md,
+garment tokens rule 8); its recipe says `"prompt": "text-only"`. Files come in as uploads only: each file
+input must resolve inside Gradio's upload folder (`uploads.py`), whatever shape the value has. Every
+number and flag is parsed strictly (`values.py`) before any work.
 """
 
 # No `from __future__ import annotations` here: gr.api reads the return annotation as an object (a
