@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+TORCH_THREADS = 1  # intra-op threads of every test process and of the servers and CLIs the tests start
+
 
 def pytest_configure(config):
-    """Cap glibc's malloc arenas before any server thread starts, as `python app.py` does (issue 14)."""
+    """One torch thread for the whole session, and cap glibc's malloc arenas before any server thread
+    starts, as `python app.py` does (issue 14).
+
+    The thread count is set once, before torch is imported, and passed on to subprocesses through
+    OMP_NUM_THREADS: a float sum's order depends on it, and torch fixes a thread's count the first time
+    that thread computes. Switching it per module left the server's worker threads on different counts,
+    so an edit served by the app and the same edit replayed by a CLI subprocess differed by one grey
+    level at a few pixels, depending on which tests had run before. The tiny model's ops are
+    microseconds of work: on a shared 2-core machine a second thread only waits for a free core.
+    """
+    os.environ["OMP_NUM_THREADS"] = str(TORCH_THREADS)
+    import torch
+
+    torch.set_num_threads(TORCH_THREADS)
     from app import limit_malloc_arenas
 
     limit_malloc_arenas()
@@ -16,14 +32,11 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="module")
 def one_torch_thread():
-    """The tiny model's ops are microseconds of work; on a shared 2-core machine a second intra-op thread
-    turns each into a wait for a free core (~9 ms per op measured). Results do not depend on it."""
+    """Modules that time or compare tiny-model runs name this: the session's single torch thread."""
     import torch
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    assert torch.get_num_threads() == TORCH_THREADS
     yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")
