@@ -37,6 +37,7 @@ from fashion_rag.generation.garment_cache import GarmentTokenCache, encoder_iden
 from fashion_rag.generation.pipeline import MAX_IMAGES, SCHEDULERS, FashionRAGPipeline
 from fashion_rag.generation.prompt import MAX_GARMENTS
 from fashion_rag.outputs import Outputs, SavedResult, save_previews, save_result
+from fashion_rag.person.mask_codec import encode_mask
 from fashion_rag.person.photo import to_rgb
 from fashion_rag.weights import GENERATION_PARTS, ModelSources, missing_message
 
@@ -385,6 +386,10 @@ class Editor:
             "num_images": options.num_images,
             "paste_back": options.paste_back,
             "mask_source": getattr(person, "mask_source", "user"),
+            "mask_variant": getattr(person, "mask_variant", "box"),
+            # The mask this edit used (automatic, painted or grown) and the framing it belongs to.
+            "mask": encode_mask(person.mask),
+            "transform": person.transform.to_dict(),
             "models": self.sources.models,
             "model_sources": {
                 name: {"repo_id": self.sources.part(name).repo_id, "revision": self.sources.part(name).revision}

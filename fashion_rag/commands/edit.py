@@ -14,6 +14,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from fashion_rag.cli import add_models_flags, print_json
 from fashion_rag.config import CATEGORIES, GenerationSettings, app_from_env, runtime_from_env
 from fashion_rag.errors import InputError
@@ -54,11 +56,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def apply_recipe(args: argparse.Namespace) -> None:
-    """Fill garments, seed and options from a recipe file (explicit flags still win for the person/mask)."""
+def apply_recipe(args: argparse.Namespace) -> dict:
+    """Fill garments, seed and options from a recipe file; the recipe's mask and framing are returned
+    for `recipe_mask` (an explicit --mask still wins)."""
     recipe = json.loads(args.recipe.read_text())
-    if recipe.get("uploaded_garments"):
-        raise InputError("this recipe used uploaded garment images: pass them again with --garment")
+    uploaded = int(recipe.get("uploaded_garments") or 0)
+    if uploaded and len(args.garment) != uploaded:
+        raise InputError(f"this recipe used {uploaded} uploaded garment image(s): pass them again with --garment")
     args.garment_id = list(recipe.get("garment_ids", []))
     args.category = recipe.get("category", args.category)
     args.seed = recipe.get("seed", args.seed)
@@ -69,6 +73,26 @@ def apply_recipe(args: argparse.Namespace) -> None:
     args.no_paste_back = not recipe.get("paste_back", True)
     args.text = recipe.get("description", args.text)
     args.text_only = recipe.get("prompt") == "text-only"  # replayed as made, not re-searched
+    args.mask_variant = recipe.get("mask_variant", args.mask_variant)
+    return recipe
+
+
+def recipe_mask(editor, person, recipe: dict):
+    """`person` with the recipe's mask when it differs from the automatic one (painted, grown, or another
+    mask path); InputError when the photo is framed differently from the recipe's (another photo)."""
+    from fashion_rag.person.mask_codec import decode_mask
+
+    if "mask" not in recipe:  # recipes written before the mask was recorded
+        return person
+    if recipe.get("transform") and recipe["transform"] != person.transform.to_dict():
+        raise InputError(
+            f"{person.transform.original_width}x{person.transform.original_height} photo framed differently "
+            "from the recipe's: pass the photo the recipe was made from (or --mask for a mask of this photo)"
+        )
+    mask = decode_mask(recipe["mask"])
+    if mask.shape != person.mask.shape:
+        raise InputError(f"the recipe's mask is {mask.shape[1]}x{mask.shape[0]}, the frame is 384x512")
+    return person if np.array_equal(mask, person.mask) else editor.with_user_mask(person, mask)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,8 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from fashion_rag.editor import Editor
     from fashion_rag.person.photo import load_photo
 
-    if args.recipe is not None:
-        apply_recipe(args)
+    recipe = apply_recipe(args) if args.recipe is not None else {}
     runtime = runtime_from_env(
         models=args.models, weights_dir=args.weights_dir, device=args.device, low_vram=args.low_vram or None,
         compile_unet=args.compile or None,
@@ -91,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     person = editor.prepare(load_photo(args.person), args.category, mask_variant=args.mask_variant)
     if args.mask is not None:
         person = editor.with_user_mask(person, load_photo(args.mask, name=str(args.mask)))
+    elif recipe:
+        person = recipe_mask(editor, person, recipe)
     timings["prepare_s"] = round(time.perf_counter() - started, 4)
 
     garment_ids = list(args.garment_id)
