@@ -310,6 +310,13 @@ class Editor:
             )
         if len(set(garment_ids)) != len(garment_ids):
             raise InputError(f"garment ids picked twice: {garment_ids}; pick each garment once")
+        others = [i for i in garment_ids if self.searcher.category_of(i) != person.category]  # InputError if unknown
+        if others:
+            raise InputError(
+                f"{', '.join(others)} {'is' if len(others) == 1 else 'are'} not in the {person.category} category, "
+                f"and the person is prepared for {person.category}: pick {person.category} garments or change the "
+                "category"
+            )
         if options.scheduler not in SCHEDULERS:
             raise InputError(f"scheduler={options.scheduler!r}: use one of {', '.join(SCHEDULERS)}")
         if not 1 <= options.num_images <= MAX_IMAGES:

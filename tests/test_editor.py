@@ -117,6 +117,7 @@ def test_uploaded_garment_and_catalog_garment_together(tiny_editor, person):
         ({"garment_ids": ["top-001", "top-001"]}, "picked twice"),
         ({"garment_ids": ["../../etc/passwd"]}, "unknown catalog id"),
         ({"garment_ids": ["no-such-id"]}, "unknown catalog id"),
+        ({"garment_ids": ["top-001", "dress-001"]}, "dress-001 is not in the upper_body category"),
         ({"seed": -5}, "seed=-5"),
         ({"seed": 2**40}, "seed="),
         ({"options": replace(FAST, steps=0)}, "steps=0"),
