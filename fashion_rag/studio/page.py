@@ -15,6 +15,7 @@ from fashion_rag.config import CATEGORIES, REPO_ROOT, AppSettings, GenerationSet
 from fashion_rag.errors import InputError
 from fashion_rag.person.photo import load_photo
 from fashion_rag.studio import api, handlers
+from fashion_rag.studio.categories import LABELS
 from fashion_rag.studio.errors import user_errors_as_gradio
 from fashion_rag.studio.session import Settings
 from fashion_rag.studio.status import status_markdown
@@ -159,11 +160,35 @@ def wire_person(editor, ui) -> None:
 
         return run
 
+    def on_category(path, category, variant, person, picks, hits, text, k):
+        view, refusal = handlers.switch_category(editor, path, person, category, variant)
+        if refusal:
+            gr.Warning(refusal)
+        final = view.category if view else category
+        kept, dropped = handlers.picks_in_category(editor, picks, final)
+        if dropped:
+            gr.Info(f"Dropped {', '.join(dropped)} from the picks: not {LABELS[final]} garments.")
+        found = handlers.results_for_category(editor, hits, text, final, k)
+        gallery, hits = found if found is not None else (gr.update(), hits)
+        picks = gr.update(choices=handlers.pick_choices(editor, hits, kept), value=kept)
+        if view is None:
+            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gallery, hits, picks
+        return (view.state, kept_if_none(view.editor_value), kept_if_none(view.pose), view.notes or gr.update(),
+                final if final != category else gr.update(), gallery, hits, picks)  # fmt: skip
+
     inputs, outputs = [ui.upload, ui.category, ui.variant], [ui.state.person, ui.mask_editor, ui.pose, ui.notes]
     ui.upload.change(on_photo, inputs, outputs, concurrency_id="cpu", **PRIVATE)
-    ui.category.change(on_photo, inputs, outputs, concurrency_id="cpu", **PRIVATE)
+    # The photo is prepared again only when the prepared person's category differs (a restore or a refusal
+    # setting the radio back changes nothing more); a refusal puts the radio back.
+    ui.category.change(
+        on_category, [ui.upload, ui.category, ui.variant, ui.state.person, ui.picks, ui.state.hits, ui.description,
+                      ui.k],
+        [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.category, ui.results, ui.state.hits, ui.picks],
+        concurrency_id="cpu", **PRIVATE,
+    )  # fmt: skip
     tool_inputs = [ui.state.person, ui.mask_editor, ui.variant, ui.grow_px]
-    ui.variant.change(on_tool("reset"), tool_inputs, [ui.mask_editor], **PRIVATE)
+    # `input`, not `change`: a history restore sets the variant and its own mask, which a reset would undo.
+    ui.variant.input(on_tool("reset"), tool_inputs, [ui.mask_editor], **PRIVATE)
     for button, action in ((ui.grow, "grow"), (ui.shrink, "shrink"), (ui.reset, "reset")):
         button.click(on_tool(action), tool_inputs, [ui.mask_editor], **PRIVATE)
 
@@ -219,9 +244,18 @@ def wire_result(editor, ui) -> None:
     def on_sample(current, show, event: gr.SelectData):
         return handlers.comparison(current, event.index, show), event.index
 
-    def on_history(history, show, event: gr.SelectData):
+    def on_history(history, show, path, person, variant, hits, event: gr.SelectData):
         entry = history[event.index]
-        return (*show_entry(entry, history), *handlers.restored_values(entry))
+        view, words = handlers.restore_person(editor, entry, path, person, variant)
+        kept, dropped = handlers.picks_in_category(editor, entry.garment_ids, view.category)
+        shown = list(show_entry(entry, history))
+        shown[1] += "  \n" + handlers.restore_words(entry, words, kept, dropped)
+        restored = list(handlers.restored_values(entry))
+        restored[0] = gr.update(choices=handlers.pick_choices(editor, hits, kept), value=kept)
+        restored[2] = view.category
+        person_column = [view.state, kept_if_none(view.editor_value), kept_if_none(view.pose),
+                         view.notes or gr.update(), view.variant, entry.views.get("garment")]  # fmt: skip
+        return (*shown, *restored, *person_column)
 
     sample_index = gr.State(0)
     shown = [ui.compare, ui.note, ui.samples, ui.downloads, ui.seed_used, ui.history, ui.state.history,
@@ -236,7 +270,15 @@ def wire_result(editor, ui) -> None:
     ui.samples.select(on_sample, [ui.state.current, ui.show_mask], [ui.compare, sample_index], **PRIVATE)
     restored = [ui.picks, ui.description, ui.category, ui.seed, ui.steps, ui.guidance, ui.scheduler, ui.paste_back,
                 ui.num_images]  # fmt: skip
-    ui.history.select(on_history, [ui.state.history, ui.show_mask], shown + restored, **PRIVATE)
+    person_column = [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.variant, ui.own]
+    ui.history.select(on_history, [ui.state.history, ui.show_mask, ui.upload, ui.state.person, ui.variant,
+                                   ui.state.hits], shown + restored + person_column, concurrency_id="cpu",
+                      **PRIVATE)  # fmt: skip
+
+
+def kept_if_none(value):
+    """An output value, or "leave the component as it is" for None."""
+    return gr.update() if value is None else value
 
 
 def show_entry(entry, history):
