@@ -48,6 +48,7 @@ def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
         ui = SimpleNamespace(**vars(person), **vars(garments), **vars(result), state=state)
         wire_person(editor, ui)
         wire_garments(editor, ui)
+        wire_category(editor, ui)
         wire_result(editor, ui)
         api.register(editor)
         demo.load(lambda: status_markdown(editor), None, status, **PRIVATE)
@@ -100,8 +101,10 @@ def garment_column() -> SimpleNamespace:
         search = gr.Button("Search", variant="secondary", elem_id="search-button", scale=1)
     results = gr.Gallery(label="Catalog matches (click to pick, click again to drop)", columns=3, height=340,
                          allow_preview=False, elem_id="results")  # fmt: skip
+    # allow_custom_value: events that read the picks while a restore or a search is replacing choices and
+    # value together must not fail Gradio's choices check; the editor refuses unknown ids by name anyway.
     picks = gr.Dropdown([], value=[], multiselect=True, max_choices=3, label="Picked garments, in order",
-                        elem_id="picks")  # fmt: skip
+                        elem_id="picks", allow_custom_value=True)  # fmt: skip
     own = gr.File(label="Or add your own garment image", file_types=IMAGE_TYPES, elem_id="own-garment", height=110)
     plan = gr.Markdown(handlers.plan_note([], None, ""), elem_id="plan-note")
     return SimpleNamespace(description=description, switch=switch, k=k, search=search, results=results,
@@ -160,32 +163,8 @@ def wire_person(editor, ui) -> None:
 
         return run
 
-    def on_category(path, category, variant, person, picks, hits, text, k):
-        view, refusal = handlers.switch_category(editor, path, person, category, variant)
-        if refusal:
-            gr.Warning(refusal)
-        final = view.category if view else category
-        kept, dropped = handlers.picks_in_category(editor, picks, final)
-        if dropped:
-            gr.Info(f"Dropped {', '.join(dropped)} from the picks: not {LABELS[final]} garments.")
-        found = handlers.results_for_category(editor, hits, text, final, k)
-        gallery, hits = found if found is not None else (gr.update(), hits)
-        picks = gr.update(choices=handlers.pick_choices(editor, hits, kept), value=kept)
-        if view is None:
-            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gallery, hits, picks
-        return (view.state, kept_if_none(view.editor_value), kept_if_none(view.pose), view.notes or gr.update(),
-                final if final != category else gr.update(), gallery, hits, picks)  # fmt: skip
-
     inputs, outputs = [ui.upload, ui.category, ui.variant], [ui.state.person, ui.mask_editor, ui.pose, ui.notes]
     ui.upload.change(on_photo, inputs, outputs, concurrency_id="cpu", **PRIVATE)
-    # The photo is prepared again only when the prepared person's category differs (a restore or a refusal
-    # setting the radio back changes nothing more); a refusal puts the radio back.
-    ui.category.change(
-        on_category, [ui.upload, ui.category, ui.variant, ui.state.person, ui.picks, ui.state.hits, ui.description,
-                      ui.k],
-        [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.category, ui.results, ui.state.hits, ui.picks],
-        concurrency_id="cpu", **PRIVATE,
-    )  # fmt: skip
     tool_inputs = [ui.state.person, ui.mask_editor, ui.variant, ui.grow_px]
     # `input`, not `change`: a history restore sets the variant and its own mask, which a reset would undo.
     ui.variant.input(on_tool("reset"), tool_inputs, [ui.mask_editor], **PRIVATE)
@@ -211,18 +190,47 @@ def wire_garments(editor, ui) -> None:
         other = handlers.category_hint(text, category)
         return gr.update(visible=other is not None, value=handlers.hint_label(other) if other else "")
 
-    def on_switch(text, category):
-        return handlers.category_hint(text, category) or category
-
     search_inputs, search_outputs = [ui.description, ui.category, ui.k], [ui.results, ui.state.hits, ui.picks]
     ui.search.click(on_search, search_inputs, search_outputs, concurrency_id="cpu", **PRIVATE)
     ui.description.submit(on_search, search_inputs, search_outputs, concurrency_id="cpu", **PRIVATE)
     ui.results.select(on_pick, [ui.state.hits, ui.picks], [ui.picks], **PRIVATE)
     for trigger in (ui.description.change, ui.category.change):
         trigger(on_describe, [ui.description, ui.category], [ui.switch], **PRIVATE)
-    ui.switch.click(on_switch, [ui.description, ui.category], [ui.category], **PRIVATE)
     for trigger in (ui.picks.change, ui.own.change, ui.description.change):
         trigger(handlers.plan_note, [ui.picks, ui.own, ui.description], [ui.plan], **PRIVATE)
+
+
+def wire_category(editor, ui) -> None:
+    """The user's category switch (the radio, or the suggestion button): the photo is prepared again for
+    it, or the radio goes back when that is refused; picks of another category are dropped with a word and
+    the results searched again. Wired to `input`, not `change`: a history restore sets the radio itself,
+    and a `change` handler would race the picks it restores."""
+
+    def on_category(path, category, variant, person, picks, hits, text, k):
+        view, refusal = handlers.switch_category(editor, path, person, category, variant)
+        if refusal:
+            gr.Warning(refusal)
+        final = view.category if view else category
+        kept, dropped = handlers.picks_in_category(editor, picks, final)
+        if dropped:
+            gr.Info(f"Dropped {', '.join(dropped)} from the picks: not {LABELS[final]} garments.")
+        found = handlers.results_for_category(editor, hits, text, final, k)
+        gallery, hits = found if found is not None else (gr.update(), hits)
+        picks = gr.update(choices=handlers.pick_choices(editor, hits, kept), value=kept)
+        if view is None:
+            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gallery, hits, picks
+        return (view.state, kept_if_none(view.editor_value), kept_if_none(view.pose), view.notes or gr.update(),
+                final if final != category else gr.update(), gallery, hits, picks)  # fmt: skip
+
+    def on_switch(text, category):
+        return handlers.category_hint(text, category) or category
+
+    inputs = [ui.upload, ui.category, ui.variant, ui.state.person, ui.picks, ui.state.hits, ui.description, ui.k]
+    outputs = [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.category, ui.results, ui.state.hits, ui.picks]
+    ui.category.input(on_category, inputs, outputs, concurrency_id="cpu", **PRIVATE)
+    ui.switch.click(on_switch, [ui.description, ui.category], [ui.category], **PRIVATE).then(
+        on_category, inputs, outputs, concurrency_id="cpu", **PRIVATE
+    )
 
 
 def wire_result(editor, ui) -> None:
@@ -244,10 +252,12 @@ def wire_result(editor, ui) -> None:
     def on_sample(current, show, event: gr.SelectData):
         return handlers.comparison(current, event.index, show), event.index
 
-    def on_history(history, show, path, person, variant, hits, event: gr.SelectData):
+    def on_history(history, show, path, person, variant, hits, k, event: gr.SelectData):
         entry = history[event.index]
         view, words = handlers.restore_person(editor, entry, path, person, variant)
         kept, dropped = handlers.picks_in_category(editor, entry.garment_ids, view.category)
+        found = handlers.results_for_category(editor, hits, entry.description, view.category, k)
+        gallery, hits = found if found is not None else (gr.update(), hits)
         shown = list(show_entry(entry, history))
         shown[1] += "  \n" + handlers.restore_words(entry, words, kept, dropped)
         restored = list(handlers.restored_values(entry))
@@ -255,7 +265,7 @@ def wire_result(editor, ui) -> None:
         restored[2] = view.category
         person_column = [view.state, kept_if_none(view.editor_value), kept_if_none(view.pose),
                          view.notes or gr.update(), view.variant, entry.views.get("garment")]  # fmt: skip
-        return (*shown, *restored, *person_column)
+        return (*shown, *restored, *person_column, gallery, hits)
 
     sample_index = gr.State(0)
     shown = [ui.compare, ui.note, ui.samples, ui.downloads, ui.seed_used, ui.history, ui.state.history,
@@ -272,8 +282,8 @@ def wire_result(editor, ui) -> None:
                 ui.num_images]  # fmt: skip
     person_column = [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.variant, ui.own]
     ui.history.select(on_history, [ui.state.history, ui.show_mask, ui.upload, ui.state.person, ui.variant,
-                                   ui.state.hits], shown + restored + person_column, concurrency_id="cpu",
-                      **PRIVATE)  # fmt: skip
+                                   ui.state.hits, ui.k], shown + restored + person_column + [ui.results, ui.state.hits],
+                      concurrency_id="cpu", **PRIVATE)  # fmt: skip
 
 
 def kept_if_none(value):

@@ -1,0 +1,125 @@
+"""Issue 23 in a real browser (Debian's headless Chromium, Playwright): the page's state stays consistent
+through category switches and history restores, and the mask tools never leave the editor "processing".
+
+Each test opens its own page (its own Gradio session) on the in-process studio with the tiny bundle.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import ASTRONAUT
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser(studio_url):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )  # fmt: skip
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, studio_url):
+    page = browser.new_page(viewport={"width": 1600, "height": 1300})
+    page.goto(studio_url)
+    yield page
+    page.close()
+
+
+def upload(page, path: Path = ASTRONAUT) -> None:
+    page.locator("#person-upload input[type=file]").set_input_files(str(path))
+    page.wait_for_selector("#person-notes :text('Mask from the offline path')", timeout=60_000)
+
+
+def search_and_pick(page, text: str, picks: int = 1) -> None:
+    page.locator("#description textarea").fill(text)
+    page.locator("#search-button").click()
+    thumbnails = page.locator("#results .thumbnail-item")
+    thumbnails.first.wait_for(timeout=60_000)
+    for index in range(picks):
+        thumbnails.nth(index).click()
+    page.wait_for_function(f"() => picked().length === {picks}".replace("picked()", PICKED))
+
+
+def choose_category(page, category: str) -> None:
+    page.locator(f"#category input[value={category}]").check()
+
+
+def generate(page, count: int) -> None:
+    """Generate with 2 steps and wait for history entry number `count`."""
+    if not page.locator("#steps").is_visible():
+        page.locator("#advanced").click()
+        page.locator("#steps input[type=number]").fill("2")
+        page.locator("#steps input[type=number]").press("Enter")
+    page.locator("#generate-button").click()
+    page.wait_for_function(f"() => document.querySelectorAll('#history .thumbnail-item').length === {count}",
+                           timeout=120_000)  # fmt: skip
+
+
+PICKED = "[...document.querySelectorAll('#picks .token > span, #picks [class*=token] > span')].map(s => s.innerText)"
+
+
+def picked(page) -> list[str]:
+    return page.evaluate(f"() => {PICKED}")
+
+
+def checked_category(page) -> str:
+    return page.evaluate("() => document.querySelector('#category input:checked').value")
+
+
+def toasts(page) -> str:
+    return " | ".join(page.locator(".toast-body").all_inner_texts())
+
+
+def test_restoring_an_older_entry_of_another_category_keeps_the_page_working(page):
+    upload(page)
+    choose_category(page, "dresses")
+    page.wait_for_function("() => document.querySelector('#person-notes').innerText.includes('offline')")
+    search_and_pick(page, "red dress")
+    dress = picked(page)[0]
+    generate(page, 1)
+    choose_category(page, "upper_body")
+    search_and_pick(page, "striped shirt")
+    generate(page, 2)
+    page.locator("#history .thumbnail-item").nth(1).click()  # the older, dresses entry
+    page.wait_for_selector("#result-note :text('Restored the settings of #1')", timeout=30_000)
+    page.wait_for_function(f"() => {PICKED}.some(t => t.includes({dress.split(' (')[-1][:-1]!r}))", timeout=20_000)
+    assert checked_category(page) == "dresses"
+    assert "Error" not in toasts(page) and "Value:" not in toasts(page), toasts(page)
+    generate(page, 3)  # the restored picks are valid: Generate works without a new search
+    page.wait_for_selector("#result-note :text('Edit with dress-')", timeout=20_000)
+
+
+def test_a_refused_category_switch_puts_the_radio_back(page):
+    upload(page)
+    choose_category(page, "lower_body")  # a half-body photo: no knee
+    page.wait_for_selector(".toast-body :text('knee')", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#category input:checked').value === 'upper_body'",
+                           timeout=20_000)  # fmt: skip
+    search_and_pick(page, "striped shirt")
+    generate(page, 1)
+    page.wait_for_selector("#result-note :text('Edit with top-')", timeout=20_000)
+
+
+def test_switching_category_drops_the_other_categorys_picks_with_a_word(page):
+    upload(page)
+    search_and_pick(page, "striped shirt", picks=2)
+    choose_category(page, "dresses")
+    page.wait_for_selector(".toast-body :text('Dropped')", timeout=30_000)
+    page.wait_for_function(f"() => {PICKED}.length === 0", timeout=20_000)
+    assert "not dresses garments" in toasts(page)
