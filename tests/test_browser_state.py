@@ -123,3 +123,30 @@ def test_switching_category_drops_the_other_categorys_picks_with_a_word(page):
     page.wait_for_selector(".toast-body :text('Dropped')", timeout=30_000)
     page.wait_for_function(f"() => {PICKED}.length === 0", timeout=20_000)
     assert "not dresses garments" in toasts(page)
+
+
+def brush_stroke(page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """One stroke of the brush across the mask editor's canvas, in fractions of its width and height."""
+    page.get_by_label("Brush").first.click()
+    canvas = page.locator("#mask-editor canvas").first.bounding_box()
+    (x0, y0), (x1, y1) = [(canvas["x"] + canvas["width"] * fx, canvas["y"] + canvas["height"] * fy)
+                          for fx, fy in (start, end)]  # fmt: skip
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(x0 + (x1 - x0) * step / 10, y0 + (y1 - y0) * step / 10)
+    page.mouse.up()
+
+
+EDITOR_IDLE = "() => document.querySelector('#mask-editor [data-testid=status-tracker]').classList.contains('hide')"
+
+
+def test_grow_right_after_a_brush_stroke_never_leaves_the_editor_processing(page):
+    upload(page)
+    for attempt in range(4):
+        brush_stroke(page, (0.7 + 0.05 * attempt, 0.1), (0.75 + 0.05 * attempt, 0.25))
+        page.locator("#mask-grow").click()  # at once, as a designer does, and again before it answers
+        page.locator("#mask-grow").click()
+        page.wait_for_function(EDITOR_IDLE, timeout=15_000)
+        page.locator("#mask-shrink").click()
+        page.wait_for_function(EDITOR_IDLE, timeout=15_000)
