@@ -20,6 +20,8 @@ from fashion_rag.person.masks import check_body_visible
 from fashion_rag.person.pose import pose_heatmaps
 from fashion_rag.person.prepare import PersonPreparer, PreparedPerson, apply_user_mask, overlay_preview
 
+from .conftest import ASTRONAUT
+
 # Hand-labelled regions of the astronaut (512x512, original pixels): (x0, y0, x1, y1).
 ASTRONAUT_FACE = (185, 90, 265, 170)  # forehead to chin, cheek to cheek
 ASTRONAUT_TORSO = (120, 300, 300, 500)  # the orange suit's chest and belly, between the arms
@@ -329,3 +331,15 @@ def test_keypoints_in_the_frames_padding_are_missing() -> None:
     np.testing.assert_allclose(out[[2, 5, 8]], keypoints[[2, 5, 8]])  # inside the photo: kept
     assert np.isnan(out[[0, 9]]).all()  # in the padding: missing
     np.testing.assert_allclose(out[1], keypoints[2])  # neck: the shoulders' midpoint
+
+
+def test_cli_prepare_with_a_bundle_makes_the_apps_mask(tiny_bundle, tiny_editor, tmp_path: Path, capsys) -> None:
+    """`prepare --models BUNDLE` takes the offline path as the app does (a bundle's parser is random)."""
+    from fashion_rag.cli import main as cli_main
+
+    assert cli_main(["prepare", "--person", str(ASTRONAUT), "--category", "upper_body", "--out-dir",
+                     str(tmp_path), "--models", str(tiny_bundle), "--json"]) == 0  # fmt: skip
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["mask_source"] == "offline"
+    app_mask = tiny_editor.prepare(Image.open(ASTRONAUT), "upper_body").mask
+    np.testing.assert_array_equal(np.asarray(Image.open(payload["paths"]["mask"])) > 127, app_mask)
