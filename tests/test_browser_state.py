@@ -150,3 +150,34 @@ def test_grow_right_after_a_brush_stroke_never_leaves_the_editor_processing(page
         page.wait_for_function(EDITOR_IDLE, timeout=15_000)
         page.locator("#mask-shrink").click()
         page.wait_for_function(EDITOR_IDLE, timeout=15_000)
+
+
+def test_smaller_things_a_designer_meets(page, tmp_path):
+    """Human category labels (the value stays the id), an empty "Seed used" before any edit, a search with
+    no matching caption said so, a non-image garment refused at upload with a thumbnail for a real one, and
+    a new person photo clearing the previous before/after."""
+    page.wait_for_selector("#category input[value=upper_body]", timeout=30_000)
+    labels = page.locator("#category label:has(input)").all_inner_texts()
+    assert [label.strip() for label in labels] == ["upper body", "lower body", "dresses"], labels
+    assert page.locator("#seed-used input, #seed-used textarea").first.input_value() == ""
+    upload(page)
+    assert checked_category(page) == "upper_body"
+    page.locator("#description textarea").fill("xyzzy plugh")
+    page.locator("#search-button").click()
+    page.wait_for_selector(".toast-body :text('No upper body caption matches')", timeout=30_000)
+
+    fake = tmp_path / "garment.png"
+    fake.write_text("not an image")
+    page.locator("#own-garment input[type=file]").set_input_files(str(fake))
+    page.wait_for_selector(".toast-body :text('was not added')", timeout=30_000)
+    assert not page.locator("#own-garment-preview").is_visible()
+    page.locator("#own-garment input[type=file]").set_input_files(str(ASTRONAUT.parent.parent / "catalog" /
+                                                                      "upper_body" / "top-001.png"))  # fmt: skip
+    page.wait_for_selector("#own-garment-preview img", timeout=30_000)
+
+    generate(page, 1)
+    page.wait_for_function("() => document.querySelectorAll('#compare img').length === 2", timeout=30_000)
+    page.locator("#person-upload").get_by_label("Clear").first.click()  # gr.File: clear, then the next photo
+    upload(page, ASTRONAUT.parent / "cameraman.png")
+    page.wait_for_function("() => document.querySelectorAll('#compare img').length === 0", timeout=30_000)
+    assert page.locator("#seed-used input, #seed-used textarea").first.input_value() == ""

@@ -81,3 +81,10 @@ def _wide_copy() -> str:
     path = tempfile.gettempdir() + "/fashion-rag-restore-wide.png"
     Image.open(ASTRONAUT).convert("RGB").resize((640, 512)).save(path)
     return path
+
+
+def test_a_search_no_caption_matches_says_so(tiny_editor):
+    *_, note = handlers.search(tiny_editor, "xyzzy plugh", "upper_body", 3)
+    assert note.startswith("No upper body caption matches “xyzzy plugh”")
+    *_, note = handlers.search(tiny_editor, "striped shirt", "upper_body", 3)
+    assert note is None

@@ -69,11 +69,16 @@ def person_for_edit(editor, state: PersonState, value: dict | None, variant: str
 
 
 def search(editor, text: str, category: str, k: int):
-    """(gallery items, hit ids, pick choices) for a description."""
+    """(gallery items, hit ids, pick choices, a note or None) for a description. The note says when no
+    caption shares a word with the description (hybrid search scores those 0: the order is by look alone)."""
     hits = editor.search(text, category, int(k))
+    note = None
+    if hits and editor.searcher.mode == "hybrid" and all(hit.lexical_rank is None for hit in hits):
+        note = (f"No {LABELS[category]} caption matches “{text.strip()}”: these are only the closest by look "
+                "(score 0). Try other words, such as the colour and the kind of garment.")  # fmt: skip
     gallery = [(str(editor.searcher.image_path(hit.id)), f"{rank}. {hit.caption} · {hit.score:.3f}")
                for rank, hit in enumerate(hits, start=1)]  # fmt: skip
-    return gallery, [hit.id for hit in hits], pick_choices(editor, [hit.id for hit in hits], [])
+    return gallery, [hit.id for hit in hits], pick_choices(editor, [hit.id for hit in hits], []), note
 
 
 def pick_choices(editor, hit_ids: list[str], picks: list[str] | None) -> list[tuple[str, str]]:
@@ -95,7 +100,7 @@ def results_for_category(editor, hit_ids: list[str], text: str, category: str, k
     if not hit_ids or all(i in editor.searcher and editor.searcher.category_of(i) == category for i in hit_ids):
         return None
     try:
-        gallery, ids, _ = search(editor, text, category, k)
+        gallery, ids, _, _ = search(editor, text, category, k)
     except InputError:
         return [], []
     return gallery, ids

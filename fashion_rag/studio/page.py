@@ -7,6 +7,7 @@ and those functions. The API endpoints are declared in `api.py`.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
@@ -68,7 +69,8 @@ def person_column() -> SimpleNamespace:
     people = sorted((EXAMPLES_DIR / "people").glob("*.png")) + sorted((EXAMPLES_DIR / "people").glob("*.jpg"))
     if people:
         gr.Examples([[str(p)] for p in people], inputs=[upload], label="Example people")
-    category = gr.Radio(list(CATEGORIES), value="upper_body", label="Garment category", elem_id="category")
+    category = gr.Radio([(LABELS[c], c) for c in CATEGORIES], value="upper_body", label="Garment category",
+                        elem_id="category")  # fmt: skip
     mask_editor = gr.ImageEditor(
         label="Garment mask: paint to add, erase to remove", type="pil", elem_id="mask-editor",
         sources=(), transforms=(), layers=False, height=460, canvas_size=(384, 512), fixed_canvas=True,
@@ -105,10 +107,14 @@ def garment_column() -> SimpleNamespace:
     # value together must not fail Gradio's choices check; the editor refuses unknown ids by name anyway.
     picks = gr.Dropdown([], value=[], multiselect=True, max_choices=3, label="Picked garments, in order",
                         elem_id="picks", allow_custom_value=True)  # fmt: skip
-    own = gr.File(label="Or add your own garment image", file_types=IMAGE_TYPES, elem_id="own-garment", height=110)
+    with gr.Row(equal_height=True):
+        own = gr.File(label="Or add your own garment image", file_types=IMAGE_TYPES, elem_id="own-garment",
+                      height=110, scale=3)  # fmt: skip
+        own_preview = gr.Image(None, label="Your garment", interactive=False, height=110, visible=False, scale=1,
+                               elem_id="own-garment-preview")  # fmt: skip
     plan = gr.Markdown(handlers.plan_note([], None, ""), elem_id="plan-note")
     return SimpleNamespace(description=description, switch=switch, k=k, search=search, results=results,
-                           picks=picks, own=own, plan=plan)  # fmt: skip
+                           picks=picks, own=own, own_preview=own_preview, plan=plan)  # fmt: skip
 
 
 def result_column() -> SimpleNamespace:
@@ -121,7 +127,8 @@ def result_column() -> SimpleNamespace:
                              elem_id="compare", max_height=560, format="jpeg")  # fmt: skip
     with gr.Row(equal_height=True):
         show_mask = gr.Checkbox(False, label="Show the mask over the result", elem_id="show-mask")
-        seed_used = gr.Number(None, label="Seed used", interactive=False, precision=0, elem_id="seed-used")
+        # A textbox, not a Number: empty until the first edit (a Number shows 0, a seed never used).
+        seed_used = gr.Textbox("", label="Seed used", interactive=False, max_lines=1, elem_id="seed-used")
     samples = gr.Gallery(label="Samples (click to compare)", columns=4, height=120, allow_preview=False,
                          object_fit="contain", visible=False, elem_id="samples")  # fmt: skip
     downloads = gr.File(label="Full-resolution results and recipe", file_count="multiple", interactive=False,
@@ -165,6 +172,9 @@ def wire_person(editor, ui) -> None:
 
     inputs, outputs = [ui.upload, ui.category, ui.variant], [ui.state.person, ui.mask_editor, ui.pose, ui.notes]
     ui.upload.change(on_photo, inputs, outputs, concurrency_id="cpu", **PRIVATE)
+    # The previous person's before/after, note and samples go with a new photo (history and downloads stay).
+    ui.upload.change(lambda: (None, "", gr.update(value=None, visible=False), ""), None,
+                     [ui.compare, ui.note, ui.samples, ui.seed_used], **PRIVATE)  # fmt: skip
     tool_inputs = [ui.state.person, ui.mask_editor, ui.variant, ui.grow_px]
     # `input`, not `change`: a history restore sets the variant and its own mask, which a reset would undo.
     ui.variant.input(on_tool("reset"), tool_inputs, [ui.mask_editor], **PRIVATE)
@@ -175,9 +185,11 @@ def wire_person(editor, ui) -> None:
 def wire_garments(editor, ui) -> None:
     def on_search(text, category, k):
         with user_errors_as_gradio():
-            gallery, ids, choices = handlers.search(editor, text, category, k)
+            gallery, ids, choices, note = handlers.search(editor, text, category, k)
         if not ids:
             gr.Info("No catalog garment matches that description.")
+        elif note:
+            gr.Warning(note)
         return gallery, ids, gr.update(choices=choices, value=[])
 
     def on_pick(hit_ids, picks, event: gr.SelectData):
@@ -196,6 +208,21 @@ def wire_garments(editor, ui) -> None:
     ui.results.select(on_pick, [ui.state.hits, ui.picks], [ui.picks], **PRIVATE)
     for trigger in (ui.description.change, ui.category.change):
         trigger(on_describe, [ui.description, ui.category], [ui.switch], **PRIVATE)
+
+    def on_own(path):
+        """A thumbnail of the uploaded garment, or the upload refused now (not at Generate) when unreadable."""
+        if not path:
+            return None, gr.update(value=None, visible=False)
+        try:
+            image = load_photo(path, name=Path(path).name)
+        except InputError as error:
+            gr.Warning(f"{error}. Your garment image was not added.")
+            return None, gr.update(value=None, visible=False)
+        image.thumbnail((256, 256))
+        return gr.update(), gr.update(value=image, visible=True)
+
+    ui.own.upload(on_own, [ui.own], [ui.own, ui.own_preview], concurrency_id="cpu", **PRIVATE)
+    ui.own.clear(lambda: gr.update(value=None, visible=False), None, [ui.own_preview], **PRIVATE)
     for trigger in (ui.picks.change, ui.own.change, ui.description.change):
         trigger(handlers.plan_note, [ui.picks, ui.own, ui.description], [ui.plan], **PRIVATE)
 
@@ -264,7 +291,8 @@ def wire_result(editor, ui) -> None:
         restored[0] = gr.update(choices=handlers.pick_choices(editor, hits, kept), value=kept)
         restored[2] = view.category
         person_column = [view.state, kept_if_none(view.editor_value), kept_if_none(view.pose),
-                         view.notes or gr.update(), view.variant, entry.views.get("garment")]  # fmt: skip
+                         view.notes or gr.update(), view.variant, entry.views.get("garment"),
+                         gr.update(value=entry.views.get("garment"), visible="garment" in entry.views)]  # fmt: skip
         return (*shown, *restored, *person_column, gallery, hits)
 
     sample_index = gr.State(0)
@@ -280,7 +308,7 @@ def wire_result(editor, ui) -> None:
     ui.samples.select(on_sample, [ui.state.current, ui.show_mask], [ui.compare, sample_index], **PRIVATE)
     restored = [ui.picks, ui.description, ui.category, ui.seed, ui.steps, ui.guidance, ui.scheduler, ui.paste_back,
                 ui.num_images]  # fmt: skip
-    person_column = [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.variant, ui.own]
+    person_column = [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.variant, ui.own, ui.own_preview]
     ui.history.select(on_history, [ui.state.history, ui.show_mask, ui.upload, ui.state.person, ui.variant,
                                    ui.state.hits, ui.k], shown + restored + person_column + [ui.results, ui.state.hits],
                       concurrency_id="cpu", **PRIVATE)  # fmt: skip
@@ -298,4 +326,4 @@ def show_entry(entry, history):
                         visible=many)  # fmt: skip
     gallery = [(item.views["results"][0], item.caption) for item in history]
     return (handlers.comparison(entry), handlers.result_note(entry), samples, [*entry.images, entry.recipe],
-            entry.settings.seed, gallery, history, entry, 0)  # fmt: skip
+            str(entry.settings.seed), gallery, history, entry, 0)  # fmt: skip
