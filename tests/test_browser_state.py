@@ -52,8 +52,8 @@ def search_and_pick(page, text: str, picks: int = 1) -> None:
     thumbnails = page.locator("#results .thumbnail-item")
     thumbnails.first.wait_for(timeout=60_000)
     for index in range(picks):
-        thumbnails.nth(index).click()
-    page.wait_for_function(f"() => picked().length === {picks}".replace("picked()", PICKED))
+        thumbnails.nth(index).click()  # one at a time: a click while the last pick is pending is dropped
+        page.wait_for_function(f"() => picked().length === {index + 1}".replace("picked()", PICKED))
 
 
 def choose_category(page, category: str) -> None:
@@ -143,13 +143,46 @@ EDITOR_IDLE = "() => document.querySelector('#mask-editor [data-testid=status-tr
 
 def test_grow_right_after_a_brush_stroke_never_leaves_the_editor_processing(page):
     upload(page)
-    for attempt in range(4):
+    for attempt in range(4):  # 8 tool steps: the Undo count (at most 10) says each was answered
         brush_stroke(page, (0.7 + 0.05 * attempt, 0.1), (0.75 + 0.05 * attempt, 0.25))
-        page.locator("#mask-grow").click()  # at once, as a designer does, and again before it answers
-        page.locator("#mask-grow").click()
-        page.wait_for_function(EDITOR_IDLE, timeout=15_000)
+        page.locator("#mask-grow").click()  # at once, as a designer does
+        page.wait_for_selector(f"#mask-undo:text('Undo ({2 * attempt + 1})')", timeout=15_000)
+        page.wait_for_function(EDITOR_IDLE, timeout=15_000)  # answered, and the editor says so
         page.locator("#mask-shrink").click()
+        page.wait_for_selector(f"#mask-undo:text('Undo ({2 * attempt + 2})')", timeout=15_000)
         page.wait_for_function(EDITOR_IDLE, timeout=15_000)
+
+
+def test_grow_can_be_undone(page, tiny_editor, monkeypatch):
+    """Grow, then Undo: Generate gets the automatic mask again (the pipeline's mask is recorded)."""
+    import numpy as np
+
+    from fashion_rag.generation.pipeline import FashionRAGPipeline
+
+    used, real = [], FashionRAGPipeline.__call__
+
+    def record(self, frame, mask, category, **kwargs):
+        used.append(np.asarray(mask) > 0.5)
+        return real(self, frame, mask, category, **kwargs)
+
+    monkeypatch.setattr(FashionRAGPipeline, "__call__", record)
+    upload(page)
+    undo = page.locator("#mask-undo")
+    page.locator("#mask-grow").click()
+    page.wait_for_selector("#mask-undo:text('Undo (1)')", timeout=20_000)  # the step has come back
+    page.locator("#mask-grow").click()
+    page.wait_for_selector("#mask-undo:text('Undo (2)')", timeout=20_000)
+    undo.click()
+    page.wait_for_selector("#mask-undo:text('Undo (1)')", timeout=20_000)
+    page.locator("#description textarea").fill("red shirt")  # no pick: a text-only edit
+    generate(page, 1)
+    automatic = tiny_editor.prepare(ASTRONAUT, "upper_body").mask
+    grown_once = automatic.sum() + 1000  # one Grow by 8 px adds far more than 1,000 of the frame's pixels
+    assert used[-1].sum() > grown_once and not np.array_equal(used[-1], automatic)
+    undo.click()
+    page.wait_for_function("() => document.querySelector('#mask-undo').innerText.trim() === 'Undo'")
+    generate(page, 2)
+    np.testing.assert_array_equal(used[-1], automatic)
 
 
 def test_smaller_things_a_designer_meets(page, tmp_path):

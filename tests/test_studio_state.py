@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from fashion_rag.errors import InputError
 from fashion_rag.studio import handlers, masks
 from fashion_rag.studio.session import Settings
 
@@ -88,3 +89,23 @@ def test_a_search_no_caption_matches_says_so(tiny_editor):
     assert note.startswith("No upper body caption matches “xyzzy plugh”")
     *_, note = handlers.search(tiny_editor, "striped shirt", "upper_body", 3)
     assert note is None
+
+
+def test_grow_shrink_and_reset_can_be_undone_step_by_step(uploaded):
+    state, _ = uploaded
+    square = np.zeros((512, 384), bool)
+    square[200:300, 100:200] = True
+    value, undo = masks.editor_value(state.frame, square), []
+    value, undo = handlers.mask_tool_with_undo(state, value, "box", "grow", 6, undo)
+    grown = masks.binary(masks.layers_mask(value))
+    value, undo = handlers.mask_tool_with_undo(state, value, "box", "reset", 6, undo)
+    np.testing.assert_array_equal(masks.binary(masks.layers_mask(value)), state.mask_box)
+    value, undo = handlers.undo_mask_tool(state, undo)
+    np.testing.assert_array_equal(masks.binary(masks.layers_mask(value)), grown)  # back before Reset
+    value, undo = handlers.undo_mask_tool(state, undo)
+    np.testing.assert_array_equal(masks.binary(masks.layers_mask(value)), square)  # back before Grow
+    with pytest.raises(InputError, match="nothing to undo"):
+        handlers.undo_mask_tool(state, undo)
+    for _ in range(handlers.UNDO_DEPTH + 3):
+        value, undo = handlers.mask_tool_with_undo(state, value, "box", "grow", 1, undo)
+    assert len(undo) == handlers.UNDO_DEPTH

@@ -55,6 +55,26 @@ def mask_tool(state: PersonState | None, value: dict | None, variant: str, actio
     return masks.editor_value(state.frame, masks.grow(current, step))
 
 
+UNDO_DEPTH = 10  # mask-tool steps that Undo can take back (each a (512, 384) bool mask, 196 kB)
+
+
+def mask_tool_with_undo(state: PersonState | None, value: dict | None, variant: str, action: str, pixels: int,
+                        undo: list[np.ndarray] | None):  # fmt: skip
+    """(new brush-editor value, undo stack) for "grow", "shrink" or "reset": the mask before the step is kept
+    (the editor's own undo covers brush strokes only, a tool replaces its whole value)."""
+    new_value = mask_tool(state, value, variant, action, pixels)
+    painted = masks.layers_mask(value)
+    before = masks.binary(painted) if painted is not None else state.automatic_mask(variant)
+    return new_value, [*(undo or []), before][-UNDO_DEPTH:]
+
+
+def undo_mask_tool(state: PersonState | None, undo: list[np.ndarray] | None):
+    """(brush-editor value before the last mask-tool step, the shorter stack); InputError with nothing to undo."""
+    if state is None or not undo:
+        raise InputError("nothing to undo: Undo takes back Grow, Shrink and Reset steps")
+    return masks.editor_value(state.frame, undo[-1]), list(undo[:-1])
+
+
 def person_for_edit(editor, state: PersonState, value: dict | None, variant: str):
     """The PreparedPerson to edit: the automatic mask, or the painted one binarised like the API's."""
     prepared = state.prepared(variant)

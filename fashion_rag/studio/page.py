@@ -83,11 +83,12 @@ def person_column() -> SimpleNamespace:
         grow = gr.Button("Grow", size="sm", elem_id="mask-grow")
         shrink = gr.Button("Shrink", size="sm", elem_id="mask-shrink")
         reset = gr.Button("Reset to automatic", size="sm", elem_id="mask-reset")
+        undo = gr.Button("Undo", size="sm", elem_id="mask-undo", interactive=False)
     notes = gr.Markdown("", elem_id="person-notes")
     with gr.Accordion("Detected pose", open=False):
         pose = gr.Image(label="Detected pose", interactive=False, elem_id="pose-preview", height=300)
     return SimpleNamespace(upload=upload, category=category, mask_editor=mask_editor, variant=variant,
-                           grow_px=grow_px, grow=grow, shrink=shrink, reset=reset, notes=notes, pose=pose)  # fmt: skip
+                           grow_px=grow_px, grow=grow, shrink=shrink, reset=reset, undo=undo, notes=notes, pose=pose)  # fmt: skip
 
 
 def garment_column() -> SimpleNamespace:
@@ -163,23 +164,41 @@ def wire_person(editor, ui) -> None:
         with user_errors_as_gradio():
             return handlers.prepare_upload(editor, path, category, variant)
 
+    def undo_button(undo):
+        """The Undo button says how many mask-tool steps it can take back."""
+        return gr.update(value=f"Undo ({len(undo)})" if undo else "Undo", interactive=bool(undo))
+
     def on_tool(action):
-        def run(person, value, variant, pixels):
+        def run(person, value, variant, pixels, undo):
             with user_errors_as_gradio():
-                return handlers.mask_tool(person, value, variant, action, pixels or 0)
+                value, undo = handlers.mask_tool_with_undo(person, value, variant, action, pixels or 0, undo)
+            return value, undo, undo_button(undo)
 
         return run
+
+    def on_undo(person, undo):
+        with user_errors_as_gradio():
+            value, undo = handlers.undo_mask_tool(person, undo)
+        return value, undo, undo_button(undo)
 
     inputs, outputs = [ui.upload, ui.category, ui.variant], [ui.state.person, ui.mask_editor, ui.pose, ui.notes]
     ui.upload.change(on_photo, inputs, outputs, concurrency_id="cpu", **PRIVATE)
     # The previous person's before/after, note and samples go with a new photo (history and downloads stay).
     ui.upload.change(lambda: (None, "", gr.update(value=None, visible=False), ""), None,
                      [ui.compare, ui.note, ui.samples, ui.seed_used], **PRIVATE)  # fmt: skip
-    tool_inputs = [ui.state.person, ui.mask_editor, ui.variant, ui.grow_px]
+    undo = gr.State([])  # masks before each Grow/Shrink/Reset, oldest first
+    tool_inputs = [ui.state.person, ui.mask_editor, ui.variant, ui.grow_px, undo]
+    tool_outputs = [ui.mask_editor, undo, ui.undo]
+    # The tools answer in well under a second; their progress overlay on the editor sometimes stayed on
+    # "processing" after the answer had come (issue 23, item 6; Gradio's tracker, see docs), so it is hidden:
+    # the Undo count says when a step is done.
+    quiet = {"show_progress": "hidden", **PRIVATE}
     # `input`, not `change`: a history restore sets the variant and its own mask, which a reset would undo.
-    ui.variant.input(on_tool("reset"), tool_inputs, [ui.mask_editor], **PRIVATE)
+    ui.variant.input(on_tool("reset"), tool_inputs, tool_outputs, **quiet)
     for button, action in ((ui.grow, "grow"), (ui.shrink, "shrink"), (ui.reset, "reset")):
-        button.click(on_tool(action), tool_inputs, [ui.mask_editor], **PRIVATE)
+        button.click(on_tool(action), tool_inputs, tool_outputs, **quiet)
+    ui.undo.click(on_undo, [ui.state.person, undo], tool_outputs, **quiet)
+    ui.upload.change(lambda: ([], undo_button([])), None, [undo, ui.undo], **PRIVATE)  # another photo's masks
 
 
 def wire_garments(editor, ui) -> None:
