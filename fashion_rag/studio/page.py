@@ -190,8 +190,9 @@ def wire_person(editor, ui) -> None:
     tool_inputs = [ui.state.person, ui.mask_editor, ui.variant, ui.grow_px, undo]
     tool_outputs = [ui.mask_editor, undo, ui.undo]
     # The tools answer in well under a second; their progress overlay on the editor sometimes stayed on
-    # "processing" after the answer had come (issue 23, item 6; Gradio's tracker, see docs), so it is hidden:
-    # the Undo count says when a step is done.
+    # "processing" after the answer had come (issue 23, item 6: Gradio's status tracker on the ImageEditor;
+    # gradio-app/gradio#8018 reports lost ImageEditor events), so it is hidden: the Undo count says when a
+    # step is done.
     quiet = {"show_progress": "hidden", **PRIVATE}
     # `input`, not `change`: a history restore sets the variant and its own mask, which a reset would undo.
     ui.variant.input(on_tool("reset"), tool_inputs, tool_outputs, **quiet)
