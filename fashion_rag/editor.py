@@ -35,6 +35,7 @@ from fashion_rag.errors import (
 from fashion_rag.generation.compose import feathered_alpha, paste_back, raw_output
 from fashion_rag.generation.limits import MAX_GARMENTS, MAX_IMAGES, SCHEDULERS, check_options
 from fashion_rag.outputs import Outputs, SavedResult, save_previews, save_result
+from fashion_rag.person.mask_codec import encode_mask
 from fashion_rag.person.photo import to_rgb
 from fashion_rag.startup import LoadProgress, run_load
 from fashion_rag.weights import GENERATION_PARTS, ModelSources, missing_message
@@ -366,6 +367,13 @@ class Editor:
             )
         if len(set(garment_ids)) != len(garment_ids):
             raise InputError(f"garment ids picked twice: {garment_ids}; pick each garment once")
+        others = [i for i in garment_ids if self.searcher.category_of(i) != person.category]  # InputError if unknown
+        if others:
+            raise InputError(
+                f"{', '.join(others)} {'is' if len(others) == 1 else 'are'} not in the {person.category} category, "
+                f"and the person is prepared for {person.category}: pick {person.category} garments or change the "
+                "category"
+            )
         if options.scheduler not in SCHEDULERS:
             raise InputError(f"scheduler={options.scheduler!r}: use one of {', '.join(SCHEDULERS)}")
         if not 1 <= options.num_images <= MAX_IMAGES:
@@ -450,6 +458,10 @@ class Editor:
             "num_images": options.num_images,
             "paste_back": options.paste_back,
             "mask_source": getattr(person, "mask_source", "user"),
+            "mask_variant": getattr(person, "mask_variant", "box"),
+            # The mask this edit used (automatic, painted or grown) and the framing it belongs to.
+            "mask": encode_mask(person.mask),
+            "transform": person.transform.to_dict(),
             "models": public_name(self.sources.models),
             "model_sources": {
                 name: {"repo_id": self.sources.part(name).repo_id, "revision": self.sources.part(name).revision}

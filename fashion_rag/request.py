@@ -57,7 +57,12 @@ def mask_to_text(mask: np.ndarray) -> str:
 
 
 def mask_from_text(text: Any, what: str) -> np.ndarray:
-    """(H, W) bool from a base64 mask image (white = regenerate, > 127 on the brightest channel)."""
+    """(H, W) bool from a base64 mask image (white = regenerate, > 127 on the brightest channel), or from the
+    run-length form a recipe keeps (person/mask_codec.py)."""
+    if isinstance(text, dict):
+        from fashion_rag.person.mask_codec import decode_mask
+
+        return decode_mask(text)
     return np.asarray(image_from_text(text, what)).max(axis=2) > 127
 
 

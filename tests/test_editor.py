@@ -117,6 +117,7 @@ def test_uploaded_garment_and_catalog_garment_together(tiny_editor, person):
         ({"garment_ids": ["top-001", "top-001"]}, "picked twice"),
         ({"garment_ids": ["../../etc/passwd"]}, "unknown catalog id"),
         ({"garment_ids": ["no-such-id"]}, "unknown catalog id"),
+        ({"garment_ids": ["top-001", "dress-001"]}, "dress-001 is not in the upper_body category"),
         ({"seed": -5}, "seed=-5"),
         ({"seed": 2**40}, "seed="),
         ({"options": replace(FAST, steps=0)}, "steps=0"),
@@ -204,3 +205,20 @@ def test_text_only_edit_uses_the_description(tiny_editor, person):
     blue = tiny_editor.edit(person, description="blue denim jacket", seed=3, options=FAST)
     assert red.recipe["prompt"] == "text-only" and red.recipe["garment_ids"] == []
     assert np.abs(np.asarray(red.frames[0], float) - np.asarray(blue.frames[0], float)).max() > 0
+
+
+def test_a_mask_across_a_wide_photo_is_edited_to_both_edges(tiny_editor):
+    """The 3:4 frame holds the whole width of a wide photo (padded above and below), so a mask reaching both
+    side edges is regenerated there too; the padding is never pasted back (the output keeps the photo's size)."""
+    photo = Image.open(ASTRONAUT).convert("RGB").resize((720, 512))  # wider than 3:4, the person edge to edge
+    prepared = tiny_editor.prepare(photo, "upper_body")
+    band = np.zeros((512, 720), dtype=bool)
+    band[330:480, :] = True  # every column, at the photo's own size
+    prepared = tiny_editor.with_user_mask(prepared, band)
+    result = tiny_editor.edit(prepared, garment_ids=first_ids(tiny_editor, 1), seed=5, options=FAST)
+    original, edited = np.asarray(photo).astype(int), np.asarray(result.images[0]).astype(int)
+    assert edited.shape == original.shape
+    changed = np.abs(edited - original).max(axis=2) > 0  # (512, 720)
+    for column in (0, 1, 718, 719):
+        assert changed[360:450, column].mean() > 0.9, f"column {column} of the mask was not edited"
+    np.testing.assert_array_equal(edited[:280], original[:280])  # far above the mask: untouched

@@ -53,7 +53,7 @@ ORIENTED = {
 def full_transform(width: int, height: int) -> FrameTransform:
     """A transform whose crop holds the whole photo, centred, padded to 3:4 (above and below if need be).
 
-    `fit` never pads above or below, so this one is built by hand: it exercises padding on every side.
+    Built by hand (`fit` pads only on two sides): it exercises padding on every side.
     """
     crop_h = -(-max(height, -(-width * 4 // 3)) // 4) * 4
     crop_w = crop_h * 3 // 4
@@ -243,26 +243,38 @@ def test_fit_keeps_the_box_and_the_exact_aspect() -> None:
         ((10, 10, 60, 200), (70, 210)),
         ((0, 0, 4000, 3000), (4000, 3000)),
         ((1500, 200, 2500, 2990), (4000, 3000)),
+        ((0, 40, 900, 600), (900, 600)),  # a wide photo, the person's shoulders at both edges
     ]:
         t = FrameTransform.fit(box, size)
         assert t.width * 4 == t.height * 3
-        assert t.height < size[1] + 4  # never padded above or below, but for rounding to 3:4
-        if t.width >= box[2] - box[0]:
-            assert t.left <= box[0] and t.left + t.width >= box[2]
+        # The whole box is inside the crop, whatever the photo's shape: nothing of it is cut away.
+        assert t.left <= box[0] and t.left + t.width >= box[2]
         assert t.top <= box[1] and t.top + t.height >= box[3]
+        # The smallest such crop: no more than the 3:4 rounding (< 4 px) above the box plus its margin.
+        margin = 0.08 * (box[3] - box[1])
+        region_w = min(size[0], box[2] + margin) - max(0, box[0] - margin)
+        region_h = min(size[1], box[3] + margin) - max(0, box[1] - margin)
+        assert t.height < max(region_h, region_w * 4 / 3) + 4
         if t.width <= size[0]:
             assert t.left >= 0 and t.left + t.width <= size[0]
+        if t.height <= size[1]:
+            assert t.top >= 0 and t.top + t.height <= size[1]
 
 
-def test_fit_pads_a_narrow_photo_equally_and_cuts_a_wide_box() -> None:
+def test_fit_pads_a_narrow_photo_at_the_sides_and_a_wide_one_above_and_below() -> None:
     narrow = FrameTransform.fit((0, 0, 60, 400), (60, 400), margin=0.0)
     assert (narrow.width, narrow.height) == (300, 400)
     left, top, right, bottom = narrow.padding
     assert (top, bottom) == (0, 0) and left + right == 240 and abs(left - right) <= 1
-    wide = FrameTransform.fit((0, 0, 512, 512), (512, 512))  # square photo, person filling it
-    assert (wide.left, wide.top, wide.width, wide.height) == (64, 0, 384, 512)
+    # A square photo the person fills from edge to edge: the crop keeps every column (513 = 3:4 rounding
+    # of 684 rows) and pads 172 rows, half above and half below the box's centre.
+    wide = FrameTransform.fit((0, 0, 512, 512), (512, 512))
+    assert (wide.width, wide.height) == (513, 684)
+    assert wide.padding == (0, 86, 1, 86)
     off_centre = FrameTransform.fit(PersonBox(0, 0, 512, 512, 1.0, centre_x=150.0), (512, 512))
-    assert off_centre.left == 0  # centred on the body's centroid, kept inside the photo
+    assert -1 <= off_centre.left <= 0 and off_centre.left + off_centre.width >= 512  # the centroid cuts nothing
+    inside = FrameTransform.fit(PersonBox(100, 0, 300, 512, 1.0, centre_x=150.0), (512, 512), margin=0.0)
+    assert (inside.left, inside.width) == (0, 384)  # centred on the centroid, kept inside the photo
 
 
 def test_points_map_both_ways() -> None:
@@ -421,7 +433,7 @@ def test_photo_frame_is_pillows_bicubic_resize_of_the_crop(crop_height: int) -> 
     """
     width = crop_height * 3 // 4 + 40
     photo = textured(crop_height, width)
-    t = FrameTransform.fit((20, 0, width - 20, crop_height), (width, crop_height))
+    t = FrameTransform.fit((20, 0, width - 20, crop_height), (width, crop_height), margin=0.0)
     assert t.height == crop_height and not any(t.padding)
     box = (t.left, t.top, t.left + t.width, t.top + t.height)
     expected = np.asarray(Image.fromarray(photo).crop(box).resize((384, 512), Image.Resampling.BICUBIC), float)

@@ -187,3 +187,14 @@ def test_implausibly_short_legs_are_dropped() -> None:
     no_hips = k.copy()
     no_hips[8] = np.nan
     np.testing.assert_array_equal(drop_implausible_legs(no_hips), no_hips)  # nothing to measure against
+
+
+def test_a_knee_level_with_its_hip_is_dropped() -> None:
+    """A thigh long enough but reaching sideways (BlazePose's guess at a half-body photo's edge) is dropped."""
+    k = np.full((18, 2), np.nan)
+    k[2], k[5], k[8], k[11] = (100, 100), (200, 100), (110, 300), (190, 300)  # torso 200 px
+    k[9] = (110, 420)  # right thigh: 120 px down, real
+    k[12] = (260, 317)  # left "thigh": 71 px long (> 0.4 x 200 would pass) but only 17 px down
+    out = drop_implausible_legs(k)
+    np.testing.assert_array_equal(out[9], k[9])
+    assert np.isnan(out[12]).all()

@@ -257,6 +257,9 @@ class CatalogSearch:
     def caption(self, item_id: str) -> str:
         return self._entry(item_id).caption
 
+    def category_of(self, item_id: str) -> str:
+        return self._entry(item_id).category
+
     def image_path(self, item_id: str) -> Path:
         """Where the image of catalog id `item_id` is (InputError for an unknown id or without a catalog)."""
         entry = self._entry(item_id)

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from fashion_rag.cli import add_models_flags, print_json
 from fashion_rag.config import CATEGORIES, GenerationSettings, app_from_env, runtime_from_env
 from fashion_rag.errors import InputError
@@ -53,13 +55,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def apply_recipe(args: argparse.Namespace) -> None:
+def apply_recipe(args: argparse.Namespace) -> dict:
     """Fill garments, seed and options from a recipe file: an EditRequest's dict without pixels (the person
-    and any uploaded garments come from the flags)."""
+    and any uploaded garments come from the flags). The recipe is returned for `recipe_mask` (an explicit
+    --mask still wins)."""
     from fashion_rag.person.photo import load_photo
     from fashion_rag.request import EditRequest
 
     recipe = json.loads(args.recipe.read_text())
+    uploaded = int(recipe.get("uploaded_garments") or 0)
+    if uploaded and len(args.garment) != uploaded:
+        raise InputError(f"this recipe used {uploaded} uploaded garment image(s): pass them again with --garment")
     garments = tuple(load_photo(path) for path in args.garment)
     request = EditRequest.from_dict(recipe, photo=load_photo(args.person), garment_images=garments)
     args.garment_id = list(request.garment_ids)
@@ -68,6 +74,26 @@ def apply_recipe(args: argparse.Namespace) -> None:
     args.scheduler, args.num_images, args.no_paste_back = request.scheduler, request.num_images, not request.paste_back
     args.text = request.description
     args.text_only = recipe.get("prompt") == "text-only"  # replayed as made, not re-searched
+    args.mask_variant = recipe.get("mask_variant", args.mask_variant)
+    return recipe
+
+
+def recipe_mask(editor, person, recipe: dict):
+    """`person` with the recipe's mask when it differs from the automatic one (painted, grown, or another
+    mask path); InputError when the photo is framed differently from the recipe's (another photo)."""
+    from fashion_rag.person.mask_codec import decode_mask
+
+    if "mask" not in recipe:  # recipes written before the mask was recorded
+        return person
+    if recipe.get("transform") and recipe["transform"] != person.transform.to_dict():
+        raise InputError(
+            f"{person.transform.original_width}x{person.transform.original_height} photo framed differently "
+            "from the recipe's: pass the photo the recipe was made from (or --mask for a mask of this photo)"
+        )
+    mask = decode_mask(recipe["mask"])
+    if mask.shape != person.mask.shape:
+        raise InputError(f"the recipe's mask is {mask.shape[1]}x{mask.shape[0]}, the frame is 384x512")
+    return person if np.array_equal(mask, person.mask) else editor.with_user_mask(person, mask)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,10 +102,9 @@ def run(args: argparse.Namespace) -> int:
 
     from fashion_rag.editor import Editor
     from fashion_rag.person.photo import load_photo
-    from fashion_rag.request import EditRequest
+    from fashion_rag.request import EditRequest, PersonFrame
 
-    if args.recipe is not None:
-        apply_recipe(args)
+    recipe = apply_recipe(args) if args.recipe is not None else {}
     runtime = runtime_from_env(
         models=args.models, weights_dir=args.weights_dir, device=args.device, low_vram=args.low_vram or None,
         compile_unet=args.compile or None,
@@ -97,11 +122,14 @@ def run(args: argparse.Namespace) -> int:
         hits = editor.search(args.text, args.category, k=max(ranks))
         garment_ids = [hits[rank - 1].id for rank in ranks]
         timings["search_s"] = round(time.perf_counter() - started, 4)
-    mask = None
+    photo, person, mask = load_photo(args.person), None, None
     if args.mask is not None:  # the brightest channel, as the app's mask upload reads it
         mask = np.asarray(load_photo(args.mask, name=str(args.mask))).max(axis=2) > 127
+    elif recipe.get("mask"):  # the mask the recipe's edit used, on a photo framed as the recipe's
+        prepared = editor.prepare(photo, args.category, mask_variant=args.mask_variant)
+        person = PersonFrame.of(recipe_mask(editor, prepared, recipe))
     request = EditRequest(
-        args.category, photo=load_photo(args.person), mask=mask, mask_variant=args.mask_variant,
+        args.category, photo=None if person else photo, person=person, mask=mask, mask_variant=args.mask_variant,
         garment_ids=tuple(garment_ids), garment_images=tuple(load_photo(path) for path in args.garment),
         description=args.text, seed=args.seed, steps=args.steps, guidance=args.guidance, scheduler=args.scheduler,
         num_images=args.num_images, paste_back=not args.no_paste_back,

@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     runtime = runtime_from_env(models=args.models, weights_dir=args.weights_dir)
     sources = ModelSources(runtime.models, runtime.weights_dir, runtime.repo_overrides)
-    preparer = PersonPreparer.from_sources(sources, runtime.device)
+    # As the app's editor: a bundle's parser has random weights, so bundles take the offline mask path.
+    preparer = PersonPreparer.from_sources(sources if sources.kind == "real" else None, runtime.device)
     loaded = time.perf_counter()
     prepared = preparer.prepare(args.person, args.category, mask_variant=args.mask_variant)
 

@@ -131,12 +131,12 @@ class FrameTransform:
     ) -> FrameTransform:
         """The smallest 3:4 crop holding `box` (pixel edges) plus `margin` x its height on each side.
 
-        The margin is cut where it leaves the photo. The crop is never taller than the photo (but for up to
-        3 px of rounding to an exact 3:4): when the box is too wide for a 3:4 crop of the photo's height, the
-        sides are cut, since padding above or below would invent a body where the photo ends. Horizontally
-        the crop is centred on the body's centroid, shifted to hold the whole box when it is wide enough,
-        then to stay inside the photo; where the photo is too narrow, the crop sticks out on both sides and
-        `frame` pads with the edge colour.
+        The margin is cut where it leaves the photo; the rest of this region is always inside the crop, so
+        every pixel of the person (and of any garment mask on them) can be edited. Where a 3:4 crop holding
+        the region is wider or taller than the photo, it sticks out of the photo and `frame` pads with the
+        edge colour there (a wide photo: above and below; a narrow one: left and right); `unframe` never
+        writes the padding back. Horizontally the crop is centred on the body's centroid, vertically on the
+        box, then shifted to hold the region, then to stay inside the photo where it fits.
         """
         if isinstance(box, PersonBox):
             x0, y0, x1, y1, centre_x = box.x0, box.y0, box.x1, box.y1, box.centre_x
@@ -149,18 +149,17 @@ class FrameTransform:
         if x1 <= x0 or y1 <= y0:
             raise InputError(f"person box {(x0, y0, x1, y1)} is empty or outside the {width}x{height} photo")
         pad = margin * (y1 - y0)
-        region_w = min(float(width), x1 + pad) - max(0.0, x0 - pad)
-        region_h = min(float(height), y1 + pad) - max(0.0, y0 - pad)
+        region_x = (max(0.0, x0 - pad), min(float(width), x1 + pad))
+        region_y = (max(0.0, y0 - pad), min(float(height), y1 + pad))
         # Crop height: a whole multiple of the aspect unit, so width/height is exactly frame_width/frame_height.
         unit = math.gcd(frame_width, frame_height)
         aspect_w, aspect_h = frame_width // unit, frame_height // unit
-        # Never taller than the photo (cut the sides instead), except for the < 4 px of rounding to 3:4.
-        needed = min(max(region_h, region_w * aspect_h / aspect_w), float(height))
+        needed = max(region_y[1] - region_y[0], (region_x[1] - region_x[0]) * aspect_h / aspect_w)
         crop_h = max(aspect_h, math.ceil(needed / aspect_h - 1e-9) * aspect_h)
         crop_w = crop_h * aspect_w // aspect_h
         centre_x = (x0 + x1) / 2 if centre_x is None else min(max(centre_x, x0), x1)
-        left = _place(round(centre_x - crop_w / 2), crop_w, width, (x0, x1))
-        top = _place(round((y0 + y1) / 2 - crop_h / 2), crop_h, height, (y0, y1))
+        left = _place(round(centre_x - crop_w / 2), crop_w, width, region_x)
+        top = _place(round((y0 + y1) / 2 - crop_h / 2), crop_h, height, region_y)
         return cls(left, top, crop_w, crop_h, width, height, frame_width, frame_height)
 
     @classmethod
@@ -276,9 +275,9 @@ class FrameTransform:
 
 
 def _place(start: int, size: int, limit: int, keep: tuple[float, float]) -> int:
-    """Shift a span [start, start+size) to hold `keep` if it can, then to lie inside [0, limit) (or cover it)."""
-    if size >= keep[1] - keep[0]:
-        start = min(max(start, math.ceil(keep[1]) - size), math.floor(keep[0]))
+    """Shift a span [start, start+size) to hold `keep` (never wider than `size`), then to lie inside
+    [0, limit) when it fits, else to cover it (padding on both sides, as centred as `keep` allows)."""
+    start = min(max(start, math.ceil(keep[1]) - size), math.floor(keep[0]))
     if size <= limit:
         return min(max(start, 0), limit - size)
     return min(max(start, limit - size), 0)

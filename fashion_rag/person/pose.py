@@ -89,7 +89,8 @@ def drop_implausible_legs(keypoints: np.ndarray, min_ratio: float = MIN_LIMB_TO_
 
     On half-body photos BlazePose confidently places knees on hands or on the photo's bottom edge. A thigh
     (hip to knee) or shin (knee to ankle) shorter than `min_ratio` times the torso (shoulders' midpoint to
-    hips' midpoint) is taken for such a guess and dropped, with everything further down that leg. Needs
+    hips' midpoint), or reaching less than that far down, is taken for such a guess and dropped, with
+    everything further down that leg (a frame padded below a half-body photo invites such guesses). Needs
     both shoulders and both hips; otherwise the keypoints are returned unchanged.
     """
     out = np.array(keypoints, dtype=np.float64, copy=True)
@@ -99,7 +100,9 @@ def drop_implausible_legs(keypoints: np.ndarray, min_ratio: float = MIN_LIMB_TO_
     for hip, knee, ankle in ((8, 9, 10), (11, 12, 13)):
         for upper, lower in ((hip, knee), (knee, ankle)):
             if np.isfinite(out[lower]).all() and np.isfinite(out[upper]).all():
-                if np.hypot(*(out[lower] - out[upper])) < min_ratio * torso:
+                # Too short, or not going down: a knee level with its hip is a guess at the photo's edge.
+                short = np.hypot(*(out[lower] - out[upper])) < min_ratio * torso
+                if short or out[lower][1] - out[upper][1] < min_ratio * torso:
                     out[lower : ankle + 1] = np.nan
             elif not np.isfinite(out[upper]).all():
                 out[lower] = np.nan  # nothing below a missing joint is trusted either

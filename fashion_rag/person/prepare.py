@@ -213,7 +213,7 @@ class PersonPreparer:
                 "no person found in the photo (the pose model found no body); use a photo of one person, "
                 "seen from the front, with the upper body visible"
             )
-        return keypoints
+        return outside_photo_missing(keypoints, transform)
 
     def _mask(
         self, frame: Image.Image, frame_array: np.ndarray, keypoints: np.ndarray, category: str, notes: list[str]
@@ -228,6 +228,26 @@ class PersonPreparer:
             notes.append(f"the clothes parser found no {category} garment; used the offline mask instead")
         person = self.segmenter(frame_array)
         return offline_garment_mask(keypoints, person, category), "offline"
+
+
+def outside_photo_missing(keypoints: np.ndarray, transform: FrameTransform) -> np.ndarray:
+    """(18, 2) frame keypoints with those in the frame's padding set missing (NaN), the neck recomputed.
+
+    Where the crop sticks out of the photo the frame repeats the edge pixels; a hip or knee found there is
+    a body invented beyond the photo's edge (a half-body portrait would pass lower_body's check).
+    """
+    original = transform.to_original(keypoints)  # (18, 2) photo pixel coordinates, NaN stays NaN
+    with np.errstate(invalid="ignore"):
+        inside = (
+            (original[:, 0] >= -0.5)
+            & (original[:, 0] < transform.original_width - 0.5)
+            & (original[:, 1] >= -0.5)
+            & (original[:, 1] < transform.original_height - 0.5)
+        )
+    out = np.array(keypoints, dtype=np.float64, copy=True)
+    out[~inside] = np.nan
+    out[NECK] = (out[RIGHT_SHOULDER] + out[LEFT_SHOULDER]) / 2  # NaN unless both shoulders are in the photo
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

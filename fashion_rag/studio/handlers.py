@@ -4,7 +4,8 @@ so every step can be tested without a browser). `page.py` wires them to componen
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from PIL import Image
 
 from fashion_rag.config import GenerationSettings
 from fashion_rag.errors import InputError
+from fashion_rag.person.mask_codec import decode_mask
 from fashion_rag.person.photo import fit_megapixels, load_photo
 from fashion_rag.studio import gpu, masks
 from fashion_rag.studio.categories import LABELS, suggested_category
@@ -70,6 +72,26 @@ def mask_tool(state: PersonState | None, value: dict | None, variant: str, actio
     return masks.editor_value(state.frame, masks.grow(current, step))
 
 
+UNDO_DEPTH = 10  # mask-tool steps that Undo can take back (each a (512, 384) bool mask, 196 kB)
+
+
+def mask_tool_with_undo(state: PersonState | None, value: dict | None, variant: str, action: str, pixels: int,
+                        undo: list[np.ndarray] | None):  # fmt: skip
+    """(new brush-editor value, undo stack) for "grow", "shrink" or "reset": the mask before the step is kept
+    (the editor's own undo covers brush strokes only, a tool replaces its whole value)."""
+    new_value = mask_tool(state, value, variant, action, pixels)
+    painted = masks.layers_mask(value)
+    before = masks.binary(painted) if painted is not None else state.automatic_mask(variant)
+    return new_value, [*(undo or []), before][-UNDO_DEPTH:]
+
+
+def undo_mask_tool(state: PersonState | None, undo: list[np.ndarray] | None):
+    """(brush-editor value before the last mask-tool step, the shorter stack); InputError with nothing to undo."""
+    if state is None or not undo:
+        raise InputError("nothing to undo: Undo takes back Grow, Shrink and Reset steps")
+    return masks.editor_value(state.frame, undo[-1]), list(undo[:-1])
+
+
 def person_for_edit(editor, state: PersonState, value: dict | None, variant: str):
     """The PreparedPerson to edit: the automatic mask, or the painted one binarised like the API's."""
     try:
@@ -88,12 +110,41 @@ def person_for_edit(editor, state: PersonState, value: dict | None, variant: str
 
 
 def search(editor, text: str, category: str, k: int):
-    """(gallery items, hit ids, pick choices) for a description."""
+    """(gallery items, hit ids, pick choices, a note or None) for a description. The note says when no
+    caption shares a word with the description (hybrid search scores those 0: the order is by look alone)."""
     hits = editor.search(text, category, int(k))
+    note = None
+    if hits and editor.searcher.mode == "hybrid" and all(hit.lexical_rank is None for hit in hits):
+        note = (f"No {LABELS[category]} caption matches “{text.strip()}”: these are only the closest by look "
+                "(score 0). Try other words, such as the colour and the kind of garment.")  # fmt: skip
     gallery = [(str(editor.searcher.image_path(hit.id)), f"{rank}. {hit.caption} · {hit.score:.3f}")
                for rank, hit in enumerate(hits, start=1)]  # fmt: skip
-    choices = [(f"{hit.caption} ({hit.id})", hit.id) for hit in hits]
-    return gallery, [hit.id for hit in hits], choices
+    return gallery, [hit.id for hit in hits], pick_choices(editor, [hit.id for hit in hits], []), note
+
+
+def pick_choices(editor, hit_ids: list[str], picks: list[str] | None) -> list[tuple[str, str]]:
+    """The picks dropdown's (label, id) choices: the search hits, then picked ids not among them (a restored
+    history entry's), so every picked id is a valid choice whatever the current search shows."""
+    ids = list(hit_ids or []) + [i for i in picks or [] if i not in (hit_ids or [])]
+    return [(f"{editor.searcher.caption(i)} ({i})", i) for i in ids if i in editor.searcher]
+
+
+def picks_in_category(editor, picks: list[str] | None, category: str) -> tuple[list[str], list[str]]:
+    """(kept, dropped): the picks of `category`, and those of another one (or no longer in the catalog)."""
+    kept = [i for i in picks or [] if i in editor.searcher and editor.searcher.category_of(i) == category]
+    return kept, [i for i in picks or [] if i not in kept]
+
+
+def results_for_category(editor, hit_ids: list[str], text: str, category: str, k: int):
+    """(gallery, hit ids) searched again for `category` when the shown hits are of another one; None when
+    they are of it already (or there are none). Without a usable description the results are cleared."""
+    if not hit_ids or all(i in editor.searcher and editor.searcher.category_of(i) == category for i in hit_ids):
+        return None
+    try:
+        gallery, ids, _, _ = search(editor, text, category, k)
+    except InputError:
+        return [], []
+    return gallery, ids
 
 
 def toggle_pick(hit_ids: list[str], picks: list[str] | None, index: int) -> tuple[list[str], str | None]:
@@ -159,7 +210,7 @@ def generate(editor, person, picks: list[str], garment_images: list[Image.Image]
         if notes:
             result.recipe["notes"] = list(notes)
         saved = editor.save_result(result, session)
-        views = save_views(editor, person, result.images, saved.images, session)
+        views = save_views(editor, person, result.images, saved.images, session, garment_images[:1])
     finally:
         hand_back_freed_heap()  # the edit's and the PNG encoder's freed buffers (studio/memory.py)
     entry = HistoryEntry(
@@ -176,8 +227,10 @@ def display_size(size: tuple[int, int]) -> tuple[int, int]:
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
-def save_views(editor, person, images: list[Image.Image], paths: list[str], session: str | None) -> dict:
-    """Display-size copies for the comparison (original, each result, the mask at the photo's framing)."""
+def save_views(editor, person, images: list[Image.Image], paths: list[str], session: str | None,
+               garments: list[Image.Image] = ()) -> dict:  # fmt: skip
+    """Display-size copies for the comparison (original, each result, the mask at the photo's framing), and
+    the uploaded garment (full size: a history restore puts it back into the upload box)."""
     size = display_size(person.original.size)
     alpha = person.transform.unframe(person.mask.astype(np.float32))  # (H, W) photo pixels
     mask = Image.fromarray((alpha >= 0.5).astype(np.uint8) * 255).resize(size, Image.Resampling.NEAREST)
@@ -189,6 +242,9 @@ def save_views(editor, person, images: list[Image.Image], paths: list[str], sess
         for index, image in enumerate(images):
             views["results"].append(f"{stem}-view-{index + 1}.jpg")
             image.resize(size, Image.Resampling.LANCZOS).save(views["results"][-1], quality=90)
+        for garment in garments:
+            views["garment"] = f"{stem}-garment.png"
+            garment.save(views["garment"])
     return views
 
 
@@ -209,6 +265,68 @@ def restored_values(entry: HistoryEntry) -> tuple:
     s = entry.settings
     return (list(entry.garment_ids), entry.description, entry.category, s.seed, s.steps, s.guidance, s.scheduler,
             s.paste_back, s.num_images)  # fmt: skip
+
+
+@dataclass
+class PersonView:
+    """What the person column shows: state, brush-editor value, pose drawing, notes, category, mask variant."""
+
+    state: PersonState | None
+    editor_value: dict | None
+    pose: Image.Image | None
+    notes: str
+    category: str
+    variant: str
+
+
+def switch_category(editor, path: str | None, state: PersonState | None, category: str, variant: str):
+    """(PersonView or None when nothing changes, refusal message or None) for the category radio's change.
+
+    The photo is prepared again for the new category; when that is refused (say dresses on a half-body
+    photo) the view keeps the prepared person and puts the radio back to its category.
+    """
+    if not path or (state is not None and state.category == category):
+        return None, None
+    try:
+        new_state, value, pose, notes = prepare_upload(editor, path, category, variant)
+    except InputError as error:
+        if state is None:
+            return None, str(error)
+        return PersonView(state, None, None, "", state.category, variant), f"{error} (kept {LABELS[state.category]})"
+    return PersonView(new_state, value, pose, notes, category, variant), None
+
+
+def restore_person(editor, entry: HistoryEntry, path: str | None, state: PersonState | None, variant: str):
+    """(PersonView, words) putting the person column back as `entry` was made: its category (the photo
+    prepared again if it differs), its mask variant and its mask when the entry was made on this photo's
+    framing; otherwise the automatic mask, said in words."""
+    recipe = json.loads(Path(entry.recipe).read_text())
+    variant = recipe.get("mask_variant", variant)
+    view, refusal = switch_category(editor, path, state, entry.category, variant)
+    words = [refusal] if refusal else []
+    if view is None:
+        view = PersonView(state, None, None, "", state.category if state else entry.category, variant)
+    if view.state is None:
+        return view, words
+    same_photo = recipe.get("transform") == view.state.transform.to_dict() and view.category == entry.category
+    if same_photo and "mask" in recipe:
+        view.editor_value = masks.editor_value(view.state.frame, decode_mask(recipe["mask"]))
+        words.append(f"the mask of #{entry.number} is back in the editor")
+    else:
+        view.editor_value = masks.editor_value(view.state.frame, view.state.automatic_mask(variant))
+        words.append(f"#{entry.number} was made on another photo: the editor shows this photo's automatic mask")
+    return view, words
+
+
+def restore_words(entry: HistoryEntry, person_words: list[str], kept: list[str], dropped: list[str]) -> str:
+    """What a history restore did, for the result note: the seed is fixed from now on, and why."""
+    words = [f"Restored the settings of #{entry.number}", *person_words]
+    if dropped:
+        words.append(f"dropped {', '.join(dropped)} (another category)")
+    if entry.uploaded_garment and not entry.views.get("garment"):
+        words.append("upload your own garment again")
+    words.append(f"seed {entry.settings.seed} is now fixed, so Generate repeats it: set the seed to -1 for new ones")
+    return "; ".join(words) + "."
 
 
 def result_note(entry: HistoryEntry) -> str:

@@ -7,6 +7,7 @@ and those functions. The API endpoints are declared in `api.py`.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
@@ -16,6 +17,7 @@ from fashion_rag.errors import InputError
 from fashion_rag.person.photo import load_photo
 from fashion_rag.studio import api, handlers, values
 from fashion_rag.studio.admission import LANE_LIMITS
+from fashion_rag.studio.categories import LABELS
 from fashion_rag.studio.errors import user_errors_as_gradio
 from fashion_rag.studio.session import Settings
 from fashion_rag.studio.status import generate_ready, status_markdown
@@ -24,6 +26,8 @@ from fashion_rag.studio.uploads import uploaded_file
 EXAMPLES_DIR = REPO_ROOT / "examples"
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"]
 PRIVATE = {"api_visibility": "private"}  # the page's own events; the public API is api.py's
+# Events that decode or prepare a photo share the API's prepare lane (studio/admission.py).
+PREPARE_LANE = {"concurrency_id": "prepare", "concurrency_limit": LANE_LIMITS["prepare"]}
 CSS = """
 .step-title h3 {margin: 0 0 4px 0}
 #plan-note, #result-note {min-height: 1.6em}
@@ -49,6 +53,7 @@ def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
         ui = SimpleNamespace(**vars(person), **vars(garments), **vars(result), state=state)
         wire_person(editor, ui)
         wire_garments(editor, ui)
+        wire_category(editor, ui)
         wire_result(editor, ui)
         api.register(editor)
         wire_status(demo, editor, status, ui.generate)
@@ -73,7 +78,8 @@ def person_column() -> SimpleNamespace:
     people = sorted((EXAMPLES_DIR / "people").glob("*.png")) + sorted((EXAMPLES_DIR / "people").glob("*.jpg"))
     if people:
         gr.Examples([[str(p)] for p in people], inputs=[upload], label="Example people")
-    category = gr.Radio(list(CATEGORIES), value="upper_body", label="Garment category", elem_id="category")
+    category = gr.Radio([(LABELS[c], c) for c in CATEGORIES], value="upper_body", label="Garment category",
+                        elem_id="category")  # fmt: skip
     mask_editor = gr.ImageEditor(
         label="Garment mask: paint to add, erase to remove", type="pil", elem_id="mask-editor",
         sources=(), transforms=(), layers=False, height=460, canvas_size=(384, 512), fixed_canvas=True,
@@ -86,11 +92,12 @@ def person_column() -> SimpleNamespace:
         grow = gr.Button("Grow", size="sm", elem_id="mask-grow")
         shrink = gr.Button("Shrink", size="sm", elem_id="mask-shrink")
         reset = gr.Button("Reset to automatic", size="sm", elem_id="mask-reset")
+        undo = gr.Button("Undo", size="sm", elem_id="mask-undo", interactive=False)
     notes = gr.Markdown("", elem_id="person-notes")
     with gr.Accordion("Detected pose", open=False):
         pose = gr.Image(label="Detected pose", interactive=False, elem_id="pose-preview", height=300)
     return SimpleNamespace(upload=upload, category=category, mask_editor=mask_editor, variant=variant,
-                           grow_px=grow_px, grow=grow, shrink=shrink, reset=reset, notes=notes, pose=pose)  # fmt: skip
+                           grow_px=grow_px, grow=grow, shrink=shrink, reset=reset, undo=undo, notes=notes, pose=pose)  # fmt: skip
 
 
 def garment_column() -> SimpleNamespace:
@@ -106,12 +113,18 @@ def garment_column() -> SimpleNamespace:
         search = gr.Button("Search", variant="secondary", elem_id="search-button", scale=1)
     results = gr.Gallery(label="Catalog matches (click to pick, click again to drop)", columns=3, height=340,
                          allow_preview=False, elem_id="results")  # fmt: skip
+    # allow_custom_value: events that read the picks while a restore or a search is replacing choices and
+    # value together must not fail Gradio's choices check; the editor refuses unknown ids by name anyway.
     picks = gr.Dropdown([], value=[], multiselect=True, max_choices=3, label="Picked garments, in order",
-                        elem_id="picks")  # fmt: skip
-    own = gr.File(label="Or add your own garment image", file_types=IMAGE_TYPES, elem_id="own-garment", height=110)
+                        elem_id="picks", allow_custom_value=True)  # fmt: skip
+    with gr.Row(equal_height=True):
+        own = gr.File(label="Or add your own garment image", file_types=IMAGE_TYPES, elem_id="own-garment",
+                      height=110, scale=3)  # fmt: skip
+        own_preview = gr.Image(None, label="Your garment", interactive=False, height=110, visible=False, scale=1,
+                               elem_id="own-garment-preview")  # fmt: skip
     plan = gr.Markdown(handlers.plan_note([], None, ""), elem_id="plan-note")
     return SimpleNamespace(description=description, switch=switch, k=k, search=search, results=results,
-                           picks=picks, own=own, plan=plan)  # fmt: skip
+                           picks=picks, own=own, own_preview=own_preview, plan=plan)  # fmt: skip
 
 
 def result_column() -> SimpleNamespace:
@@ -124,7 +137,8 @@ def result_column() -> SimpleNamespace:
                              elem_id="compare", max_height=560, format="jpeg")  # fmt: skip
     with gr.Row(equal_height=True):
         show_mask = gr.Checkbox(False, label="Show the mask over the result", elem_id="show-mask")
-        seed_used = gr.Number(None, label="Seed used", interactive=False, precision=0, elem_id="seed-used")
+        # A textbox, not a Number: empty until the first edit (a Number shows 0, a seed never used).
+        seed_used = gr.Textbox("", label="Seed used", interactive=False, max_lines=1, elem_id="seed-used")
     samples = gr.Gallery(label="Samples (click to compare)", columns=4, height=120, allow_preview=False,
                          object_fit="contain", visible=False, elem_id="samples")  # fmt: skip
     downloads = gr.File(label="Full-resolution results and recipe", file_count="multiple", interactive=False,
@@ -159,30 +173,53 @@ def wire_person(editor, ui) -> None:
         with user_errors_as_gradio():
             return handlers.prepare_upload(editor, path, category, variant)
 
+    def undo_button(undo):
+        """The Undo button says how many mask-tool steps it can take back."""
+        return gr.update(value=f"Undo ({len(undo)})" if undo else "Undo", interactive=bool(undo))
+
     def on_tool(action):
-        def run(person, value, variant, pixels):
+        def run(person, value, variant, pixels, undo):
             with user_errors_as_gradio():
-                return handlers.mask_tool(person, value, variant, action, pixels or 0)
+                value, undo = handlers.mask_tool_with_undo(person, value, variant, action, pixels or 0, undo)
+            return value, undo, undo_button(undo)
 
         return run
 
+    def on_undo(person, undo):
+        with user_errors_as_gradio():
+            value, undo = handlers.undo_mask_tool(person, undo)
+        return value, undo, undo_button(undo)
+
     inputs, outputs = [ui.upload, ui.category, ui.variant], [ui.state.person, ui.mask_editor, ui.pose, ui.notes]
-    lane = {"concurrency_id": "prepare", "concurrency_limit": LANE_LIMITS["prepare"]}
-    ui.upload.change(on_photo, inputs, outputs, **lane, **PRIVATE)
-    ui.category.change(on_photo, inputs, outputs, **lane, **PRIVATE)
-    tool_inputs = [ui.state.person, ui.mask_editor, ui.variant, ui.grow_px]
-    ui.variant.change(on_tool("reset"), tool_inputs, [ui.mask_editor], **PRIVATE)
+    ui.upload.change(on_photo, inputs, outputs, **PREPARE_LANE, **PRIVATE)
+    # The previous person's before/after, note and samples go with a new photo (history and downloads stay).
+    ui.upload.change(lambda: (None, "", gr.update(value=None, visible=False), ""), None,
+                     [ui.compare, ui.note, ui.samples, ui.seed_used], **PRIVATE)  # fmt: skip
+    undo = gr.State([])  # masks before each Grow/Shrink/Reset, oldest first
+    tool_inputs = [ui.state.person, ui.mask_editor, ui.variant, ui.grow_px, undo]
+    tool_outputs = [ui.mask_editor, undo, ui.undo]
+    # The tools answer in well under a second; their progress overlay on the editor sometimes stayed on
+    # "processing" after the answer had come (issue 23, item 6: Gradio's status tracker on the ImageEditor;
+    # gradio-app/gradio#8018 reports lost ImageEditor events), so it is hidden: the Undo count says when a
+    # step is done.
+    quiet = {"show_progress": "hidden", **PRIVATE}
+    # `input`, not `change`: a history restore sets the variant and its own mask, which a reset would undo.
+    ui.variant.input(on_tool("reset"), tool_inputs, tool_outputs, **quiet)
     for button, action in ((ui.grow, "grow"), (ui.shrink, "shrink"), (ui.reset, "reset")):
-        button.click(on_tool(action), tool_inputs, [ui.mask_editor], **PRIVATE)
+        button.click(on_tool(action), tool_inputs, tool_outputs, **quiet)
+    ui.undo.click(on_undo, [ui.state.person, undo], tool_outputs, **quiet)
+    ui.upload.change(lambda: ([], undo_button([])), None, [undo, ui.undo], **PRIVATE)  # another photo's masks
 
 
 def wire_garments(editor, ui) -> None:
     def on_search(text, category, k):
         with user_errors_as_gradio():
             text = values.description(text, editor.settings.limits.description_chars)
-            gallery, ids, choices = handlers.search(editor, text, category, k)
+            gallery, ids, choices, note = handlers.search(editor, text, category, k)
         if not ids:
             gr.Info("No catalog garment matches that description.")
+        elif note:
+            gr.Warning(note)
         return gallery, ids, gr.update(choices=choices, value=[])
 
     def on_pick(hit_ids, picks, event: gr.SelectData):
@@ -197,9 +234,6 @@ def wire_garments(editor, ui) -> None:
         other = handlers.category_hint(text, category)
         return gr.update(visible=other is not None, value=handlers.hint_label(other) if other else "")
 
-    def on_switch(text, category):
-        return handlers.category_hint(text, category) or category
-
     search_inputs, search_outputs = [ui.description, ui.category, ui.k], [ui.results, ui.state.hits, ui.picks]
     lane = {"concurrency_id": "search", "concurrency_limit": LANE_LIMITS["search"]}
     ui.search.click(on_search, search_inputs, search_outputs, **lane, **PRIVATE)
@@ -207,9 +241,56 @@ def wire_garments(editor, ui) -> None:
     ui.results.select(on_pick, [ui.state.hits, ui.picks], [ui.picks], **PRIVATE)
     for trigger in (ui.description.change, ui.category.change):
         trigger(on_describe, [ui.description, ui.category], [ui.switch], **PRIVATE)
-    ui.switch.click(on_switch, [ui.description, ui.category], [ui.category], **PRIVATE)
+
+    def on_own(path):
+        """A thumbnail of the uploaded garment, or the upload refused now (not at Generate) when unreadable."""
+        if not path:
+            return None, gr.update(value=None, visible=False)
+        try:
+            image = load_photo(path, name=Path(path).name)
+        except InputError as error:
+            gr.Warning(f"{error}. Your garment image was not added.")
+            return None, gr.update(value=None, visible=False)
+        image.thumbnail((256, 256))
+        return gr.update(), gr.update(value=image, visible=True)
+
+    ui.own.upload(on_own, [ui.own], [ui.own, ui.own_preview], **PREPARE_LANE, **PRIVATE)
+    ui.own.clear(lambda: gr.update(value=None, visible=False), None, [ui.own_preview], **PRIVATE)
     for trigger in (ui.picks.change, ui.own.change, ui.description.change):
         trigger(handlers.plan_note, [ui.picks, ui.own, ui.description], [ui.plan], **PRIVATE)
+
+
+def wire_category(editor, ui) -> None:
+    """The user's category switch (the radio, or the suggestion button): the photo is prepared again for
+    it, or the radio goes back when that is refused; picks of another category are dropped with a word and
+    the results searched again. Wired to `input`, not `change`: a history restore sets the radio itself,
+    and a `change` handler would race the picks it restores."""
+
+    def on_category(path, category, variant, person, picks, hits, text, k):
+        view, refusal = handlers.switch_category(editor, path, person, category, variant)
+        if refusal:
+            gr.Warning(refusal)
+        final = view.category if view else category
+        kept, dropped = handlers.picks_in_category(editor, picks, final)
+        if dropped:
+            gr.Info(f"Dropped {', '.join(dropped)} from the picks: not {LABELS[final]} garments.")
+        found = handlers.results_for_category(editor, hits, text, final, k)
+        gallery, hits = found if found is not None else (gr.update(), hits)
+        picks = gr.update(choices=handlers.pick_choices(editor, hits, kept), value=kept)
+        if view is None:
+            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gallery, hits, picks
+        return (view.state, kept_if_none(view.editor_value), kept_if_none(view.pose), view.notes or gr.update(),
+                final if final != category else gr.update(), gallery, hits, picks)  # fmt: skip
+
+    def on_switch(text, category):
+        return handlers.category_hint(text, category) or category
+
+    inputs = [ui.upload, ui.category, ui.variant, ui.state.person, ui.picks, ui.state.hits, ui.description, ui.k]
+    outputs = [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.category, ui.results, ui.state.hits, ui.picks]
+    ui.category.input(on_category, inputs, outputs, **PREPARE_LANE, **PRIVATE)
+    ui.switch.click(on_switch, [ui.description, ui.category], [ui.category], **PRIVATE).then(
+        on_category, inputs, outputs, **PREPARE_LANE, **PRIVATE
+    )
 
 
 def wire_result(editor, ui) -> None:
@@ -238,11 +319,23 @@ def wire_result(editor, ui) -> None:
             return gr.skip(), gr.skip()  # a stale or forged click: nothing at that place
         return handlers.comparison(current, event.index, show), event.index
 
-    def on_history(history, show, event: gr.SelectData):
+    def on_history(history, show, path, person, variant, hits, k, event: gr.SelectData):
         if not 0 <= selected(event) < len(history or []):
-            return (gr.skip(),) * (len(shown) + len(restored))
+            return (gr.skip(),) * len(history_outputs)  # a stale or forged click: nothing at that place
         entry = history[event.index]
-        return (*show_entry(entry, history), *handlers.restored_values(entry))
+        view, words = handlers.restore_person(editor, entry, path, person, variant)
+        kept, dropped = handlers.picks_in_category(editor, entry.garment_ids, view.category)
+        found = handlers.results_for_category(editor, hits, entry.description, view.category, k)
+        gallery, hits = found if found is not None else (gr.update(), hits)
+        shown = list(show_entry(entry, history))
+        shown[1] += "  \n" + handlers.restore_words(entry, words, kept, dropped)
+        restored = list(handlers.restored_values(entry))
+        restored[0] = gr.update(choices=handlers.pick_choices(editor, hits, kept), value=kept)
+        restored[2] = view.category
+        person_column = [view.state, kept_if_none(view.editor_value), kept_if_none(view.pose),
+                         view.notes or gr.update(), view.variant, entry.views.get("garment"),
+                         gr.update(value=entry.views.get("garment"), visible="garment" in entry.views)]  # fmt: skip
+        return (*shown, *restored, *person_column, gallery, hits)
 
     sample_index = gr.State(0)
     shown = [ui.compare, ui.note, ui.samples, ui.downloads, ui.seed_used, ui.history, ui.state.history,
@@ -257,7 +350,15 @@ def wire_result(editor, ui) -> None:
     ui.samples.select(on_sample, [ui.state.current, ui.show_mask], [ui.compare, sample_index], **PRIVATE)
     restored = [ui.picks, ui.description, ui.category, ui.seed, ui.steps, ui.guidance, ui.scheduler, ui.paste_back,
                 ui.num_images]  # fmt: skip
-    ui.history.select(on_history, [ui.state.history, ui.show_mask], shown + restored, **PRIVATE)
+    person_column = [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.variant, ui.own, ui.own_preview]
+    history_outputs = shown + restored + person_column + [ui.results, ui.state.hits]
+    ui.history.select(on_history, [ui.state.history, ui.show_mask, ui.upload, ui.state.person, ui.variant,
+                                   ui.state.hits, ui.k], history_outputs, **PREPARE_LANE, **PRIVATE)  # fmt: skip
+
+
+def kept_if_none(value):
+    """An output value, or "leave the component as it is" for None."""
+    return gr.update() if value is None else value
 
 
 def selected(event: gr.SelectData) -> int:
@@ -300,4 +401,4 @@ def show_entry(entry, history):
                         visible=many)  # fmt: skip
     gallery = [(item.views["results"][0], item.caption) for item in history]
     return (handlers.comparison(entry), handlers.result_note(entry), samples, [*entry.images, entry.recipe],
-            entry.settings.seed, gallery, history, entry, 0)  # fmt: skip
+            str(entry.settings.seed), gallery, history, entry, 0)  # fmt: skip

@@ -1,0 +1,216 @@
+"""Issue 23 in a real browser (Debian's headless Chromium, Playwright): the page's state stays consistent
+through category switches and history restores, and the mask tools never leave the editor "processing".
+
+Each test opens its own page (its own Gradio session) on the in-process studio with the tiny bundle.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import ASTRONAUT
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser(studio_url):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )  # fmt: skip
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, studio_url):
+    page = browser.new_page(viewport={"width": 1600, "height": 1300})
+    page.goto(studio_url)
+    yield page
+    page.close()
+
+
+def upload(page, path: Path = ASTRONAUT) -> None:
+    page.locator("#person-upload input[type=file]").set_input_files(str(path))
+    page.wait_for_selector("#person-notes :text('Mask from the offline path')", timeout=60_000)
+
+
+def search_and_pick(page, text: str, picks: int = 1) -> None:
+    page.locator("#description textarea").fill(text)
+    page.locator("#search-button").click()
+    thumbnails = page.locator("#results .thumbnail-item")
+    thumbnails.first.wait_for(timeout=60_000)
+    for index in range(picks):
+        thumbnails.nth(index).click()  # one at a time: a click while the last pick is pending is dropped
+        page.wait_for_function(f"() => picked().length === {index + 1}".replace("picked()", PICKED))
+
+
+def choose_category(page, category: str) -> None:
+    page.locator(f"#category input[value={category}]").check()
+
+
+def generate(page, count: int) -> None:
+    """Generate with 2 steps and wait for history entry number `count`."""
+    if not page.locator("#steps").is_visible():
+        page.locator("#advanced").click()
+        page.locator("#steps input[type=number]").fill("2")
+        page.locator("#steps input[type=number]").press("Enter")
+    page.locator("#generate-button").click()
+    page.wait_for_function(f"() => document.querySelectorAll('#history .thumbnail-item').length === {count}",
+                           timeout=120_000)  # fmt: skip
+
+
+PICKED = "[...document.querySelectorAll('#picks .token > span, #picks [class*=token] > span')].map(s => s.innerText)"
+
+
+def picked(page) -> list[str]:
+    return page.evaluate(f"() => {PICKED}")
+
+
+def checked_category(page) -> str:
+    return page.evaluate("() => document.querySelector('#category input:checked').value")
+
+
+def toasts(page) -> str:
+    return " | ".join(page.locator(".toast-body").all_inner_texts())
+
+
+def test_restoring_an_older_entry_of_another_category_keeps_the_page_working(page):
+    upload(page)
+    choose_category(page, "dresses")
+    page.wait_for_function("() => document.querySelector('#person-notes').innerText.includes('offline')")
+    search_and_pick(page, "red dress")
+    dress = picked(page)[0]
+    generate(page, 1)
+    choose_category(page, "upper_body")
+    search_and_pick(page, "striped shirt")
+    generate(page, 2)
+    page.locator("#history .thumbnail-item").nth(1).click()  # the older, dresses entry
+    page.wait_for_selector("#result-note :text('Restored the settings of #1')", timeout=30_000)
+    page.wait_for_function(f"() => {PICKED}.some(t => t.includes({dress.split(' (')[-1][:-1]!r}))", timeout=20_000)
+    assert checked_category(page) == "dresses"
+    assert "Error" not in toasts(page) and "Value:" not in toasts(page), toasts(page)
+    generate(page, 3)  # the restored picks are valid: Generate works without a new search
+    page.wait_for_selector("#result-note :text('Edit with dress-')", timeout=20_000)
+
+
+def test_a_refused_category_switch_puts_the_radio_back(page):
+    upload(page)
+    choose_category(page, "lower_body")  # a half-body photo: no knee
+    page.wait_for_selector(".toast-body :text('knee')", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#category input:checked').value === 'upper_body'",
+                           timeout=20_000)  # fmt: skip
+    search_and_pick(page, "striped shirt")
+    generate(page, 1)
+    page.wait_for_selector("#result-note :text('Edit with top-')", timeout=20_000)
+
+
+def test_switching_category_drops_the_other_categorys_picks_with_a_word(page):
+    upload(page)
+    search_and_pick(page, "striped shirt", picks=2)
+    choose_category(page, "dresses")
+    page.wait_for_selector(".toast-body :text('Dropped')", timeout=30_000)
+    page.wait_for_function(f"() => {PICKED}.length === 0", timeout=20_000)
+    assert "not dresses garments" in toasts(page)
+
+
+def brush_stroke(page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """One stroke of the brush across the mask editor's canvas, in fractions of its width and height."""
+    page.get_by_label("Brush").first.click()
+    canvas = page.locator("#mask-editor canvas").first.bounding_box()
+    (x0, y0), (x1, y1) = [(canvas["x"] + canvas["width"] * fx, canvas["y"] + canvas["height"] * fy)
+                          for fx, fy in (start, end)]  # fmt: skip
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(x0 + (x1 - x0) * step / 10, y0 + (y1 - y0) * step / 10)
+    page.mouse.up()
+
+
+EDITOR_IDLE = "() => document.querySelector('#mask-editor [data-testid=status-tracker]').classList.contains('hide')"
+
+
+def test_grow_right_after_a_brush_stroke_never_leaves_the_editor_processing(page):
+    upload(page)
+    for attempt in range(4):  # 8 tool steps: the Undo count (at most 10) says each was answered
+        brush_stroke(page, (0.7 + 0.05 * attempt, 0.1), (0.75 + 0.05 * attempt, 0.25))
+        page.locator("#mask-grow").click()  # at once, as a designer does
+        page.wait_for_selector(f"#mask-undo:text('Undo ({2 * attempt + 1})')", timeout=15_000)
+        page.wait_for_function(EDITOR_IDLE, timeout=15_000)  # answered, and the editor says so
+        page.locator("#mask-shrink").click()
+        page.wait_for_selector(f"#mask-undo:text('Undo ({2 * attempt + 2})')", timeout=15_000)
+        page.wait_for_function(EDITOR_IDLE, timeout=15_000)
+
+
+def test_grow_can_be_undone(page, tiny_editor, monkeypatch):
+    """Grow, then Undo: Generate gets the automatic mask again (the pipeline's mask is recorded)."""
+    import numpy as np
+
+    from fashion_rag.generation.pipeline import FashionRAGPipeline
+
+    used, real = [], FashionRAGPipeline.__call__
+
+    def record(self, frame, mask, category, **kwargs):
+        used.append(np.asarray(mask) > 0.5)
+        return real(self, frame, mask, category, **kwargs)
+
+    monkeypatch.setattr(FashionRAGPipeline, "__call__", record)
+    upload(page)
+    undo = page.locator("#mask-undo")
+    page.locator("#mask-grow").click()
+    page.wait_for_selector("#mask-undo:text('Undo (1)')", timeout=20_000)  # the step has come back
+    page.locator("#mask-grow").click()
+    page.wait_for_selector("#mask-undo:text('Undo (2)')", timeout=20_000)
+    undo.click()
+    page.wait_for_selector("#mask-undo:text('Undo (1)')", timeout=20_000)
+    page.locator("#description textarea").fill("red shirt")  # no pick: a text-only edit
+    generate(page, 1)
+    automatic = tiny_editor.prepare(ASTRONAUT, "upper_body").mask
+    grown_once = automatic.sum() + 1000  # one Grow by 8 px adds far more than 1,000 of the frame's pixels
+    assert used[-1].sum() > grown_once and not np.array_equal(used[-1], automatic)
+    undo.click()
+    page.wait_for_function("() => document.querySelector('#mask-undo').innerText.trim() === 'Undo'")
+    generate(page, 2)
+    np.testing.assert_array_equal(used[-1], automatic)
+
+
+def test_smaller_things_a_designer_meets(page, tmp_path):
+    """Human category labels (the value stays the id), an empty "Seed used" before any edit, a search with
+    no matching caption said so, a non-image garment refused at upload with a thumbnail for a real one, and
+    a new person photo clearing the previous before/after."""
+    page.wait_for_selector("#category input[value=upper_body]", timeout=30_000)
+    labels = page.locator("#category label:has(input)").all_inner_texts()
+    assert [label.strip() for label in labels] == ["upper body", "lower body", "dresses"], labels
+    assert page.locator("#seed-used input, #seed-used textarea").first.input_value() == ""
+    upload(page)
+    assert checked_category(page) == "upper_body"
+    page.locator("#description textarea").fill("xyzzy plugh")
+    page.locator("#search-button").click()
+    page.wait_for_selector(".toast-body :text('No upper body caption matches')", timeout=30_000)
+
+    fake = tmp_path / "garment.png"
+    fake.write_text("not an image")
+    page.locator("#own-garment input[type=file]").set_input_files(str(fake))
+    page.wait_for_selector(".toast-body :text('was not added')", timeout=30_000)
+    assert not page.locator("#own-garment-preview").is_visible()
+    page.locator("#own-garment input[type=file]").set_input_files(str(ASTRONAUT.parent.parent / "catalog" /
+                                                                      "upper_body" / "top-001.png"))  # fmt: skip
+    page.wait_for_selector("#own-garment-preview img", timeout=30_000)
+
+    generate(page, 1)
+    page.wait_for_function("() => document.querySelectorAll('#compare img').length === 2", timeout=30_000)
+    page.locator("#person-upload").get_by_label("Clear").first.click()  # gr.File: clear, then the next photo
+    upload(page, ASTRONAUT.parent / "cameraman.png")
+    page.wait_for_function("() => document.querySelectorAll('#compare img').length === 0", timeout=30_000)
+    assert page.locator("#seed-used input, #seed-used textarea").first.input_value() == ""

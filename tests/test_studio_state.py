@@ -1,0 +1,111 @@
+"""The page's state stays consistent (issue 23): a refused category switch, picks of another category,
+and a history restore that brings back the picks, the mask and the uploaded garment, and says so."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from fashion_rag.errors import InputError
+from fashion_rag.studio import handlers, masks
+from fashion_rag.studio.session import Settings
+
+from .conftest import ASTRONAUT
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+FAST = Settings(seed=9, steps=1, guidance=7.5, scheduler="ddim", num_images=1, paste_back=True)
+
+
+@pytest.fixture(scope="module")
+def uploaded(tiny_editor):
+    state, value, _, _ = handlers.prepare_upload(tiny_editor, str(ASTRONAUT), "upper_body", "box")
+    return state, value
+
+
+def test_a_refused_category_switch_keeps_the_prepared_person_and_puts_the_radio_back(tiny_editor, uploaded):
+    state, _ = uploaded
+    view, refusal = handlers.switch_category(tiny_editor, str(ASTRONAUT), state, "lower_body", "box")
+    assert "knee" in refusal and "kept upper body" in refusal
+    assert view.category == "upper_body" and view.state is state  # radio back; state, mask and pose unchanged
+    assert view.editor_value is None and view.pose is None
+    # The radio back at the prepared category changes nothing (no second preparation).
+    assert handlers.switch_category(tiny_editor, str(ASTRONAUT), state, "upper_body", "box") == (None, None)
+    view, refusal = handlers.switch_category(tiny_editor, str(ASTRONAUT), None, "upper_body", "precise")
+    assert refusal is None and view.state.category == "upper_body"
+    np.testing.assert_array_equal(masks.binary(masks.layers_mask(view.editor_value)), view.state.mask_precise)
+
+
+def test_switching_category_drops_the_other_categorys_picks_and_searches_again(tiny_editor):
+    kept, dropped = handlers.picks_in_category(tiny_editor, ["top-001", "dress-001", "top-002"], "upper_body")
+    assert (kept, dropped) == (["top-001", "top-002"], ["dress-001"])
+    hits = [hit.id for hit in tiny_editor.search("striped shirt", "upper_body", 3)]
+    assert handlers.results_for_category(tiny_editor, hits, "striped shirt", "upper_body", 3) is None  # same category
+    gallery, ids = handlers.results_for_category(tiny_editor, hits, "striped shirt", "lower_body", 3)
+    assert len(ids) == len(gallery) == 3 and {tiny_editor.searcher.category_of(i) for i in ids} == {"lower_body"}
+    assert handlers.results_for_category(tiny_editor, hits, "  ", "dresses", 3) == ([], [])  # no description
+
+
+def test_history_restore_brings_back_picks_outside_the_current_hits_mask_and_garment(tiny_editor, uploaded):
+    state, value = uploaded
+    layer = value["layers"][0].copy()
+    ImageDraw.Draw(layer).rectangle([(300, 30), (370, 90)], fill=masks.MASK_RGBA)  # painted off the automatic mask
+    painted = {**value, "layers": [layer]}
+    person = handlers.person_for_edit(tiny_editor, state, painted, "box")
+    garment = Image.new("RGB", (300, 400), (20, 160, 40))
+    first, history = handlers.generate(tiny_editor, person, ["top-001"], [garment], "", FAST, [], "restoretest")
+    automatic = handlers.person_for_edit(tiny_editor, state, value, "box")
+    second, history = handlers.generate(tiny_editor, automatic, ["top-002"], [], "", FAST, history, "restoretest")
+
+    # The picks dropdown's choices hold the restored ids even when the current search shows others.
+    hits = [hit.id for hit in tiny_editor.search("red skirt", "lower_body", 3)]
+    choices = handlers.pick_choices(tiny_editor, hits, list(first.garment_ids))
+    assert [i for _, i in choices] == [*hits, "top-001"] and "purple t-shirt (top-001)" in choices[-1][0]
+    view, words = handlers.restore_person(tiny_editor, first, str(ASTRONAUT), state, "box")
+    np.testing.assert_array_equal(masks.binary(masks.layers_mask(view.editor_value)), person.mask)
+    assert Image.open(first.views["garment"]).getpixel((5, 5)) == (20, 160, 40)
+    note = handlers.restore_words(first, words, ["top-001"], [])
+    assert "mask of #1 is back" in note and "seed 9 is now fixed" in note and "-1" in note
+    view, _ = handlers.restore_person(tiny_editor, second, str(ASTRONAUT), state, "box")
+    np.testing.assert_array_equal(masks.binary(masks.layers_mask(view.editor_value)), state.mask_box)
+    assert "garment" not in second.views  # restoring #2 clears the own-garment box
+
+    other, *_ = handlers.prepare_upload(tiny_editor, _wide_copy(), "upper_body", "precise")
+    view, words = handlers.restore_person(tiny_editor, first, _wide_copy(), other, "precise")
+    assert "another photo" in words[-1] and view.variant == "box"  # the entry's variant, this photo's mask
+    np.testing.assert_array_equal(masks.binary(masks.layers_mask(view.editor_value)), other.mask_box)
+
+
+def _wide_copy() -> str:
+    import tempfile
+
+    path = tempfile.gettempdir() + "/fashion-rag-restore-wide.png"
+    Image.open(ASTRONAUT).convert("RGB").resize((640, 512)).save(path)
+    return path
+
+
+def test_a_search_no_caption_matches_says_so(tiny_editor):
+    *_, note = handlers.search(tiny_editor, "xyzzy plugh", "upper_body", 3)
+    assert note.startswith("No upper body caption matches “xyzzy plugh”")
+    *_, note = handlers.search(tiny_editor, "striped shirt", "upper_body", 3)
+    assert note is None
+
+
+def test_grow_shrink_and_reset_can_be_undone_step_by_step(uploaded):
+    state, _ = uploaded
+    square = np.zeros((512, 384), bool)
+    square[200:300, 100:200] = True
+    value, undo = masks.editor_value(state.frame, square), []
+    value, undo = handlers.mask_tool_with_undo(state, value, "box", "grow", 6, undo)
+    grown = masks.binary(masks.layers_mask(value))
+    value, undo = handlers.mask_tool_with_undo(state, value, "box", "reset", 6, undo)
+    np.testing.assert_array_equal(masks.binary(masks.layers_mask(value)), state.mask_box)
+    value, undo = handlers.undo_mask_tool(state, undo)
+    np.testing.assert_array_equal(masks.binary(masks.layers_mask(value)), grown)  # back before Reset
+    value, undo = handlers.undo_mask_tool(state, undo)
+    np.testing.assert_array_equal(masks.binary(masks.layers_mask(value)), square)  # back before Grow
+    with pytest.raises(InputError, match="nothing to undo"):
+        handlers.undo_mask_tool(state, undo)
+    for _ in range(handlers.UNDO_DEPTH + 3):
+        value, undo = handlers.mask_tool_with_undo(state, value, "box", "grow", 1, undo)
+    assert len(undo) == handlers.UNDO_DEPTH
