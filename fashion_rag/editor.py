@@ -357,28 +357,7 @@ class Editor:
         garment_ids = list(garment_ids or [])
         garment_images = list(garment_images or [])
         count = len(garment_ids) + len(garment_images)
-        if count > MAX_GARMENTS:
-            raise InputError(
-                f"{count} garments picked: pick at most {MAX_GARMENTS} (catalog results and/or your own garment images)"
-            )
-        if count == 0 and not any(ch.isalpha() for ch in description):
-            raise InputError(
-                "no garment picked and no description: pick 1 to 3 garments, or describe the garment for a text-only edit"
-            )
-        if len(set(garment_ids)) != len(garment_ids):
-            raise InputError(f"garment ids picked twice: {garment_ids}; pick each garment once")
-        others = [i for i in garment_ids if self.searcher.category_of(i) != person.category]  # InputError if unknown
-        if others:
-            raise InputError(
-                f"{', '.join(others)} {'is' if len(others) == 1 else 'are'} not in the {person.category} category, "
-                f"and the person is prepared for {person.category}: pick {person.category} garments or change the "
-                "category"
-            )
-        if options.scheduler not in SCHEDULERS:
-            raise InputError(f"scheduler={options.scheduler!r}: use one of {', '.join(SCHEDULERS)}")
-        if not 1 <= options.num_images <= MAX_IMAGES:
-            raise InputError(f"num_images={options.num_images!r}: use 1 to {MAX_IMAGES}")
-        check_options(options.steps, options.guidance, options.num_images)
+        self._check_edit(person, garment_ids, count, description, options)
         seed = check_seed(seed)
         import torch
 
@@ -422,6 +401,31 @@ class Editor:
         timings["total_s"] = time.perf_counter() - started
         recipe = self.recipe(person, garment_ids, len(garment_images), description, seed, options)
         return EditResult(images, raw_frames, seed, {k: round(v, 4) for k, v in timings.items()}, recipe)
+
+    def _check_edit(self, person, garment_ids: list[str], count: int, description: str, options) -> None:
+        """InputError for an edit that cannot run: too many or no garments, repeats, another category, options."""
+        if count > MAX_GARMENTS:
+            raise InputError(
+                f"{count} garments picked: pick at most {MAX_GARMENTS} (catalog results and/or your own garment images)"
+            )
+        if count == 0 and not any(ch.isalpha() for ch in description):
+            raise InputError(
+                "no garment picked and no description: pick 1 to 3 garments, or describe the garment for a text-only edit"
+            )
+        if len(set(garment_ids)) != len(garment_ids):
+            raise InputError(f"garment ids picked twice: {garment_ids}; pick each garment once")
+        others = [i for i in garment_ids if self.searcher.category_of(i) != person.category]  # InputError if unknown
+        if others:
+            raise InputError(
+                f"{', '.join(others)} {'is' if len(others) == 1 else 'are'} not in the {person.category} category, "
+                f"and the person is prepared for {person.category}: pick {person.category} garments or change the "
+                "category"
+            )
+        if options.scheduler not in SCHEDULERS:
+            raise InputError(f"scheduler={options.scheduler!r}: use one of {', '.join(SCHEDULERS)}")
+        if not 1 <= options.num_images <= MAX_IMAGES:
+            raise InputError(f"num_images={options.num_images!r}: use 1 to {MAX_IMAGES}")
+        check_options(options.steps, options.guidance, options.num_images)
 
     def run(self, request, progress=None) -> EditResult:
         """One EditRequest (fashion_rag/request.py): prepare its photo when it has no prepared person, then edit."""

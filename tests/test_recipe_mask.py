@@ -14,7 +14,9 @@ from fashion_rag.person.mask_codec import decode_mask, encode_mask
 from fashion_rag.studio import handlers, masks
 from fashion_rag.studio.session import Settings
 
-from .conftest import ASTRONAUT
+from .conftest import ASTRONAUT, as_upload
+
+UPLOADED = as_upload(ASTRONAUT)  # where the page's upload box would have put the photo
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -39,7 +41,7 @@ def test_an_app_edit_with_a_painted_and_grown_mask_repeats_from_its_recipe(tiny_
     """The page's own functions: upload, paint a stroke, Grow, Generate; then the CLI with the recipe alone."""
     from fashion_rag.cli import main as cli_main
 
-    state, value, _, _ = handlers.prepare_upload(tiny_editor, str(ASTRONAUT), "upper_body", "precise")
+    state, value, _, _ = handlers.prepare_upload(tiny_editor, UPLOADED, "upper_body", "precise")
     layer = value["layers"][0].copy()
     ImageDraw.Draw(layer).line([(300, 40), (360, 140)], fill=masks.MASK_RGBA, width=20)  # off the automatic mask
     value = handlers.mask_tool(state, {**value, "layers": [layer]}, "precise", "grow", 6)

@@ -11,7 +11,9 @@ from fashion_rag.errors import InputError
 from fashion_rag.studio import handlers, masks
 from fashion_rag.studio.session import Settings
 
-from .conftest import ASTRONAUT
+from .conftest import ASTRONAUT, as_upload
+
+UPLOADED = as_upload(ASTRONAUT)  # where the page's upload box would have put the photo
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 FAST = Settings(seed=9, steps=1, guidance=7.5, scheduler="ddim", num_images=1, paste_back=True)
@@ -19,19 +21,19 @@ FAST = Settings(seed=9, steps=1, guidance=7.5, scheduler="ddim", num_images=1, p
 
 @pytest.fixture(scope="module")
 def uploaded(tiny_editor):
-    state, value, _, _ = handlers.prepare_upload(tiny_editor, str(ASTRONAUT), "upper_body", "box")
+    state, value, _, _ = handlers.prepare_upload(tiny_editor, UPLOADED, "upper_body", "box")
     return state, value
 
 
 def test_a_refused_category_switch_keeps_the_prepared_person_and_puts_the_radio_back(tiny_editor, uploaded):
     state, _ = uploaded
-    view, refusal = handlers.switch_category(tiny_editor, str(ASTRONAUT), state, "lower_body", "box")
+    view, refusal = handlers.switch_category(tiny_editor, UPLOADED, state, "lower_body", "box")
     assert "knee" in refusal and "kept upper body" in refusal
     assert view.category == "upper_body" and view.state is state  # radio back; state, mask and pose unchanged
     assert view.editor_value is None and view.pose is None
     # The radio back at the prepared category changes nothing (no second preparation).
-    assert handlers.switch_category(tiny_editor, str(ASTRONAUT), state, "upper_body", "box") == (None, None)
-    view, refusal = handlers.switch_category(tiny_editor, str(ASTRONAUT), None, "upper_body", "precise")
+    assert handlers.switch_category(tiny_editor, UPLOADED, state, "upper_body", "box") == (None, None)
+    view, refusal = handlers.switch_category(tiny_editor, UPLOADED, None, "upper_body", "precise")
     assert refusal is None and view.state.category == "upper_body"
     np.testing.assert_array_equal(masks.binary(masks.layers_mask(view.editor_value)), view.state.mask_precise)
 
@@ -61,27 +63,29 @@ def test_history_restore_brings_back_picks_outside_the_current_hits_mask_and_gar
     hits = [hit.id for hit in tiny_editor.search("red skirt", "lower_body", 3)]
     choices = handlers.pick_choices(tiny_editor, hits, list(first.garment_ids))
     assert [i for _, i in choices] == [*hits, "top-001"] and "purple t-shirt (top-001)" in choices[-1][0]
-    view, words = handlers.restore_person(tiny_editor, first, str(ASTRONAUT), state, "box")
+    view, words = handlers.restore_person(tiny_editor, first, UPLOADED, state, "box")
     np.testing.assert_array_equal(masks.binary(masks.layers_mask(view.editor_value)), person.mask)
     assert Image.open(first.views["garment"]).getpixel((5, 5)) == (20, 160, 40)
     note = handlers.restore_words(first, words, ["top-001"], [])
     assert "mask of #1 is back" in note and "seed 9 is now fixed" in note and "-1" in note
-    view, _ = handlers.restore_person(tiny_editor, second, str(ASTRONAUT), state, "box")
+    view, _ = handlers.restore_person(tiny_editor, second, UPLOADED, state, "box")
     np.testing.assert_array_equal(masks.binary(masks.layers_mask(view.editor_value)), state.mask_box)
     assert "garment" not in second.views  # restoring #2 clears the own-garment box
 
-    other, *_ = handlers.prepare_upload(tiny_editor, _wide_copy(), "upper_body", "precise")
-    view, words = handlers.restore_person(tiny_editor, first, _wide_copy(), other, "precise")
+    wide = _wide_copy()
+    other, *_ = handlers.prepare_upload(tiny_editor, wide, "upper_body", "precise")
+    view, words = handlers.restore_person(tiny_editor, first, wide, other, "precise")
     assert "another photo" in words[-1] and view.variant == "box"  # the entry's variant, this photo's mask
     np.testing.assert_array_equal(masks.binary(masks.layers_mask(view.editor_value)), other.mask_box)
 
 
 def _wide_copy() -> str:
+    """A wide version of the astronaut, uploaded (in Gradio's upload folder, as the page's upload box puts it)."""
     import tempfile
 
     path = tempfile.gettempdir() + "/fashion-rag-restore-wide.png"
     Image.open(ASTRONAUT).convert("RGB").resize((640, 512)).save(path)
-    return path
+    return as_upload(path)
 
 
 def test_a_search_no_caption_matches_says_so(tiny_editor):

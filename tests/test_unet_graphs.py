@@ -161,7 +161,9 @@ def test_without_the_lock_the_stand_in_shows_the_race():
         def __exit__(self, *exc):
             return False
 
-    unet, stand_in = FakeUNet(), StandInCapture(replay_s=0.02)
+    # A replay ten times longer than the locked test's: six threads released together overlap in it even on a
+    # loaded machine (at 0.02 s a busy 2-core box once ran them one after another, and nothing mixed).
+    unet, stand_in = FakeUNet(), StandInCapture(replay_s=0.2)
     runner = UNetGraphRunner(unet, capture=stand_in)
     runner.capture((2,), TOKENS, HW)
     runner.graphs[2].lock = NoLock()

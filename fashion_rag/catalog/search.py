@@ -1,22 +1,19 @@
 """Catalog search: a description -> the garments of one category that match it best.
 
-The description is split into noun chunks (chunking.py); with several chunks, their ", "-joined text
-is searched too (the paper's multi-chunk query). Each chunk is searched in two ways where possible: dense (its open_clip text embedding against the image embeddings of the index) and lexical
-(BM25 over the captions). The rankings are fused with reciprocal rank fusion, per chunk and then across
-chunks: an item's score is the sum over every ranking it appears in of 1 / (RRF_K + rank). Items repeated
-across chunks are merged (each hit names the chunk that contributed most), and items with the same image
-content (sha256) are reported once.
+The description is split into noun chunks (chunking.py); with several chunks, their ", "-joined text is
+searched too (the paper's multi-chunk query). Each chunk is searched dense (its open_clip text embedding
+against the index's image embeddings) and lexical (BM25 over the captions), and the rankings are fused by
+reciprocal rank fusion, per chunk and then across chunks: an item scores the sum of 1 / (RRF_K + rank)
+over the rankings it appears in. Items repeated across chunks are merged (each hit names the chunk that
+contributed most), and items with the same image content (sha256) are reported once.
 
 `mode` says what is available: "hybrid" (dense + lexical), "dense" (no captions), or "lexical" (no
-retrieval encoder weights, or no index: `mode_reason` says which).
-
-A retrieval encoder with random weights (a test bundle's: its `info["random_weights"]`) ranks garments by
-noise, and fusing noise with BM25 buries exact caption matches. With such an encoder hybrid search is
-"lexical-first": items whose caption matches rank first, by BM25, the dense ranking only breaks their
-ties and orders the rest; `mode_reason` says so. With real weights hybrid is reciprocal rank fusion.
-
-Thread safety: after construction a CatalogSearch is only read, except for the text-embedding cache,
-which is a functools.lru_cache (coherent under concurrent use); the app runs several searches at once.
+retrieval encoder weights, or no index: `mode_reason` says which). With a retrieval encoder of random
+weights (a test bundle's: its `info["random_weights"]`) dense ranks by noise, which would bury exact
+caption matches: hybrid search is then "lexical-first" (items whose caption matches first, by BM25, the
+dense ranking breaking ties and ordering the rest), and `mode_reason` says so. Thread safety: after
+construction a CatalogSearch is only read, except for its text-embedding cache, a functools.lru_cache
+(coherent under concurrent use): the app runs several searches at once.
 """
 
 from __future__ import annotations

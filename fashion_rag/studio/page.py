@@ -19,7 +19,7 @@ from fashion_rag.studio import api, handlers, values
 from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.categories import LABELS
 from fashion_rag.studio.errors import user_errors_as_gradio
-from fashion_rag.studio.session import Settings
+from fashion_rag.studio.session import Settings, forget_closed_session
 from fashion_rag.studio.status import generate_ready, status_markdown
 from fashion_rag.studio.uploads import uploaded_file
 
@@ -59,7 +59,7 @@ def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
         wire_status(demo, editor, status, ui.generate)
 
         def on_close(request: gr.Request) -> None:
-            forget_closed_session(demo, request, settings.limits.closed_session_ttl_s)
+            forget_closed_session(demo, request, settings.limits.closed_session_ttl_s)  # session.py
 
         demo.unload(on_close)
     demo.css = CSS
@@ -365,18 +365,6 @@ def selected(event: gr.SelectData) -> int:
     """The clicked gallery index, -1 when the event carries none (only whole numbers are places)."""
     index = getattr(event, "index", None)
     return index if isinstance(index, int) and not isinstance(index, bool) else -1
-
-
-def forget_closed_session(demo: gr.Blocks, request: gr.Request, ttl_s: int) -> None:
-    """A closed tab's state goes `ttl_s` after its last change, not Gradio's hour.
-
-    Gradio keeps a closed session's gr.State for SessionState.STATE_TTL_WHEN_CLOSED (3,600 s in 6.31) in
-    case the tab comes back, and its sweeper drops it once that long has passed since the state last
-    changed; the unload event runs when the tab's connection ends, so the session's own value is lowered.
-    """
-    session = demo.state_holder.session_data.get(getattr(request, "session_hash", None))
-    if session is not None:
-        session.STATE_TTL_WHEN_CLOSED = ttl_s
 
 
 def wire_status(demo: gr.Blocks, editor, status, generate) -> None:

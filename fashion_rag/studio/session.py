@@ -104,3 +104,15 @@ def add_to_history(history: list[HistoryEntry], entry: HistoryEntry) -> list[His
 
 def next_number(history: list[HistoryEntry]) -> int:
     return (history[0].number + 1) if history else 1
+
+
+def forget_closed_session(demo, request, ttl_s: int) -> None:
+    """A closed tab's state goes `ttl_s` after its last change, not Gradio's hour.
+
+    Gradio keeps a closed session's gr.State for SessionState.STATE_TTL_WHEN_CLOSED (3,600 s in 6.31) in
+    case the tab comes back, and its sweeper drops it once that long has passed since the state last
+    changed; the unload event runs when the tab's connection ends, so the session's own value is lowered.
+    """
+    session = demo.state_holder.session_data.get(getattr(request, "session_hash", None))
+    if session is not None:
+        session.STATE_TTL_WHEN_CLOSED = ttl_s
