@@ -114,10 +114,15 @@ def tiny_editor(tiny_settings):
 @pytest.fixture(scope="session")
 def studio_url(tiny_editor):
     """The studio running in this process on a free loopback port, with the tiny bundle."""
+    from dataclasses import replace
+
     from app import build_demo, enable_queue
 
     demo = build_demo(tiny_editor)
-    enable_queue(demo, tiny_editor.settings.limits)
+    # Every client of the tests comes from 127.0.0.1: the load test's 20 clients stand for 20 visitors, so the
+    # per-address shares are lifted here (tests/test_public_limits.py checks them on a studio of its own).
+    limits = replace(tiny_editor.settings.limits, edits_per_address=1000, prepares_per_address=1000)
+    enable_queue(demo, limits)
     _, url, _ = demo.launch(
         server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
         max_file_size="20mb", allowed_paths=[str(REPO / "examples"), str(tiny_editor.settings.output_dir)],
