@@ -59,6 +59,26 @@ EXAMPLE_CATALOG = REPO / "examples" / "catalog"
 ASTRONAUT = REPO / "examples" / "people" / "astronaut.png"
 
 
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's headless Chromium driven by Playwright (never a browser Playwright downloads itself)."""
+    import shutil
+
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(executable).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )  # fmt: skip
+        yield browser
+        browser.close()
+
+
 def as_upload(path: str | Path) -> str:
     """A copy of `path` in Gradio's upload folder, where the page's upload box puts files (studio/uploads.py)."""
     import shutil

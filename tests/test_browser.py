@@ -9,7 +9,6 @@ to refresh the README's picture on purpose.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,25 +19,14 @@ from fashion_rag.generation.pipeline import FashionRAGPipeline
 from .conftest import ASTRONAUT
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
-def page(studio_url):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
-        )  # fmt: skip
-        page = browser.new_page(viewport={"width": 1600, "height": 1300})
-        page.goto(studio_url)
-        yield page
-        browser.close()
+def page(chromium, studio_url):
+    page = chromium.new_page(viewport={"width": 1600, "height": 1300})
+    page.goto(studio_url)
+    yield page
+    page.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ Each test opens its own page (its own Gradio session) on the in-process studio w
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,28 +13,11 @@ import pytest
 from .conftest import ASTRONAUT
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="module")
-def browser(studio_url):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
-        )  # fmt: skip
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
-def page(browser, studio_url):
-    page = browser.new_page(viewport={"width": 1600, "height": 1300})
+def page(chromium, studio_url):
+    page = chromium.new_page(viewport={"width": 1600, "height": 1300})
     page.goto(studio_url)
     yield page
     page.close()
