@@ -15,11 +15,11 @@ import logging
 import time
 
 from fashion_rag.config import REPO_ROOT, AppSettings, app_from_env, runtime_from_env
+from fashion_rag.errors import USER_ERRORS, user_message
 from fashion_rag.outputs import Outputs
 from fashion_rag.studio import build_demo, status_markdown
 from fashion_rag.studio.admission import enable_queue
 from fashion_rag.studio.api import parse_ids
-from fashion_rag.studio.errors import USER_ERRORS
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
 
@@ -62,7 +62,7 @@ def fetch_weights(editor) -> None:
     try:
         download(missing, editor.sources)
     except USER_ERRORS as error:
-        print(f"weights not fetched: {error}", flush=True)
+        print(f"weights not fetched: {user_message(error)}", flush=True)
 
 
 MALLOC_ARENAS = 2  # glibc malloc arenas for the whole server (docs/RELIABILITY.md, "Soak")

@@ -16,17 +16,10 @@ from typing import Any
 
 from PIL import Image
 
-from fashion_rag.errors import (
-    CatalogIndexError,
-    GpuOutOfMemoryError,
-    InputError,
-    MissingWeightsError,
-    WeightsIntegrityError,
-)
+from fashion_rag.errors import USER_ERRORS, InputError, user_message
 from fashion_rag.request import EditRequest
 
 MAX_JOBS = 64  # one call's jobs: enough for a catalog page on a few photos, bounded for the queue
-USER_ERRORS = (InputError, MissingWeightsError, WeightsIntegrityError, CatalogIndexError, GpuOutOfMemoryError)
 
 
 def plan_jobs(photos: Sequence[Image.Image], category: str, garment_ids: Sequence[str], each_garment: bool = False,
@@ -59,4 +52,4 @@ def run_batch(editor, requests: Sequence[EditRequest]) -> Iterator[tuple[int, An
         try:
             yield index, editor.run(request), None
         except USER_ERRORS as error:
-            yield index, None, str(error)
+            yield index, None, user_message(error)

@@ -1,7 +1,8 @@
 """The command line: `python -m fashion_rag <command> ...` (the contract: README.md, Command line).
 
 Each command lives in `fashion_rag/commands/<name>.py` with `add_parser(subparsers)` and
-`run(args) -> int`. Errors the user can fix print one line on stderr and exit with status 2;
+`run(args) -> int`. Errors the user can fix (fashion_rag.errors.USER_ERRORS) print one line on stderr
+and exit with status 2;
 `--json` prints exactly one JSON object on stdout.
 """
 
@@ -14,23 +15,9 @@ import logging
 import sys
 from typing import Any
 
-from fashion_rag.errors import (
-    CatalogIndexError,
-    GpuOutOfMemoryError,
-    InputError,
-    MissingWeightsError,
-    WeightsIntegrityError,
-)
+from fashion_rag.errors import USER_ERRORS, user_message
 
 COMMAND_MODULES = ("weights", "index", "search", "evaluate", "prepare", "edit", "batch", "doctor")
-USER_ERRORS = (
-    InputError,
-    MissingWeightsError,
-    WeightsIntegrityError,
-    CatalogIndexError,
-    GpuOutOfMemoryError,
-    FileNotFoundError,
-)
 
 
 def add_models_flags(parser: argparse.ArgumentParser) -> None:
@@ -98,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except USER_ERRORS as error:
-        message = str(error) if not isinstance(error, FileNotFoundError) else f"file not found: {error.filename}"
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {user_message(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -79,7 +79,7 @@ class PooledEditor:
 
     def run_many(self, requests: Iterable[EditRequest]) -> Iterator[tuple[int, Any, str | None]]:
         """(index, result, None) or (index, None, error message) for each request, as each finishes."""
-        from fashion_rag.batch import USER_ERRORS
+        from fashion_rag.errors import USER_ERRORS, user_message
 
         requests = list(requests)
         # Threads only wait on Serve responses; Serve spreads the edits over the replicas and queues the rest.
@@ -89,4 +89,4 @@ class PooledEditor:
                 try:
                     yield futures[future], future.result(), None
                 except (*USER_ERRORS, WorkerLostError) as error:
-                    yield futures[future], None, str(error)
+                    yield futures[future], None, user_message(error)

@@ -8,18 +8,12 @@ from contextlib import contextmanager
 
 import gradio as gr
 
-from fashion_rag.errors import (
-    CatalogIndexError,
-    GpuOutOfMemoryError,
-    InputError,
-    MissingWeightsError,
-    WeightsIntegrityError,
-)
+from fashion_rag.errors import USER_ERRORS, GpuOutOfMemoryError, user_message
 
 logger = logging.getLogger(__name__)
 
-# What a user (or the Space's owner) can act on: shown as the message, never as a traceback.
-USER_ERRORS = (InputError, MissingWeightsError, WeightsIntegrityError, CatalogIndexError, GpuOutOfMemoryError)
+# What a user (or the Space's owner) can act on (fashion_rag.errors.USER_ERRORS, the list the command line
+# uses too): shown as its message, never as a traceback.
 
 
 @contextmanager
@@ -32,11 +26,11 @@ def user_errors_as_gradio() -> Iterator[None]:
     try:
         yield
     except GpuOutOfMemoryError as error:
-        logger.warning("refused: %s", short(str(error)))
-        raise gr.Error(str(error), title="Out of GPU memory", print_exception=False) from None
+        logger.warning("refused: %s", short(user_message(error)))
+        raise gr.Error(user_message(error), title="Out of GPU memory", print_exception=False) from None
     except USER_ERRORS as error:
-        logger.info("refused: %s", short(str(error)))
-        raise gr.Error(str(error), print_exception=False) from None
+        logger.info("refused: %s", short(user_message(error)))
+        raise gr.Error(user_message(error), print_exception=False) from None
     except gr.Error:
         raise
     except Exception as error:
