@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from fashion_rag.catalog.catalog import sha256_file
 from fashion_rag.config import REPO_ROOT, AppSettings, GenerationSettings
 from fashion_rag.errors import (
     CatalogIndexError,
@@ -32,11 +31,12 @@ from fashion_rag.errors import (
     WeightsIntegrityError,
     check_category,
 )
+from fashion_rag.files import sha256_file
 from fashion_rag.generation.compose import feathered_alpha, paste_back, raw_output
 from fashion_rag.generation.limits import MAX_GARMENTS, MAX_IMAGES, SCHEDULERS, check_options
+from fashion_rag.images import to_rgb
 from fashion_rag.outputs import Outputs, SavedResult, save_previews, save_result
 from fashion_rag.person.mask_codec import encode_mask
-from fashion_rag.person.photo import to_rgb
 from fashion_rag.startup import LoadProgress, run_load
 from fashion_rag.weights import GENERATION_PARTS, ModelSources, missing_message
 
@@ -106,7 +106,7 @@ class Editor:
         return [name for name in GENERATION_PARTS if not self.sources.locate(name).found]
 
     def status(self) -> dict[str, Any]:
-        from fashion_rag.generation.loading import pick_device
+        from fashion_rag.devices import pick_device
 
         device = self.device or pick_device(self.settings.runtime.device)
         return {
@@ -260,7 +260,7 @@ class Editor:
                 missing = self.missing_generation_parts()
                 if missing:
                     raise MissingWeightsError(missing_message(missing, self.sources))
-                from fashion_rag.generation.loading import default_dtype
+                from fashion_rag.devices import default_dtype
 
                 runtime = self.settings.runtime
                 device = self._device()
@@ -290,7 +290,7 @@ class Editor:
         return self._cache
 
     def _device(self) -> torch.device:
-        from fashion_rag.generation.loading import pick_device
+        from fashion_rag.devices import pick_device
 
         if self.device is None:
             self.device = pick_device(self.settings.runtime.device)

@@ -140,8 +140,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     m("channels/coco18-eyes", "COCO-18 14/15 are the right/left eye (BlazePose 5/2)", POSE, "27, 5, 2, 8, 7)",
       "27, 2, 5, 8, 7)", POSE_MAPPING),
     # ---- Garment tokens
-    m("garments/stretch-size", "garments stretched to 384x512 (W x H)", GARMENTS, "GARMENT_SIZE = (384, 512)",
-      "GARMENT_SIZE = (512, 384)", TWO),
+    m("garments/stretch-size", "garments stretched to 384x512 (W x H)", GARMENTS,
+      "GARMENT_SIZE = (FRAME_WIDTH, FRAME_HEIGHT)",
+      "GARMENT_SIZE = (FRAME_HEIGHT, FRAME_WIDTH)", TWO),
     m("garments/bicubic", "garment stretch with Pillow's default BICUBIC", GARMENTS,
       "resize(GARMENT_SIZE, Image.Resampling.BICUBIC)", "resize(GARMENT_SIZE, Image.Resampling.BILINEAR)", TWO),
     m("garments/on-white", "a transparent garment is composited on white", GARMENTS, "stretched = to_rgb(image)",

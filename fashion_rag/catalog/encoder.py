@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from fashion_rag.files import sha256_file
-from fashion_rag.person.photo import to_rgb
+from fashion_rag.images import to_rgb
 from fashion_rag.weights import RETRIEVAL_CONFIG, RETRIEVAL_WEIGHTS, ModelSources, read_lock
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def bundle_has_random_weights(bundle_info: dict) -> bool:
 def white_background(image: Image.Image) -> Image.Image:
     """RGB, with any transparency composited on white (product photos often have a transparent background).
 
-    The project's one RGB conversion (`person.photo.to_rgb`): the garment encoder sees the same pixels."""
+    The project's one RGB conversion (`fashion_rag.images.to_rgb`): the garment encoder sees the same pixels."""
     return to_rgb(image)
 
 
@@ -146,7 +146,7 @@ class RetrievalEncoder:
         """The `retrieval-encoder` part of `sources` (MissingWeightsError when it is not there). `device` may
         be "auto": the first of cuda, mps, cpu."""
         if str(device) == "auto":
-            from fashion_rag.generation.loading import pick_device
+            from fashion_rag.devices import pick_device
 
             device = pick_device("auto")
         directory = sources.require(PART)

@@ -468,7 +468,7 @@ def check_semantics(report: Report, sources, loaded: dict) -> None:
 
 
 def diagnose(models: str, weights_dir: Path, repo_overrides: dict, device: str = "auto", steps: int = 3) -> Report:
-    from fashion_rag.generation.loading import default_dtype, pick_device
+    from fashion_rag.devices import default_dtype, pick_device
     from fashion_rag.weights import ModelSources
 
     report = Report()

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fashion_rag.person.photo import to_rgb
+from fashion_rag.images import to_rgb
 
 
 def encoder_identity(encoder_dir: Path, fashion_dir: Path) -> str:

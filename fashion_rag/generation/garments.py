@@ -1,7 +1,7 @@
 """Garment images -> garment tokens (docs/recipe.md, garment tokens rules 1-4).
 
 Each garment image is composited on white where it is transparent (in-shop garment photos are on white;
-`person.photo.to_rgb`, the project's one RGB conversion), stretched to 384x512 (W x H, aspect not kept) with
+`fashion_rag.images.to_rgb`, the project's one RGB conversion), stretched to 384x512 (W x H, aspect not kept) with
 Pillow's default BICUBIC filter (the official loader calls `img.resize((384, 512))`), then given to the
 CLIP image processor as uint8 (so its 1/255 rescale happens exactly once: shortest side 224 bicubic,
 centre crop 224, CLIP mean/std). The vision tower's `last_hidden_state` (N, 257, 1280), taken before
@@ -15,9 +15,9 @@ import torch
 from PIL import Image
 
 from fashion_rag.errors import InputError
-from fashion_rag.person.photo import to_rgb
+from fashion_rag.images import FRAME_HEIGHT, FRAME_WIDTH, to_rgb
 
-GARMENT_SIZE = (384, 512)  # (W, H) the garments were seen at in training
+GARMENT_SIZE = (FRAME_WIDTH, FRAME_HEIGHT)  # (W, H): stretched to the frame's size, as in training
 
 
 def garment_pixels(images: list[Image.Image], image_processor) -> torch.Tensor:

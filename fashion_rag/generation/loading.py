@@ -17,31 +17,13 @@ from pathlib import Path
 import torch
 
 from fashion_rag.errors import WeightsIntegrityError
-from fashion_rag.weights import load_torch_state_dict
+from fashion_rag.weights import ADAPTER_CHECKPOINT, UNET_CHECKPOINT, load_torch_state_dict
 
 logger = logging.getLogger(__name__)
 
-UNET_CHECKPOINT = "unet_120000.pth"
-ADAPTER_CHECKPOINT = "inversion_adapter_120000.pth"
 FASHION_RAG_IN_CHANNELS = 27  # 4 noisy latents + 1 mask + 4 masked-image latents + 18 pose channels
 # The project's own cache for converted checkpoints (never beside the weights, never in the HF cache).
 CACHE_DIR = Path.home() / ".cache" / "fashion_rag" / "converted"
-
-
-def pick_device(requested: str = "auto") -> torch.device:
-    """The device to run on: `requested`, or with 'auto' the first of cuda, mps, cpu available."""
-    if requested != "auto":
-        return torch.device(requested)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def default_dtype(device: torch.device) -> torch.dtype:
-    """fp16 on an accelerator (the published setting), fp32 on the CPU."""
-    return torch.float16 if device.type in ("cuda", "mps") else torch.float32
 
 
 # --------------------------------------------------------------------------------------------------

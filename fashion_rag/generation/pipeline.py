@@ -30,22 +30,17 @@ from diffusers import DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
+from fashion_rag.devices import default_dtype, pick_device
 from fashion_rag.errors import InputError, check_category
 from fashion_rag.generation.garments import encode_garments
 from fashion_rag.generation.graphs import CFG_BATCHES, SpeedPath, UNetGraphRunner, configure_compile_cache
 from fashion_rag.generation.limits import MAX_GARMENTS, SCHEDULERS, check_options
-from fashion_rag.generation.loading import (
-    GenerationComponents,
-    default_dtype,
-    load_generation_components,
-    pick_device,
-)
+from fashion_rag.generation.loading import GenerationComponents, load_generation_components
 from fashion_rag.generation.prompt import encode_garment_prompt, encode_unconditional
-from fashion_rag.person.photo import to_rgb
+from fashion_rag.images import FRAME_HEIGHT, FRAME_WIDTH, to_rgb
 
 logger = logging.getLogger(__name__)
 
-FRAME_HEIGHT, FRAME_WIDTH = 512, 384
 POSE_CHANNELS = 18
 
 ProgressCallback = Callable[[int, int], None]  # (steps done, steps in all)

@@ -25,10 +25,8 @@ import numpy as np
 from PIL import Image
 
 from fashion_rag.errors import InputError
-from fashion_rag.person.photo import to_rgb
+from fashion_rag.images import FRAME_HEIGHT, FRAME_WIDTH, to_rgb
 
-FRAME_WIDTH = 384  # docs/recipe.md, sampler rule 3: the frame is 512 high by 384 wide
-FRAME_HEIGHT = 512
 DEFAULT_MARGIN = 0.08  # share of the person's box height added around it before fitting 3:4
 # frame_image box-reduces crops more than this many times the frame's size before the BICUBIC resize
 # (Pillow's `reducing_gap`; its docs: from 3.0 "indistinguishable from fair resampling in most cases").

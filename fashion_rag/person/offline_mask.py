@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from fashion_rag.errors import check_category
+from fashion_rag.images import to_rgb
 from fashion_rag.person.framing import FRAME_HEIGHT, FRAME_WIDTH
 from fashion_rag.person.masks import (
     ARM_WIDTH,
@@ -51,7 +52,6 @@ from fashion_rag.person.masks import (
     present,
     split_head,
 )
-from fashion_rag.person.photo import to_rgb
 
 NOSE, RIGHT_EYE, LEFT_EYE, RIGHT_EAR, LEFT_EAR = 0, 14, 15, 16, 17
 HEAD_POINTS = (NOSE, RIGHT_EYE, LEFT_EYE, RIGHT_EAR, LEFT_EAR)

@@ -36,7 +36,7 @@ class ClothesParser:
         """Load the model and processor from a part directory (config.json, preprocessor_config.json, weights)."""
         from transformers import SegformerForSemanticSegmentation, SegformerImageProcessor
 
-        from fashion_rag.generation.loading import pick_device
+        from fashion_rag.devices import pick_device
 
         device = pick_device(device) if isinstance(device, str) else device
         model = SegformerForSemanticSegmentation.from_pretrained(str(directory))

@@ -3,7 +3,7 @@
 `load_photo` accepts a path, raw bytes, a binary file object, a PIL image or a numpy array, and
 returns a new RGB PIL image with the EXIF orientation applied (the caller's image is never changed).
 The pixel count is checked from the file header before any pixel is decoded, so a decompression bomb
-costs nothing. Conversions:
+costs nothing. Conversions (`fashion_rag.images.to_rgb`, the project's one RGB conversion):
 
 | mode | becomes |
 |---|---|
@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fashion_rag.errors import InputError
+from fashion_rag.images import to_rgb
 
 DEFAULT_MAX_PIXELS = 40_000_000  # 40 megapixels: above any phone camera, below a decompression bomb
 ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
@@ -35,9 +36,6 @@ ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, Image.DecompressionBombError)
 
 PhotoSource = str | PathLike | bytes | bytearray | BinaryIO | Image.Image | np.ndarray
-
-_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-_ALPHA_MODES = ("RGBA", "LA", "La", "RGBa", "PA")
 
 
 def load_photo(source: PhotoSource, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> Image.Image:
@@ -146,33 +144,6 @@ def _decode(image: Image.Image, label: str) -> Image.Image:
             raise InputError(f"{label} is truncated (the file ends early): upload the complete file") from error
         raise InputError(f"{label} is corrupt and could not be decoded ({reason})") from error
     return to_rgb(image)
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """`image` in RGB (a new image unless it already is RGB). Transparency goes onto white.
-
-    The project's one RGB conversion: photos, garments (catalog, uploads, the token cache's key) and the
-    retrieval index all go through it, so a transparent garment looks the same to every model (docs/recipe.md,
-    garment tokens rule 1: on white).
-    """
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if (mode == "P" and "transparency" in image.info) or mode in _ALPHA_MODES:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    if mode in _SIXTEEN_BIT_MODES:
-        values = np.asarray(image.convert("I"), dtype=np.float64)
-        grey = np.rint(np.clip(values, 0, 65535) / 257.0).astype(np.uint8)
-        return Image.fromarray(grey).convert("RGB")
-    if mode == "F":
-        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
-        if values.size and values.min() >= 0.0 and values.max() <= 1.0:
-            values = values * 255.0
-        grey = np.rint(np.clip(values, 0, 255)).astype(np.uint8)
-        return Image.fromarray(grey).convert("RGB")
-    return image.convert("RGB")
 
 
 def _from_array(array: np.ndarray, max_pixels: int, label: str) -> Image.Image:

@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from fashion_rag.images import to_rgb
 from fashion_rag.person.framing import FRAME_HEIGHT, FRAME_WIDTH
-from fashion_rag.person.photo import to_rgb
 
 COCO18_NAMES: tuple[str, ...] = (
     "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
