@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from fashion_rag.config import REPO_ROOT
+from fashion_rag.files import sha256_file, staged_folder
 from fashion_rag.weights import (
     ADAPTER_CHECKPOINT,
     BUNDLE_FILE_NAME,
@@ -28,7 +29,6 @@ from fashion_rag.weights import (
     RETRIEVAL_CONFIG,
     RETRIEVAL_WEIGHTS,
     UNET_CHECKPOINT,
-    sha256_of,
 )
 
 # The committed configs of the real parts (weights/configs/), for what the tiny bundle shares with them.
@@ -217,19 +217,15 @@ def make_tiny_bundle(directory: Path | str, seed: int = 0) -> Path:
     directory = Path(directory)
     if directory.exists() and not (directory / BUNDLE_FILE_NAME).is_file() and any(directory.iterdir()):
         raise ValueError(f"{directory} exists, is not empty and is not a bundle: choose another folder")
-    # Build beside the target and rename at the end, so an interrupted build never looks complete.
-    partial = directory.with_name(directory.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    _write_sd2_part(partial / "sd2-inpainting", seed)
-    vision_config = _write_garment_encoder_part(partial / "garment-encoder", seed)
-    _write_fashion_rag_part(partial / "fashion-rag", seed, vision_config)
-    _write_retrieval_encoder_part(partial / "retrieval-encoder", seed)
-    _write_clothes_parser_part(partial / "clothes-parser", seed)
-    # The bundle's own lock: `doctor` names a file whose bytes changed since it was written.
-    files = {str(p.relative_to(partial)): sha256_of(p) for p in sorted(partial.rglob("*")) if p.is_file()}
-    info = {"name": "tiny", "seed": seed, "parts": sorted(REGISTRY), "sha256": files}
-    (partial / BUNDLE_FILE_NAME).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    shutil.rmtree(directory, ignore_errors=True)
-    partial.rename(directory)
+    # Built beside the target and swapped in at the end, so an interrupted build never looks complete.
+    with staged_folder(directory) as staged:
+        _write_sd2_part(staged / "sd2-inpainting", seed)
+        vision_config = _write_garment_encoder_part(staged / "garment-encoder", seed)
+        _write_fashion_rag_part(staged / "fashion-rag", seed, vision_config)
+        _write_retrieval_encoder_part(staged / "retrieval-encoder", seed)
+        _write_clothes_parser_part(staged / "clothes-parser", seed)
+        # The bundle's own lock: `doctor` names a file whose bytes changed since it was written.
+        files = {str(p.relative_to(staged)): sha256_file(p) for p in sorted(staged.rglob("*")) if p.is_file()}
+        info = {"name": "tiny", "seed": seed, "parts": sorted(REGISTRY), "sha256": files}
+        (staged / BUNDLE_FILE_NAME).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return directory

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from fashion_rag.cli import main as cli_main
-from fashion_rag.weights import REGISTRY, sha256_of, write_lock
+from fashion_rag.files import sha256_file
+from fashion_rag.weights import REGISTRY, write_lock
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -71,7 +72,7 @@ def test_doctor_names_the_one_damaged_file_of_a_bundle(tiny_bundle, tmp_path, ca
     status, report = doctor(capsys, "--models", str(bundle))
     assert status == 1
     assert report["problems"] == [
-        f"sd2-inpainting/vae/diffusion_pytorch_model.safetensors: {len(data):,} bytes, sha256 {sha256_of(vae)[:16]}…, "
+        f"sd2-inpainting/vae/diffusion_pytorch_model.safetensors: {len(data):,} bytes, sha256 {sha256_file(vae)[:16]}…, "
         f"differs from bundle.json; fix: rebuild the bundle: `python -m fashion_rag weights make-tiny {bundle}`"
     ]
 
@@ -101,7 +102,7 @@ def test_random_weights_placed_as_the_real_ones_fail_the_published_checks(tiny_b
     for part in REGISTRY.values():
         shutil.copytree(tiny_bundle / part.name, weights / part.name)
         for name in part.file_names:
-            lock[f"{part.name}/{name}"] = {"sha256": sha256_of(weights / part.name / name)}
+            lock[f"{part.name}/{name}"] = {"sha256": sha256_file(weights / part.name / name)}
     write_lock(weights, lock)
     status, report = doctor(capsys, "--models", "default", "--weights-dir", str(weights))
     assert status == 1

@@ -26,6 +26,7 @@ from fashion_rag.cli import main as cli_main
 from fashion_rag.config import GenerationSettings
 from fashion_rag.editor import Editor
 from fashion_rag.errors import CatalogIndexError, GpuOutOfMemoryError, InputError, WeightsIntegrityError
+from fashion_rag.files import sha256_file
 from fashion_rag.generation.pipeline import FashionRAGPipeline
 from fashion_rag.studio import status_markdown
 from fashion_rag.weights import GENERATION_PARTS, REGISTRY
@@ -72,7 +73,7 @@ def test_app_serves_with_a_tampered_checkpoint_and_generates_once_it_is_restored
     for name in GENERATION_PARTS:
         shutil.copytree(tiny_bundle / name, weights / name)
         for file_name in REGISTRY[name].file_names:
-            lock[f"{name}/{file_name}"] = {"sha256": weights_module.sha256_of(weights / name / file_name)}
+            lock[f"{name}/{file_name}"] = {"sha256": sha256_file(weights / name / file_name)}
     weights_module.write_lock(weights, lock)
     checkpoint = weights / PART / "unet_120000.pth"
     original = checkpoint.read_bytes()

@@ -11,7 +11,7 @@ from PIL import Image
 
 from fashion_rag.errors import InputError, WeightsIntegrityError
 from fashion_rag.generation.compose import feathered_alpha, paste_back
-from fashion_rag.generation.loading import check_state_dict, load_fashion_unet
+from fashion_rag.generation.loading import check_state_dict, load_fashion_unet, load_scheduler
 from fashion_rag.generation.pipeline import FashionRAGPipeline
 from fashion_rag.generation.prompt import (
     GARMENT_PLACEHOLDER_ID,
@@ -188,6 +188,18 @@ def test_dpm_solver_option_gives_a_different_sampler_and_back(pipeline, inputs):
     np.testing.assert_array_equal(run(pipeline, inputs), ddim)
     assert dpm.shape == ddim.shape
     assert np.abs(dpm - ddim).max() > 1e-2, "the dpm++ option changed nothing"
+
+
+def test_an_unknown_sampler_is_the_same_input_error_at_load_and_at_switch(pipeline, tiny_sources):
+    """One scheduler builder (loading.make_scheduler): the loader and the switch refuse a name alike."""
+    unknown = r"unknown scheduler 'euler': use one of ddim, dpm\+\+"
+    sd2 = tiny_sources.require("sd2-inpainting")
+    with pytest.raises(InputError, match=unknown):
+        load_scheduler(sd2, "euler")
+    with pytest.raises(InputError, match=unknown):
+        pipeline.use_scheduler("euler")
+    assert type(pipeline.scheduler).__name__ == "DDIMScheduler"
+    assert type(load_scheduler(sd2, "dpm++")).__name__ == "DPMSolverMultistepScheduler"
 
 
 # --- bad input -------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from fashion_rag.errors import MissingWeightsError, WeightsIntegrityError
+from fashion_rag.files import sha256_file
 from fashion_rag.weights import (
     GENERATION_PARTS,
     REGISTRY,
@@ -22,7 +23,6 @@ from fashion_rag.weights import (
     load_torch_state_dict,
     part_with_overrides,
     read_lock,
-    sha256_of,
     verify_all,
     write_lock,
 )
@@ -167,7 +167,7 @@ def test_sha256_mismatch_is_reported_by_name(tmp_path: Path):
     part_dir.mkdir()
     checkpoint = part_dir / "unet_120000.pth"
     checkpoint.write_bytes(b"original bytes")
-    write_lock(tmp_path, {"fashion-rag/unet_120000.pth": {"sha256": sha256_of(checkpoint), "size": 14}})
+    write_lock(tmp_path, {"fashion-rag/unet_120000.pth": {"sha256": sha256_file(checkpoint), "size": 14}})
     assert verify_all(tmp_path) == []
     checkpoint.write_bytes(b"tampered bytes")
     problems = verify_all(tmp_path)

@@ -220,7 +220,7 @@ def catalog_state(root: Path | str) -> str:
     root = Path(root).expanduser()
     if not root.is_dir():
         return ""  # load_catalog says what is wrong
-    digest = hashlib.sha256()
+    stats: list[tuple[str, os.stat_result]] = []  # (relative name, stat), in a fixed order
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
@@ -228,12 +228,14 @@ def catalog_state(root: Path | str) -> str:
             if os.path.isfile(os.path.join(entry.path, "manifest.json")):
                 continue  # an index folder, as _scan_images skips it
             with os.scandir(entry.path) as files:
-                stats = sorted((f.name, f.stat()) for f in files if f.name.lower().endswith(IMAGE_SUFFIXES))
-            for name, stat in stats:
-                digest.update(f"{entry.name}/{name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+                found = sorted((f.name, f.stat()) for f in files if f.name.lower().endswith(IMAGE_SUFFIXES))
+            stats += [(f"{entry.name}/{name}", stat) for name, stat in found]
         elif entry.name in METADATA_NAMES or entry.name.lower().endswith(IMAGE_SUFFIXES):
-            stat = entry.stat()
-            digest.update(f"{entry.name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+            stats.append((entry.name, entry.stat()))
+    digest = hashlib.sha256()
+    for name, stat in stats:
+        size, mtime_ns = fingerprint(stat)
+        digest.update(f"{name}\t{size}\t{mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
@@ -270,9 +272,7 @@ def with_replaced_images(root: Path | str, rows: Sequence[dict]) -> Catalog | No
             if check_image(path) is not None:
                 return None
             sha256 = sha256_file(path)
-        items.append(
-            CatalogItem(row["id"], row["category"], path, row["caption"], sha256, stat.st_size, stat.st_mtime_ns)
-        )
+        items.append(CatalogItem(row["id"], row["category"], path, row["caption"], sha256, *fingerprint(stat)))
     return Catalog(root=root, items=tuple(items), problems=())
 
 
@@ -394,7 +394,7 @@ def _items(
                 continue
             sha256 = sha256_file(path)
         seen[item_id] = file
-        items.append(CatalogItem(item_id, category, path, caption, sha256, stat.st_size, stat.st_mtime_ns))
+        items.append(CatalogItem(item_id, category, path, caption, sha256, *fingerprint(stat)))
 
     items.sort(key=lambda item: (CATEGORIES.index(item.category), item.id))
     return items

@@ -12,10 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +22,7 @@ import numpy as np
 from fashion_rag.catalog.vocabulary import normalise_text, stem_words
 from fashion_rag.config import CATEGORIES
 from fashion_rag.errors import check_category
+from fashion_rag.files import staged_folder
 
 
 def _import_bm25s_without_jax():
@@ -142,16 +140,10 @@ class LexicalIndex:
         return index
 
     def _save(self, folder: Path, fingerprint: str) -> None:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-        try:
+        with staged_folder(folder) as staged:
             for category, bm25 in self._bm25.items():
-                bm25.save(str(tmp / category))
-            (tmp / "ids.json").write_text(json.dumps({"fingerprint": fingerprint, "ids": self._ids}))
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+                bm25.save(str(staged / category))
+            (staged / "ids.json").write_text(json.dumps({"fingerprint": fingerprint, "ids": self._ids}))
 
     def __len__(self) -> int:
         return sum(len(ids) for ids in self._ids.values())

@@ -129,7 +129,8 @@ def _revision_of(location, sources, lock: dict) -> str:
 
 
 def check_files(report: Report, sources) -> dict:
-    from fashion_rag.weights import LOCK_FILE_NAME, is_default_source, known_files, read_lock, sha256_of
+    from fashion_rag.files import sha256_file
+    from fashion_rag.weights import LOCK_FILE_NAME, is_default_source, known_files, read_lock
 
     lock = read_lock(sources.weights_dir)
     bundle_hashes = sources.bundle_info.get("sha256", {})
@@ -154,7 +155,7 @@ def check_files(report: Report, sources) -> dict:
             path = location.file(preferred)
             relative = str(path.relative_to(location.path))
             key = f"{name}/{relative}"
-            digest, size = sha256_of(path), path.stat().st_size
+            digest, size = sha256_file(path), path.stat().st_size
             files[relative] = {"size": size, "sha256": digest}
             expected = []  # (recorded sha256, size or None, where)
             if location.where == "weights/" and key in lock:

@@ -9,7 +9,6 @@ entry. Entries live in memory and, when a folder is given, as safetensors files 
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from pathlib import Path
 
@@ -17,16 +16,18 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fashion_rag.files import atomic_path, fingerprint
 from fashion_rag.images import to_rgb
+from fashion_rag.weights.registry import ADAPTER_CHECKPOINT
 
 
 def encoder_identity(encoder_dir: Path, fashion_dir: Path) -> str:
-    """A short id of the garment encoder and adapter weights (file names, sizes and mtimes)."""
+    """A short id of the garment encoder and adapter weights (file names and fingerprints)."""
     parts = []
-    for path in sorted(Path(encoder_dir).glob("*.safetensors")) + [Path(fashion_dir) / "inversion_adapter_120000.pth"]:
+    for path in sorted(Path(encoder_dir).glob("*.safetensors")) + [Path(fashion_dir) / ADAPTER_CHECKPOINT]:
         if path.is_file():
-            stat = path.stat()
-            parts.append(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}")
+            size, mtime_ns = fingerprint(path)
+            parts.append(f"{path.resolve()}:{size}:{mtime_ns}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -76,6 +77,5 @@ class GarmentTokenCache:
             path = self._path(key)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.partial")  # per process: serve replicas share the folder
-                save_file({"tokens": tokens}, str(tmp))
-                tmp.replace(path)
+                with atomic_path(path) as partial:  # a name per process: serve replicas share the folder
+                    save_file({"tokens": tokens}, str(partial))

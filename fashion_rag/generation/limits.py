@@ -1,7 +1,7 @@
 """What an edit accepts: the option ranges, checked before anything heavy is imported or loaded.
 
 A module of its own so that the editor (which the app imports before its page is up) checks a request
-without importing torch or diffusers; the pipeline re-exports these names.
+without importing torch or diffusers; the pipeline and the loader use the same names.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
-from fashion_rag.errors import WeightsIntegrityError
+from fashion_rag.errors import InputError, WeightsIntegrityError
+from fashion_rag.files import atomic_path, sha256_file
+from fashion_rag.generation.limits import SCHEDULERS
 from fashion_rag.weights import ADAPTER_CHECKPOINT, UNET_CHECKPOINT, load_torch_state_dict
 
 logger = logging.getLogger(__name__)
@@ -71,9 +73,9 @@ def _write_converted(state: dict[str, torch.Tensor], path: Path, source_sha256: 
     cache = _converted_path(path, source_sha256, cache_dir)
     for older in cache_dir.glob(f"{path.stem}-*.safetensors"):  # copies of an earlier version of this file
         older.unlink(missing_ok=True)
-    tmp = cache.with_suffix(".partial")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata={"source_sha256": source_sha256})
-    tmp.replace(cache)
+    tensors = {k: v.contiguous() for k, v in state.items()}
+    with atomic_path(cache) as partial:
+        save_file(tensors, str(partial), metadata={"source_sha256": source_sha256})
     logger.info("converted %s to %s", path.name, cache)
     return cache
 
@@ -88,11 +90,9 @@ def load_checkpoint(
     lives in `cache_dir` (default ~/.cache/fashion_rag/converted), never beside the weights or inside
     the Hugging Face cache; it is skipped, with a warning, when the disk lacks the room.
     """
-    from fashion_rag.weights import sha256_of
-
     path = Path(path)
     cache_dir = Path(cache_dir) if cache_dir is not None else CACHE_DIR
-    source_sha256 = source_sha256 or sha256_of(path)
+    source_sha256 = source_sha256 or sha256_file(path)
     cached = _read_converted(_converted_path(path, source_sha256, cache_dir), source_sha256)
     if cached is not None:
         return cached
@@ -161,18 +161,28 @@ def load_adapter(
 # Stock parts (diffusers / transformers layouts)
 
 
-def load_scheduler(sd2_dir: Path, name: str = "ddim"):
-    """DDIM as docs/recipe.md, sampler rule 1 says (leading spacing, eta 0), or DPM-Solver++ from the same config."""
+SCHEDULER_CLASSES = {"ddim": "DDIMScheduler", "dpm++": "DPMSolverMultistepScheduler"}  # limits.SCHEDULERS
+
+
+def make_scheduler(config, name: str = "ddim"):
+    """The sampler `name` from a scheduler config: DDIM as docs/recipe.md, sampler rule 1 says (leading
+    spacing, eta 0), or DPM-Solver++ 2M from the same config. InputError names the accepted ones."""
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
-    config = DDIMScheduler.load_config(str(Path(sd2_dir) / "scheduler"))
     if name == "ddim":
         return DDIMScheduler.from_config(config, timestep_spacing="leading")
     if name == "dpm++":
         return DPMSolverMultistepScheduler.from_config(
             config, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="leading"
         )
-    raise ValueError(f"unknown scheduler {name!r}: use 'ddim' or 'dpm++'")
+    raise InputError(f"unknown scheduler {name!r}: use one of {', '.join(SCHEDULERS)}")
+
+
+def load_scheduler(sd2_dir: Path, name: str = "ddim"):
+    """make_scheduler over the SD2-inpainting scheduler config."""
+    from diffusers import DDIMScheduler
+
+    return make_scheduler(DDIMScheduler.load_config(str(Path(sd2_dir) / "scheduler")), name)
 
 
 def load_tokenizer(sd2_dir: Path):

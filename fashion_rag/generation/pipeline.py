@@ -34,8 +34,13 @@ from fashion_rag.devices import default_dtype, pick_device
 from fashion_rag.errors import InputError, check_category
 from fashion_rag.generation.garments import encode_garments
 from fashion_rag.generation.graphs import CFG_BATCHES, SpeedPath, UNetGraphRunner, configure_compile_cache
-from fashion_rag.generation.limits import MAX_GARMENTS, SCHEDULERS, check_options
-from fashion_rag.generation.loading import GenerationComponents, load_generation_components
+from fashion_rag.generation.limits import MAX_GARMENTS, check_options
+from fashion_rag.generation.loading import (
+    SCHEDULER_CLASSES,
+    GenerationComponents,
+    load_generation_components,
+    make_scheduler,
+)
 from fashion_rag.generation.prompt import encode_garment_prompt, encode_unconditional
 from fashion_rag.images import FRAME_HEIGHT, FRAME_WIDTH, to_rgb
 
@@ -90,20 +95,9 @@ class FashionRAGPipeline(DiffusionPipeline):
     # Options
 
     def use_scheduler(self, name: str) -> None:
-        """'ddim' (the published sampler) or 'dpm++' (DPM-Solver++ 2M, good in ~25 steps)."""
-        if name not in SCHEDULERS:
-            raise InputError(f"unknown scheduler {name!r}: use one of {', '.join(SCHEDULERS)}")
-        if type(self.scheduler).__name__ == {"ddim": "DDIMScheduler", "dpm++": "DPMSolverMultistepScheduler"}[name]:
-            return
-        from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
-
-        base = self._scheduler_configs["ddim"]
-        if name == "ddim":
-            self.scheduler = DDIMScheduler.from_config(base)
-        else:
-            self.scheduler = DPMSolverMultistepScheduler.from_config(
-                base, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="leading"
-            )
+        """'ddim' (the published sampler) or 'dpm++' (DPM-Solver++ 2M, good in ~25 steps); InputError otherwise."""
+        if type(self.scheduler).__name__ != SCHEDULER_CLASSES.get(name):
+            self.scheduler = make_scheduler(self._scheduler_configs["ddim"], name)
 
     def enable_fast_path(self, compile_unet: bool = False, cuda_graphs: bool = True) -> SpeedPath:
         """Choose how the UNet step runs; `warm_up()` then captures or compiles it (the editor does both at start-up).

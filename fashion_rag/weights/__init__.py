@@ -13,7 +13,7 @@ The names importers use are re-exported here (`from fashion_rag.weights import M
 from fashion_rag.weights.download import HUB_LISTING, PartPlan, PlannedFile, download, download_dataset, plan_part
 from fashion_rag.weights.hub import HubError, explain_hub_error, failure_kind, hub_endpoint, hub_reachable
 from fashion_rag.weights.locate import ModelSources, PartLocation, missing_message, present_files, recorded_sha256
-from fashion_rag.weights.lock import load_torch_state_dict, read_lock, sha256_of, verify_all, verify_part, write_lock
+from fashion_rag.weights.lock import load_torch_state_dict, read_lock, verify_all, verify_part, write_lock
 from fashion_rag.weights.registry import (
     ADAPTER_CHECKPOINT,
     BUNDLE_FILE_NAME,
@@ -40,6 +40,6 @@ __all__ = [
     "VERIFIED_STAMP_NAME", "HubError", "ModelPart", "ModelSources", "PartLocation", "PartPlan", "PlannedFile",
     "download", "download_dataset", "explain_hub_error", "failure_kind", "hub_endpoint", "hub_reachable",
     "is_default_source", "known_files", "load_sources_file", "load_torch_state_dict", "missing_message",
-    "part_with_overrides", "plan_part", "present_files", "read_lock", "recorded_sha256", "sha256_of", "verify_all",
+    "part_with_overrides", "plan_part", "present_files", "read_lock", "recorded_sha256", "verify_all",
     "verify_part", "write_lock",
 ]  # fmt: skip

@@ -27,11 +27,6 @@ def write_lock(weights_dir: Path, lock: dict[str, dict]) -> None:
     atomic_write(path, json.dumps(lock, indent=2, sort_keys=True) + "\n")
 
 
-def sha256_of(path: Path) -> str:
-    """sha256 of a file (fashion_rag.files.sha256_file; the name importers of this package use)."""
-    return sha256_file(path)
-
-
 def verify_part(directory: Path, name: str, lock: dict[str, dict], force: bool = False) -> None:
     """Check every file of part `name` in `directory` against its lock entry.
 

@@ -1,47 +1,18 @@
-"""The staged-folder swap: a new index is written into a temporary folder beside the target and renamed
-into place, so that a crash leaves the previous index or none, never a half-written one. Files that did
-not change are hard-linked from the previous index (no bytes written, same inode and mtime).
+"""Writing the next index beside the current one: the folder is staged and swapped into place
+(`fashion_rag.files.staged_folder`, so that a crash leaves the previous index or none, never a half-written
+one), and files that did not change are hard-linked from the previous index (no bytes written, same inode
+and mtime).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
+from fashion_rag.files import staged_folder
 
-@contextmanager
-def staged_folder(index_dir: Path) -> Iterator[Path]:
-    """A new empty folder beside `index_dir` to write the next index into; when the block ends without an
-    error it replaces `index_dir` (swap_into_place), else it is deleted and the previous index is kept."""
-    tmp = index_dir.parent / f".{index_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        swap_into_place(tmp, index_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def swap_into_place(tmp: Path, index_dir: Path) -> None:
-    """Rename the finished `tmp` folder to `index_dir`, moving any previous index aside first (a folder
-    cannot be replaced in one atomic rename; between the two renames there is no index, never half of one)."""
-    if not index_dir.exists():
-        os.rename(tmp, index_dir)
-        return
-    old = index_dir.parent / f".{index_dir.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-    os.rename(index_dir, old)
-    try:
-        os.rename(tmp, index_dir)
-    except OSError:
-        os.rename(old, index_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+__all__ = ["link_or_copy", "link_tree", "staged_folder"]
 
 
 def link_or_copy(source: Path, target: Path) -> None:
