@@ -331,7 +331,9 @@ def shirt_image(colour: tuple[int, int, int]):
     """A plain T-shirt of one colour on white, 384x512: a garment picture any CLIP model can name."""
     from PIL import Image, ImageDraw
 
-    image = Image.new("RGB", (384, 512), "white")
+    from fashion_rag.images import FRAME_SIZE
+
+    image = Image.new("RGB", FRAME_SIZE, "white")  # the size garments are stretched to: drawn at it
     draw = ImageDraw.Draw(image)
     draw.polygon([(110, 90), (60, 130), (20, 210), (80, 235), (105, 190)], fill=colour)  # left sleeve
     draw.polygon([(274, 90), (324, 130), (364, 210), (304, 235), (279, 190)], fill=colour)  # right sleeve

@@ -14,6 +14,7 @@ import gradio as gr
 
 from fashion_rag.config import CATEGORIES, REPO_ROOT, AppSettings, GenerationSettings
 from fashion_rag.errors import InputError
+from fashion_rag.images import FRAME_SIZE
 from fashion_rag.person.photo import load_photo
 from fashion_rag.studio import api, handlers, values
 from fashion_rag.studio.admission import LANE_LIMITS
@@ -82,7 +83,7 @@ def person_column() -> SimpleNamespace:
                         elem_id="category")  # fmt: skip
     mask_editor = gr.ImageEditor(
         label="Garment mask: paint to add, erase to remove", type="pil", elem_id="mask-editor",
-        sources=(), transforms=(), layers=False, height=460, canvas_size=(384, 512), fixed_canvas=True,
+        sources=(), transforms=(), layers=False, height=460, canvas_size=FRAME_SIZE, fixed_canvas=True,
         brush=gr.Brush(colors=["#ff0040"], default_size=24, color_mode="fixed"), eraser=gr.Eraser(default_size=24),
     )  # fmt: skip
     with gr.Row(elem_id="mask-tools"):
