@@ -62,8 +62,20 @@ def studio(bundle: Path, work: Path, limits: str = ""):
     """`python app.py` of TARGET["repo"] on loopback with the tiny bundle; yields (base URL, psutil.Process)."""
     port = free_port()
     env = {**os.environ, "FASHION_RAG_LIMITS": limits, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "app.py", "--models", str(bundle), "--port", str(port), "--device", "cpu",
-               "--output-dir", str(work / "outputs"), "--index", str(work / "index")]  # fmt: skip
+    command = [
+        sys.executable,
+        "app.py",
+        "--models",
+        str(bundle),
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+        "--output-dir",
+        str(work / "outputs"),
+        "--index",
+        str(work / "index"),
+    ]
     log = open(work / f"server-{port}.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         command, cwd=TARGET["repo"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -148,8 +160,13 @@ def files_scenario(url: str, work: Path) -> dict:
     link.parent.mkdir(parents=True, exist_ok=True)
     if not link.is_symlink():
         link.symlink_to("/etc/passwd")
-    targets = {"passwd": "/etc/passwd", "image": str(secret), "missing": str(work / "nothing.png"),
-               "dotdot": f"{tempfile.gettempdir()}/gradio/../../{secret.relative_to('/')}", "link": str(link)}  # fmt: skip
+    targets = {
+        "passwd": "/etc/passwd",
+        "image": str(secret),
+        "missing": str(work / "nothing.png"),
+        "dotdot": f"{tempfile.gettempdir()}/gradio/../../{secret.relative_to('/')}",
+        "link": str(link),
+    }
     shapes = {"meta": lambda p: {"path": p, "meta": FILE_DATA}, "no-meta": lambda p: {"path": p}, "string": str}
     readable, messages, probes = 0, {}, 0
     for api, slot in (("prepare", 0), ("edit", 0), ("edit", 3), ("edit", 4)):
@@ -191,8 +208,12 @@ def flood_scenario(url: str, edits: int) -> dict:
         posted = httpx.post(f"{url}/gradio_api/call/edit", json=body, timeout=60)
         answers.append("busy" if "busy" in posted.text else str(posted.status_code))
         if posted.status_code == 200:  # the flooder listens to what it got, as a client would
-            threading.Thread(target=httpx.get, args=(f"{url}/gradio_api/call/edit/{posted.json()['event_id']}",),
-                             kwargs={"timeout": 600}, daemon=True).start()  # fmt: skip
+            threading.Thread(
+                target=httpx.get,
+                args=(f"{url}/gradio_api/call/edit/{posted.json()['event_id']}",),
+                kwargs={"timeout": 600},
+                daemon=True,
+            ).start()
 
     flood_start = time.monotonic()
     with ThreadPoolExecutor(16) as pool:
@@ -201,17 +222,28 @@ def flood_scenario(url: str, edits: int) -> dict:
     started = time.monotonic()
     status, text = call(url, "edit", edit_data(upload(url, ASTRONAUT), steps=20), session="visitor")
     visitor_s = time.monotonic() - started
-    return {"flood_posts": edits, "flood_seconds": round(flood_s, 2), "flood_busy": answers.count("busy"),
-            "flood_admitted": answers.count("200"), "lone_edit_s": round(lone_s, 2),
-            "visitor_edit_s": round(visitor_s, 2), "visitor_ok": error_message(status, text) is None,
-            "visitor_waited_edits": round(visitor_s / lone_s - 1, 2)}  # fmt: skip
+    return {
+        "flood_posts": edits,
+        "flood_seconds": round(flood_s, 2),
+        "flood_busy": answers.count("busy"),
+        "flood_admitted": answers.count("200"),
+        "lone_edit_s": round(lone_s, 2),
+        "visitor_edit_s": round(visitor_s, 2),
+        "visitor_ok": error_message(status, text) is None,
+        "visitor_waited_edits": round(visitor_s / lone_s - 1, 2),
+    }
 
 
 def page_session(url: str, fn_index: int, photo: dict, session: str) -> bool:
     """One browser tab: heartbeat open, the photo uploaded through the page's own event, then closed."""
     with httpx.Client(base_url=url, timeout=600) as http, http.stream("GET", f"/gradio_api/heartbeat/{session}"):
-        body = {"data": [photo, "upper_body", "box"], "fn_index": fn_index, "session_hash": session,
-                "event_data": None, "trigger_id": None}  # fmt: skip
+        body = {
+            "data": [photo, "upper_body", "box"],
+            "fn_index": fn_index,
+            "session_hash": session,
+            "event_data": None,
+            "trigger_id": None,
+        }
         if http.post("/gradio_api/queue/join", json=body).status_code != 200:
             return False
         with http.stream("GET", f"/gradio_api/queue/data?session_hash={session}") as stream:
@@ -236,8 +268,13 @@ def memory_scenario(url: str, server: psutil.Process, work: Path, sessions: int,
     httpx.post(f"{url}/gradio_api/call/search", json={"data": ["red dress", "dresses", 1]}, timeout=30)
     after = server.memory_info().rss
     mb = 2**20
-    return {"sessions": sessions, "sessions_ok": sum(done), "rss_start_mb": round(before / mb),
-            "growth_with_sessions_mb": round((held - before) / mb), "after_expiry_vs_start_mb": round((after - before) / mb)}  # fmt: skip
+    return {
+        "sessions": sessions,
+        "sessions_ok": sum(done),
+        "rss_start_mb": round(before / mb),
+        "growth_with_sessions_mb": round((held - before) / mb),
+        "after_expiry_vs_start_mb": round((after - before) / mb),
+    }
 
 
 def prepares_scenario(url: str, work: Path, count: int) -> dict:
@@ -266,10 +303,14 @@ def prepares_scenario(url: str, work: Path, count: int) -> dict:
     searcher.join()
     ok = sum(1 for status, text in results if error_message(status, text) is None)
     latencies.sort()
-    return {"prepares": count, "prepares_ok": ok, "searches": len(latencies),
-            "search_p50_s": round(latencies[len(latencies) // 2], 3) if latencies else None,
-            "search_p95_s": round(latencies[int(len(latencies) * 0.95)], 3) if latencies else None,
-            "search_worst_s": round(latencies[-1], 3) if latencies else None}  # fmt: skip
+    return {
+        "prepares": count,
+        "prepares_ok": ok,
+        "searches": len(latencies),
+        "search_p50_s": round(latencies[len(latencies) // 2], 3) if latencies else None,
+        "search_p95_s": round(latencies[int(len(latencies) * 0.95)], 3) if latencies else None,
+        "search_worst_s": round(latencies[-1], 3) if latencies else None,
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -285,16 +326,23 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--quick", action="store_true", help="smaller counts (for a smoke run)")
     parser.add_argument("--repo", type=Path, default=REPO, help="attack the app.py of this checkout")
-    parser.add_argument("--only", nargs="+", default=["files", "numbers", "flood", "memory", "prepares"],
-                        help="run only these scenarios")  # fmt: skip
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=["files", "numbers", "flood", "memory", "prepares"],
+        help="run only these scenarios",
+    )
     parser.add_argument("--ready-line", default=TARGET["ready"], help="the server log line that says it is ready")
     args = parser.parse_args()
     TARGET.update(repo=args.repo.resolve(), ready=args.ready_line)
     sessions, edits, prepares = (10, 40, 10) if args.quick else (100, 200, 100)
     from fashion_rag.tiny_bundle import make_tiny_bundle
 
-    figures: dict = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-                     "python": platform.python_version()}  # fmt: skip
+    figures: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "python": platform.python_version(),
+    }
     with tempfile.TemporaryDirectory(prefix="attack-replay-") as folder:
         work = Path(folder)
         bundle = make_tiny_bundle(work / "bundle", seed=0)

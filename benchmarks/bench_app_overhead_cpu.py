@@ -77,8 +77,9 @@ def main() -> None:
     garment_ids = ",".join(hit["id"] for hit in ids)
 
     def edit():
-        return client.predict(photo, "upper_body", garment_ids, None, None, "", 1, args.steps, 7.5, "ddim", 1, True,
-                              api_name="/edit")  # fmt: skip
+        return client.predict(
+            photo, "upper_body", garment_ids, None, None, "", 1, args.steps, 7.5, "ddim", 1, True, api_name="/edit"
+        )
 
     edit()  # warm-up: fills the garment-token cache, as the first edit of a session does
     # Gradio's own round trip (queue, server-sent events, JSON) for a request that does ~no work.

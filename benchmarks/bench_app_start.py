@@ -89,8 +89,19 @@ def main() -> None:
             seconds_to_answer([sys.executable, str(minimal_file)], port, args.timeout, env)
         )
         port = free_port()
-        command = [sys.executable, "app.py", "--models", args.models, "--port", str(port),
-                   "--index", str(work / "index"), "--output-dir", str(work / "outputs"), *args.app_args.split()]  # fmt: skip
+        command = [
+            sys.executable,
+            "app.py",
+            "--models",
+            args.models,
+            "--port",
+            str(port),
+            "--index",
+            str(work / "index"),
+            "--output-dir",
+            str(work / "outputs"),
+            *args.app_args.split(),
+        ]
         times["python app.py"].append(seconds_to_answer(command, port, args.timeout, env))
         print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
 

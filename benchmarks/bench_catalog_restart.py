@@ -32,8 +32,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-WORDS = (["navy", "red", "black", "white", "green", "striped", "floral", "checked", "linen", "denim", "silk"],
-         ["shirt", "blazer", "t-shirt", "jeans", "skirt", "trousers", "dress", "kurta", "sari", "qipao"])  # fmt: skip
+WORDS = (
+    ["navy", "red", "black", "white", "green", "striped", "floral", "checked", "linen", "denim", "silk"],
+    ["shirt", "blazer", "t-shirt", "jeans", "skirt", "trousers", "dress", "kurta", "sari", "qipao"],
+)
 CATEGORIES = ("upper_body", "lower_body", "dresses")
 
 
@@ -107,8 +109,13 @@ print(json.dumps({"imports_s": t1 - t0, "encoder_load_s": t2 - t1, "check_and_lo
 def restart(catalog: Path, index: Path, bundle: Path) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", RESTART, str(bundle), str(catalog), str(index)], cwd=REPO, env=env,
-                         capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", RESTART, str(bundle), str(catalog), str(index)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if out.returncode:
         raise SystemExit(f"the restart failed:\n{out.stderr[-3000:]}")
     out = out.stdout
@@ -147,17 +154,26 @@ def main() -> None:
     import faiss
     import torch
 
-    print(f"\n{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}, "
-          f"faiss {faiss.__version__}, load average {os.getloadavg()}, {time.strftime('%Y-%m-%d %H:%M %Z')}")  # fmt: skip
+    print(
+        f"\n{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}, "
+        f"faiss {faiss.__version__}, load average {os.getloadavg()}, {time.strftime('%Y-%m-%d %H:%M %Z')}"
+    )
     print(f"{args.items:,} items, index kinds {built['kinds']}\n")
-    print("| restart | imports s | encoder load s | catalog check + index load s | first search s | ready s "
-          "(after imports) | process s | embedded | files written |")  # fmt: skip
+    print(
+        "| restart | imports s | encoder load s | catalog check + index load s | first search s | ready s "
+        "(after imports) | process s | embedded | files written |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, run in [*((f"unchanged #{i + 1}", r) for i, r in enumerate(runs)), ("one image replaced", changed),
-                      ("unchanged again", after)]:  # fmt: skip
-        print(f"| {name} | {run['imports_s']:.2f} | {run['encoder_load_s']:.2f} | {run['check_and_load_s']:.2f} | "
-              f"{run['first_search_s']:.3f} | **{run['ready_s']:.2f}** | {run['process_s']:.1f} | {run['embedded']} | "
-              f"{len(run['written'])} |")  # fmt: skip
+    for name, run in [
+        *((f"unchanged #{i + 1}", r) for i, r in enumerate(runs)),
+        ("one image replaced", changed),
+        ("unchanged again", after),
+    ]:
+        print(
+            f"| {name} | {run['imports_s']:.2f} | {run['encoder_load_s']:.2f} | {run['check_and_load_s']:.2f} | "
+            f"{run['first_search_s']:.3f} | **{run['ready_s']:.2f}** | {run['process_s']:.1f} | {run['embedded']} | "
+            f"{len(run['written'])} |"
+        )
 
 
 if __name__ == "__main__":

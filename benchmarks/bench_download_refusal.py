@@ -37,8 +37,11 @@ def cases() -> dict[str, tuple[str, dict[str, FakeRepo]]]:
     return {
         "removed repository (sd2-inpainting)": ("sd2-inpainting", {}),
         "gated repository (fashion-rag)": ("fashion-rag", {FASHION.repo_id: FakeRepo(files=files, gated=True)}),
-        "missing file (fashion-rag adapter)": ("fashion-rag", {FASHION.repo_id: FakeRepo(files={FASHION.file_names[0]: BIG})}),
-    }  # fmt: skip
+        "missing file (fashion-rag adapter)": (
+            "fashion-rag",
+            {FASHION.repo_id: FakeRepo(files={FASHION.file_names[0]: BIG})},
+        ),
+    }
 
 
 def main() -> None:
@@ -55,17 +58,23 @@ def main() -> None:
                 started = time.perf_counter()
                 result = subprocess.run(
                     [sys.executable, "-m", "fashion_rag", "weights", "download", part, "--weights-dir", f"{tmp}/w"],
-                    capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
-                )  # fmt: skip
+                    capture_output=True,
+                    text=True,
+                    cwd=REPO,
+                    env=env,
+                    timeout=300,
+                )
                 times.append(time.perf_counter() - started)
             assert result is not None
             transferred = sum(1 for _, path in hub.gets() if path)
             rows.append(
                 (label, statistics.median(times), max(times), result.returncode, transferred, result.stderr.strip())
             )
-    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"python {platform.python_version()}, huggingface_hub {metadata.version('huggingface_hub')}; "
-          f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"python {platform.python_version()}, huggingface_hub {metadata.version('huggingface_hub')}; "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"\n| case | median s ({args.runs} runs) | worst s | exit | file GETs | line |")
     print("|---|---|---|---|---|---|")
     for label, median, worst, code, gets, line in rows:

@@ -122,10 +122,17 @@ def compiled(pipeline, steps: int, runs: int, out: Path) -> None:
 
 def first_edit(bundle: Path, device: str, steps: int, compile_unet: bool) -> tuple[float, float | None]:
     """(seconds from spawning a fresh process to its first finished edit, its warm-up seconds or None)."""
-    code = FIRST_EDIT_CHILD.format(repo=str(REPO), bench=str(REPO / "benchmarks"), bundle=str(bundle),
-                                   device=device, steps=steps, compile=compile_unet)  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", code, repr(time.time())], capture_output=True, text=True,
-                            timeout=400)  # fmt: skip
+    code = FIRST_EDIT_CHILD.format(
+        repo=str(REPO),
+        bench=str(REPO / "benchmarks"),
+        bundle=str(bundle),
+        device=device,
+        steps=steps,
+        compile=compile_unet,
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, repr(time.time())], capture_output=True, text=True, timeout=400
+    )
     line = next((x for x in result.stdout.splitlines() if x.startswith("FIRST_EDIT")), None)
     if line is None:
         raise RuntimeError(f"the child failed: {result.stderr[-1500:]}")
@@ -151,15 +158,27 @@ def app_ready(bundle: Path, out: Path, extra: list[str]) -> None:
     """`python app.py` start to HTTP 200, where the app's packages are installed (not on the device image)."""
     from bench_app_start import free_port, seconds_to_answer
 
-    probe = subprocess.run([sys.executable, "-c", "import gradio, faiss, mediapipe, bm25s"], capture_output=True,
-                           text=True)  # fmt: skip
+    probe = subprocess.run(
+        [sys.executable, "-c", "import gradio, faiss, mediapipe, bm25s"], capture_output=True, text=True
+    )
     if probe.returncode != 0:
         record("app_ready_s", None, out)
         record("app_ready_note", "not measured here: " + probe.stderr.strip().splitlines()[-1][:300], out)
         return
     port, work = free_port(), Path(tempfile.mkdtemp(prefix="fashion-rag-app-"))
-    command = [sys.executable, "app.py", "--models", str(bundle), "--port", str(port), "--index", str(work / "index"),
-               "--output-dir", str(work / "outputs"), *extra]  # fmt: skip
+    command = [
+        sys.executable,
+        "app.py",
+        "--models",
+        str(bundle),
+        "--port",
+        str(port),
+        "--index",
+        str(work / "index"),
+        "--output-dir",
+        str(work / "outputs"),
+        *extra,
+    ]
     record("app_ready_s", round(seconds_to_answer(command, port, 120, dict(os.environ)), 2), out)
 
 
@@ -268,8 +287,9 @@ def run_sections(pipeline, bundle: Path, args) -> None:
     section("latency", 30, args, latencies)
     section("app_memory", 30, args, lambda: app_memory(pipeline, retrieval_encoder(bundle, args), out))
     short = 10 if args.cuda else 1
-    section("reference", 30, args,
-            lambda: diffusers_step(pipeline, edit, nine_channel_unet(args), steps, short, 3, out))  # fmt: skip
+    section(
+        "reference", 30, args, lambda: diffusers_step(pipeline, edit, nine_channel_unet(args), steps, short, 3, out)
+    )
     section("first_edit", 45, args, lambda: default_first(bundle, device, steps, out))
     if args.cuda:
         section("compile", 110, args, lambda: compiled(pipeline, steps, runs, out))

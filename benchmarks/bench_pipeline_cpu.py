@@ -67,23 +67,42 @@ def main() -> None:
     tokens = pipeline.encode_garments(garments)
 
     def ours(n: int):
-        return pipeline(frame, mask, "upper_body", garment_tokens=tokens, pose_map=pose, num_inference_steps=n,
-                        generator=torch.Generator().manual_seed(0))  # fmt: skip
+        return pipeline(
+            frame,
+            mask,
+            "upper_body",
+            garment_tokens=tokens,
+            pose_map=pose,
+            num_inference_steps=n,
+            generator=torch.Generator().manual_seed(0),
+        )
 
     from diffusers import StableDiffusionInpaintPipeline
 
     reference = StableDiffusionInpaintPipeline(
-        vae=pipeline.vae, text_encoder=pipeline.text_encoder, tokenizer=pipeline.tokenizer,
-        unet=full_size_unet(9, "cpu").eval(), scheduler=pipeline.scheduler, safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False,
-    )  # fmt: skip
+        vae=pipeline.vae,
+        text_encoder=pipeline.text_encoder,
+        tokenizer=pipeline.tokenizer,
+        unet=full_size_unet(9, "cpu").eval(),
+        scheduler=pipeline.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     reference.set_progress_bar_config(disable=True)
     mask_image = Image.fromarray((mask * 255).astype(np.uint8))
 
     def theirs(n: int):
-        return reference(prompt="a photo of a model wearing a dress", image=frame, mask_image=mask_image, height=512,
-                         width=384, num_inference_steps=n, output_type="np",
-                         generator=torch.Generator().manual_seed(0)).images  # fmt: skip
+        return reference(
+            prompt="a photo of a model wearing a dress",
+            image=frame,
+            mask_image=mask_image,
+            height=512,
+            width=384,
+            num_inference_steps=n,
+            output_type="np",
+            generator=torch.Generator().manual_seed(0),
+        ).images
 
     with torch.inference_mode():
         ours(1)  # warm-up

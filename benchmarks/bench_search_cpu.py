@@ -118,11 +118,21 @@ def child_measure(directory: Path) -> int:
     queries, truth = np.load(directory / "queries.npy"), np.load(directory / "truth.npy")
     times, cpu, found = latencies(lambda q: search_index(index, q, K)[1], queries)
     rss, hwm, anon = resident_mb()
-    print(json.dumps({
-        "load_s": load_s, "p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99)),
-        "cpu50": float(np.percentile(cpu, 50)), "recall": recall_at_k(found, truth), "rss_mb": rss,
-        "hwm_mb": hwm, "anon_mb": anon, "rss_before_mb": before,
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "load_s": load_s,
+                "p50": float(np.percentile(times, 50)),
+                "p99": float(np.percentile(times, 99)),
+                "cpu50": float(np.percentile(cpu, 50)),
+                "recall": recall_at_k(found, truth),
+                "rss_mb": rss,
+                "hwm_mb": hwm,
+                "anon_mb": anon,
+                "rss_before_mb": before,
+            }
+        )
+    )
     return 0
 
 
@@ -250,10 +260,17 @@ def main(argv: list[str] | None = None) -> int:
                 for nprobe in args.nprobe:
                     for rerank in args.rerank:
                         env = dict(os.environ, BENCH_NPROBE=str(nprobe), BENCH_RERANK=str(rerank))
-                        result = json.loads(subprocess.run(
-                            [sys.executable, __file__, "--child-measure", str(directory)],
-                            check=True, capture_output=True, text=True, env=env,
-                        ).stdout.strip().splitlines()[-1])  # fmt: skip
+                        result = json.loads(
+                            subprocess.run(
+                                [sys.executable, __file__, "--child-measure", str(directory)],
+                                check=True,
+                                capture_output=True,
+                                text=True,
+                                env=env,
+                            )
+                            .stdout.strip()
+                            .splitlines()[-1]
+                        )
                         label = (
                             f"IVF{ivf_lists(n)},PQ{pq_subquantizers(args.dim)} nprobe={nprobe} + exact re-rank of "
                             f"{rerank} (rows by pread), 1 thr"

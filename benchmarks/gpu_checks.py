@@ -68,8 +68,16 @@ def edit_function(pipeline: FashionRAGPipeline, num_images: int = 1):
     frame, mask, pose, garments = inputs()
 
     def edit(n_steps: int):
-        return pipeline(frame, mask, "upper_body", garment_images=garments, pose_map=pose, num_images=num_images,
-                        num_inference_steps=n_steps, generator=torch.Generator().manual_seed(0))  # fmt: skip
+        return pipeline(
+            frame,
+            mask,
+            "upper_body",
+            garment_images=garments,
+            pose_map=pose,
+            num_images=num_images,
+            num_inference_steps=n_steps,
+            generator=torch.Generator().manual_seed(0),
+        )
 
     return edit
 
@@ -99,8 +107,16 @@ def check_graphs(pipeline, steps: int, out: Path) -> None:
             got = runner(sample, t, encoder_hidden_states=text)[0]
             want = unet(sample, t, encoder_hidden_states=text, return_dict=False)[0]
         per_batch[batch] = float((got - want).abs().max())
-    record("graph_vs_eager", {"frames_max_abs_diff": frames, "tolerance": GRAPH_TOLERANCE,
-                              "unet_step_max_abs_diff_by_batch": per_batch, "ok": frames <= GRAPH_TOLERANCE}, out)  # fmt: skip
+    record(
+        "graph_vs_eager",
+        {
+            "frames_max_abs_diff": frames,
+            "tolerance": GRAPH_TOLERANCE,
+            "unet_step_max_abs_diff_by_batch": per_batch,
+            "ok": frames <= GRAPH_TOLERANCE,
+        },
+        out,
+    )
 
 
 def check_concurrent(pipeline, out: Path) -> None:
@@ -132,10 +148,20 @@ def check_concurrent(pipeline, out: Path) -> None:
     for thread in threads:
         thread.join(120)
     diffs = [float((r - e).abs().max()) for r, e in zip(results, expected, strict=True)]
-    eager = [float((e - unet(s, t, encoder_hidden_states=x, return_dict=False)[0]).abs().max())
-             for e, (s, t, x) in zip(expected, calls, strict=True)]  # fmt: skip
-    record("concurrent", {"threads": len(calls), "max_abs_diff_vs_serial": max(diffs),
-                          "max_abs_diff_vs_eager": max(eager), "ok": max(diffs) == 0.0}, out)  # fmt: skip
+    eager = [
+        float((e - unet(s, t, encoder_hidden_states=x, return_dict=False)[0]).abs().max())
+        for e, (s, t, x) in zip(expected, calls, strict=True)
+    ]
+    record(
+        "concurrent",
+        {
+            "threads": len(calls),
+            "max_abs_diff_vs_serial": max(diffs),
+            "max_abs_diff_vs_eager": max(eager),
+            "ok": max(diffs) == 0.0,
+        },
+        out,
+    )
 
 
 def app_memory(pipeline, encoder, out: Path) -> None:
@@ -159,10 +185,16 @@ def app_memory(pipeline, encoder, out: Path) -> None:
         record("app_memory", "not measured: no CUDA (the section ran to check the script)", out)
         return
     record("peak_gb_app", round(torch.cuda.max_memory_allocated() / 2**30, 2), out)
-    record("app_memory", {"allocated_gb_after": round(torch.cuda.memory_allocated() / 2**30, 2),
-                          "reserved_gb_peak": round(torch.cuda.max_memory_reserved() / 2**30, 2),
-                          "includes": "pipeline + its CUDA graphs + retrieval encoder (fp16) + clothes parser "
-                                      "+ edits of 1 and 4 images"}, out)  # fmt: skip
+    record(
+        "app_memory",
+        {
+            "allocated_gb_after": round(torch.cuda.memory_allocated() / 2**30, 2),
+            "reserved_gb_peak": round(torch.cuda.max_memory_reserved() / 2**30, 2),
+            "includes": "pipeline + its CUDA graphs + retrieval encoder (fp16) + clothes parser "
+            "+ edits of 1 and 4 images",
+        },
+        out,
+    )
 
 
 def diffusers_step(pipeline, edit, unet, steps: int, short: int, runs: int, out: Path) -> None:
@@ -175,21 +207,41 @@ def diffusers_step(pipeline, edit, unet, steps: int, short: int, runs: int, out:
     ours_eager = per_step_s(edit, steps, short, runs)
     pipeline.unet_runner = runner
     reference = StableDiffusionInpaintPipeline(
-        vae=pipeline.vae, text_encoder=pipeline.text_encoder, tokenizer=pipeline.tokenizer, unet=unet,
-        scheduler=pipeline.scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )  # fmt: skip
+        vae=pipeline.vae,
+        text_encoder=pipeline.text_encoder,
+        tokenizer=pipeline.tokenizer,
+        unet=unet,
+        scheduler=pipeline.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     reference.set_progress_bar_config(disable=True)
     frame, mask, _, _ = inputs()
     mask_image = Image.fromarray((mask * 255).astype(np.uint8))
 
     def reference_edit(n: int):
-        return reference(prompt="a photo of a model wearing a dress", image=frame, mask_image=mask_image, height=512,
-                         width=384, num_inference_steps=n, output_type="np",
-                         generator=torch.Generator().manual_seed(0)).images  # fmt: skip
+        return reference(
+            prompt="a photo of a model wearing a dress",
+            image=frame,
+            mask_image=mask_image,
+            height=512,
+            width=384,
+            num_inference_steps=n,
+            output_type="np",
+            generator=torch.Generator().manual_seed(0),
+        ).images
 
     theirs = per_step_s(reference_edit, steps, short, runs)
-    record("per_step_ms", {"ours_default": round(ours * 1e3, 2), "ours_eager": round(ours_eager * 1e3, 2),
-                           "diffusers_eager": round(theirs * 1e3, 2)}, out)  # fmt: skip
+    record(
+        "per_step_ms",
+        {
+            "ours_default": round(ours * 1e3, 2),
+            "ours_eager": round(ours_eager * 1e3, 2),
+            "diffusers_eager": round(theirs * 1e3, 2),
+        },
+        out,
+    )
     record("per_step_ratio_vs_diffusers", round(ours / theirs, 3), out)
     record("per_step_ratio_eager_vs_diffusers", round(ours_eager / theirs, 3), out)
 

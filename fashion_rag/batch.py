@@ -22,8 +22,13 @@ from fashion_rag.request import EditRequest
 MAX_JOBS = 64  # one call's jobs: enough for a catalog page on a few photos, bounded for the queue
 
 
-def plan_jobs(photos: Sequence[Image.Image], category: str, garment_ids: Sequence[str], each_garment: bool = False,
-              **settings: Any) -> list[EditRequest]:  # fmt: skip
+def plan_jobs(
+    photos: Sequence[Image.Image],
+    category: str,
+    garment_ids: Sequence[str],
+    each_garment: bool = False,
+    **settings: Any,
+) -> list[EditRequest]:
     """The requests of a batch: every photo with all `garment_ids`, or with each of them in turn.
 
     `settings` are EditRequest fields shared by every job (description, seed, steps, …). With a fixed seed every

@@ -127,17 +127,33 @@ def _write_sd2_part(root: Path, seed: int) -> None:
 
     with seeded_init(seed + 1):
         text_config = CLIPTextConfig(
-            vocab_size=49408, hidden_size=TEXT_WIDTH, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=4, max_position_embeddings=77, hidden_act="gelu", layer_norm_eps=1e-5,
-            projection_dim=32, bos_token_id=0, eos_token_id=2, pad_token_id=1,
-        )  # fmt: skip
+            vocab_size=49408,
+            hidden_size=TEXT_WIDTH,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            hidden_act="gelu",
+            layer_norm_eps=1e-5,
+            projection_dim=32,
+            bos_token_id=0,
+            eos_token_id=2,
+            pad_token_id=1,
+        )
         CLIPTextModel(text_config).save_pretrained(root / "text_encoder")
     with seeded_init(seed + 2):
         vae = AutoencoderKL(
-            in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
-            block_out_channels=(8, 8, 16, 16), norm_num_groups=8, sample_size=64, scaling_factor=0.18215,
-            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        )  # fmt: skip
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            layers_per_block=1,
+            block_out_channels=(8, 8, 16, 16),
+            norm_num_groups=8,
+            sample_size=64,
+            scaling_factor=0.18215,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+        )
         vae.save_pretrained(root / "vae")
     # Only the config of the base UNet, as for the real part: its weights are never read.
     UNet2DConditionModel.from_config(tiny_unet_config(9)).save_config(root / "unet")
@@ -164,18 +180,34 @@ def _write_garment_encoder_part(root: Path, seed: int):
 
     with seeded_init(seed + 5):
         config = CLIPConfig(
-            text_config=dict(vocab_size=49408, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                             num_attention_heads=2, max_position_embeddings=77),
-            vision_config=dict(hidden_size=VISION_WIDTH, intermediate_size=64, num_hidden_layers=2,
-                               num_attention_heads=4, image_size=224, patch_size=32, hidden_act="gelu",
-                               layer_norm_eps=1e-5),
+            text_config=dict(
+                vocab_size=49408,
+                hidden_size=16,
+                intermediate_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                max_position_embeddings=77,
+            ),
+            vision_config=dict(
+                hidden_size=VISION_WIDTH,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                image_size=224,
+                patch_size=32,
+                hidden_act="gelu",
+                layer_norm_eps=1e-5,
+            ),
             projection_dim=16,
-        )  # fmt: skip
+        )
         CLIPModel(config).save_pretrained(root)
     CLIPImageProcessor(
-        size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}, resample=3,
-        image_mean=CLIP_MEAN, image_std=CLIP_STD,
-    ).save_pretrained(root)  # fmt: skip
+        size={"shortest_edge": 224},
+        crop_size={"height": 224, "width": 224},
+        resample=3,
+        image_mean=CLIP_MEAN,
+        image_std=CLIP_STD,
+    ).save_pretrained(root)
     return config.vision_config
 
 
@@ -202,12 +234,20 @@ def _write_clothes_parser_part(root: Path, seed: int) -> None:
 
     with seeded_init(seed + 7):
         config = SegformerConfig(
-            num_channels=3, num_encoder_blocks=4, depths=[1, 1, 1, 1], sr_ratios=[8, 4, 2, 1],
-            hidden_sizes=[8, 16, 24, 32], patch_sizes=[7, 3, 3, 3], strides=[4, 2, 2, 2],
-            num_attention_heads=[1, 1, 1, 1], mlp_ratios=[2, 2, 2, 2], decoder_hidden_size=32,
-            num_labels=len(ATR_LABELS), id2label=dict(enumerate(ATR_LABELS)),
+            num_channels=3,
+            num_encoder_blocks=4,
+            depths=[1, 1, 1, 1],
+            sr_ratios=[8, 4, 2, 1],
+            hidden_sizes=[8, 16, 24, 32],
+            patch_sizes=[7, 3, 3, 3],
+            strides=[4, 2, 2, 2],
+            num_attention_heads=[1, 1, 1, 1],
+            mlp_ratios=[2, 2, 2, 2],
+            decoder_hidden_size=32,
+            num_labels=len(ATR_LABELS),
+            id2label=dict(enumerate(ATR_LABELS)),
             label2id={name: i for i, name in enumerate(ATR_LABELS)},
-        )  # fmt: skip
+        )
         SegformerForSemanticSegmentation(config).save_pretrained(root)
     SegformerImageProcessor(size={"height": 512, "width": 512}).save_pretrained(root)
 

@@ -50,8 +50,22 @@ def one_request(client: Client, number: int) -> str:
         *_, info = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "box", api_name="/prepare")
         assert len(info["keypoints"]) == 18
     else:
-        gallery, seed, _ = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "",
-                                   number, 1, 7.5, "ddim", 1, True, api_name="/edit")  # fmt: skip
+        gallery, seed, _ = predict(
+            client,
+            handle_file(str(ASTRONAUT)),
+            "upper_body",
+            "top-001",
+            None,
+            None,
+            "",
+            number,
+            1,
+            7.5,
+            "ddim",
+            1,
+            True,
+            api_name="/edit",
+        )
         assert seed == number and len(gallery) == 1
     return kind
 
@@ -68,10 +82,25 @@ def start_server(bundle: Path, index: Path, work: Path) -> tuple[subprocess.Pope
     env.pop("MALLOC_ARENA_MAX", None)  # what is measured is the app's own setting (app.limit_malloc_arenas)
     with open(work / "server.log", "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "app.py", "--models", str(bundle), "--index", str(index), "--output-dir",
-             str(work / "outputs"), "--device", "cpu", "--port", str(port)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "app.py",
+                "--models",
+                str(bundle),
+                "--index",
+                str(index),
+                "--output-dir",
+                str(work / "outputs"),
+                "--device",
+                "cpu",
+                "--port",
+                str(port),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -100,8 +129,10 @@ def in_lanes(clients: list[Client], numbers: range, request: Callable[[Client, i
     stream: tests/sequential_client.py)."""
     lanes = [numbers[lane :: len(clients)] for lane in range(len(clients))]
     with ThreadPoolExecutor(max_workers=len(clients)) as pool:
-        futures = [pool.submit(lambda c, ns: [request(c, n) for n in ns], client, lane)
-                   for client, lane in zip(clients, lanes, strict=True)]  # fmt: skip
+        futures = [
+            pool.submit(lambda c, ns: [request(c, n) for n in ns], client, lane)
+            for client, lane in zip(clients, lanes, strict=True)
+        ]
         return [answer for future in futures for answer in future.result(timeout=600)]
 
 
@@ -131,9 +162,15 @@ def soak(bundle: Path, index: Path, work: Path, requests: int, block: int = 100)
             client.close()
         process.terminate()
         process.wait(timeout=30)
-    return {"requests": len(kinds), "kinds": {k: kinds.count(k) for k in sorted(set(kinds))}, "wall_s": wall,
-            "rss_before_mb": before, "rss_after_mb": after, "growth_mb": after - before,
-            f"growth_every_{block}_mb": series}  # fmt: skip
+    return {
+        "requests": len(kinds),
+        "kinds": {k: kinds.count(k) for k in sorted(set(kinds))},
+        "wall_s": wall,
+        "rss_before_mb": before,
+        "rss_after_mb": after,
+        "growth_mb": after - before,
+        f"growth_every_{block}_mb": series,
+    }
 
 
 if __name__ == "__main__":

@@ -86,8 +86,10 @@ def main(mode: str = "shared", requests: str = "800", busy: str = "2") -> None:
             threading.Thread(target=spin, daemon=True).start()
         started = time.perf_counter()
         cancelled = cancelled_predicts(url, mode, int(requests))
-        print(f"{mode}: {cancelled} of {requests} predicts cancelled ({busy} busy threads,"
-              f" {time.perf_counter() - started:.0f} s)")  # fmt: skip
+        print(
+            f"{mode}: {cancelled} of {requests} predicts cancelled ({busy} busy threads,"
+            f" {time.perf_counter() - started:.0f} s)"
+        )
     finally:
         server.terminate()
 

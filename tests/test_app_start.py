@@ -81,8 +81,22 @@ def test_page_answers_before_the_models_load_and_generate_waits_for_them(tiny_se
         editor.load_in_background()
         client = Client(demo.local_url, verbose=False)
         with pytest.raises(Exception, match=r"models still loading \(\d+%\)"):
-            predict(client, handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "", 1, 2, 7.5, "ddim",
-                    1, True, api_name="/edit")  # fmt: skip
+            predict(
+                client,
+                handle_file(str(ASTRONAUT)),
+                "upper_body",
+                "top-001",
+                None,
+                None,
+                "",
+                1,
+                2,
+                7.5,
+                "ddim",
+                1,
+                True,
+                api_name="/edit",
+            )
         with pytest.raises(ModelsLoadingError, match=r"models still loading \(\d+%\)"):
             editor.check_generation_ready()
 
@@ -93,8 +107,22 @@ def test_page_answers_before_the_models_load_and_generate_waits_for_them(tiny_se
         assert not editor.progress.loading and editor.progress.problem is None
         status = app.status_markdown(editor)
         assert "**Generate:** ready" in status and "**UNet:** eager" in status
-        images, _, _ = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "", 1, 2,
-                               7.5, "ddim", 1, True, api_name="/edit")  # fmt: skip
+        images, _, _ = predict(
+            client,
+            handle_file(str(ASTRONAUT)),
+            "upper_body",
+            "top-001",
+            None,
+            None,
+            "",
+            1,
+            2,
+            7.5,
+            "ddim",
+            1,
+            True,
+            api_name="/edit",
+        )
         assert images
     finally:
         release.set()

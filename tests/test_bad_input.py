@@ -96,7 +96,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "no-person.png": _encoded(Image.fromarray(gradient), "PNG"),
         "animated.gif": _encoded(
             person, "GIF", save_all=True, append_images=[Image.new("RGB", person.size, "lime")], duration=100, loop=0
-        ),  # fmt: skip
+        ),
         "cmyk.jpg": _encoded(person.convert("CMYK"), "JPEG", quality=95),
         "grey16.png": _encoded(Image.fromarray(grey16), "PNG"),
         "mask-empty.png": _encoded(Image.new("L", (384, 512), 0), "PNG"),
@@ -183,73 +183,73 @@ LIBRARY_VALUES = {
         "prepare",
         lambda e, p, f: e.prepare(ASTRONAUT, "dresses", mask_variant="round"),
         r"mask variant 'round': use one of box, precise",
-    ),  # fmt: skip
+    ),
     "mask-empty": (
         "edit",
         lambda e, p, f: e.with_user_mask(p, _mask(f, "mask-empty.png")),
         r"the edited mask is empty: paint over the garment area that should change",
-    ),  # fmt: skip
+    ),
     "mask-everything": (
         "edit",
         lambda e, p, f: e.with_user_mask(p, _mask(f, "mask-everything.png")),
         r"the edited mask covers 100% of the picture; at most 95% is accepted",
-    ),  # fmt: skip
+    ),
     "description-empty": (
         "search",
         lambda e, p, f: e.search("", "dresses", 3),
         r"the description is empty: describe the garment",
-    ),  # fmt: skip
+    ),
     "description-control-characters-only": (
         "search",
         lambda e, p, f: e.search("\x00\x07\x1b\x7f\t", "dresses", 3),
         r"the description is empty",
-    ),  # fmt: skip
+    ),
     "description-emoji-only": (
         "search",
         lambda e, p, f: e.search("\U0001f457\U0001f525\u2728", "dresses", 3),
         r"names no garment, part, colour, material or pattern",
-    ),  # fmt: skip
+    ),
     "description-10000-chars-no-garment": (
         "search",
         lambda e, p, f: e.search("1" * 10_000, "dresses", 3),
         r"the description '1{60}.*names no garment",
-    ),  # fmt: skip
+    ),
     "k-zero": (
         "search",
         lambda e, p, f: e.search("red dress", "dresses", 0),
         r"k=0 is out of range: use 1 to 33 \(the dresses items in the catalog\)",
-    ),  # fmt: skip
+    ),
     "k-huge": ("search", lambda e, p, f: e.search("red dress", "dresses", 10**6), r"k=1000000 is out of range"),
     "steps-zero": (
         "edit",
         lambda e, p, f: e.edit(p, ["top-001"], seed=1, options=replace(FAST, steps=0)),
         r"steps=0: use a whole number from 1 to 150",
-    ),  # fmt: skip
+    ),
     "steps-too-many": (
         "edit",
         lambda e, p, f: e.edit(p, ["top-001"], seed=1, options=replace(FAST, steps=151)),
         r"steps=151: use a whole number from 1 to 150",
-    ),  # fmt: skip
+    ),
     "seed-negative": (
         "edit",
         lambda e, p, f: e.edit(p, ["top-001"], seed=-1, options=FAST),
         r"seed=-1: use a whole number from 0 to 4294967295",
-    ),  # fmt: skip
+    ),
     "seed-above-32-bits": (
         "edit",
         lambda e, p, f: e.edit(p, ["top-001"], seed=2**32, options=FAST),
         r"seed=4294967296: use a whole number from 0 to 4294967295",
-    ),  # fmt: skip
+    ),
     "pick-unknown-id": (
         "edit",
         lambda e, p, f: e.edit(p, ["no-such-garment"], seed=1, options=FAST),
         r"unknown catalog id 'no-such-garment'",
-    ),  # fmt: skip
+    ),
     "pick-a-file-path": (
         "edit",
         lambda e, p, f: e.edit(p, [str(CATALOG_IMAGE)], seed=1, options=FAST),
         r"unknown catalog id '/.*top-001\.png'",
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -292,9 +292,20 @@ def client(studio_url):
 
 def edit_arguments(**changes):
     """The /edit endpoint's 12 inputs, in order, with good values unless changed."""
-    arguments = {"photo": handle_file(str(ASTRONAUT)), "category": "upper_body", "ids": "top-001", "garment": None,
-                 "mask": None, "text": "", "seed": 1, "steps": 1, "guidance": 7.5, "scheduler": "ddim",
-                 "images": 1, "paste": True}  # fmt: skip
+    arguments = {
+        "photo": handle_file(str(ASTRONAUT)),
+        "category": "upper_body",
+        "ids": "top-001",
+        "garment": None,
+        "mask": None,
+        "text": "",
+        "seed": 1,
+        "steps": 1,
+        "guidance": 7.5,
+        "scheduler": "ddim",
+        "images": 1,
+        "paste": True,
+    }
     arguments.update(changes)
     return list(arguments.values())
 
@@ -325,7 +336,7 @@ API_VALUES = {
         "prepare",
         lambda f: [handle_file(str(ASTRONAUT)), "dresses", "round"],
         r"mask variant 'round': use one of box, precise",
-    ),  # fmt: skip
+    ),
     "search-category-unknown": ("search", lambda f: ["red dress", "hats", 3], UNKNOWN_HATS),
     "search-category-missing": ("search", lambda f: ["red dress", None, 3], r"unknown category None"),
     "search-description-empty": ("search", lambda f: ["", "dresses", 3], r"the description is empty"),
@@ -333,12 +344,12 @@ API_VALUES = {
         "search",
         lambda f: ["\x00\x1b\x07\x7f", "dresses", 3],
         r"the description is empty",
-    ),  # fmt: skip
+    ),
     "search-description-emoji-only": (
         "search",
         lambda f: ["\U0001f457\U0001f525", "dresses", 3],
         r"the description '\U0001f457\U0001f525' has no letters, so it names no garment",
-    ),  # fmt: skip
+    ),
     "search-description-10000-chars": ("search", lambda f: ["1" * 10_000, "dresses", 3], r"names no garment"),
     "search-k-zero": ("search", lambda f: ["red dress", "dresses", 0], r"k=0 is out of range: use 1 to 33"),
     "search-k-negative": ("search", lambda f: ["red dress", "dresses", -3], r"k=-3 is out of range: use 1 to 33"),
@@ -352,40 +363,40 @@ API_VALUES = {
         "edit",
         lambda f: edit_arguments(scheduler="euler"),
         r"scheduler='euler': use one of ddim, dpm\+\+",
-    ),  # fmt: skip
+    ),
     "edit-seed-negative": ("edit", lambda f: edit_arguments(seed=-5), r"seed=-5: use a whole number from 0"),
     "edit-seed-above-32-bits": ("edit", lambda f: edit_arguments(seed=2**32), r"seed=4294967296: use a whole"),
     "edit-pick-unknown-id": (
         "edit",
         lambda f: edit_arguments(ids="no-such-garment"),
         r"unknown catalog id 'no-such-garment'",
-    ),  # fmt: skip
+    ),
     "edit-pick-a-file-path": (
         "edit",
         lambda f: edit_arguments(ids=str(CATALOG_IMAGE)),
         r"unknown catalog id '/.*top-001\.png'",
-    ),  # fmt: skip
+    ),
     "edit-pick-none": ("edit", lambda f: edit_arguments(ids=" , "), r"no garment picked and no description"),
     "edit-pick-four": (
         "edit",
         lambda f: edit_arguments(ids="top-001,top-002,top-003,top-004"),
         r"4 garments picked: pick at most 3",
-    ),  # fmt: skip
+    ),
     "edit-mask-empty": (
         "edit",
         lambda f: edit_arguments(mask=handle_file(str(f["mask-empty.png"]))),
         r"the edited mask is empty",
-    ),  # fmt: skip
+    ),
     "edit-mask-everything": (
         "edit",
         lambda f: edit_arguments(mask=handle_file(str(f["mask-everything.png"]))),
         r"the edited mask covers 100% of the picture",
-    ),  # fmt: skip
+    ),
     "edit-garment-not-an-image": (
         "edit",
         lambda f: edit_arguments(ids="", garment=handle_file(str(f["text.jpg"]))),
         NOT_AN_IMAGE,
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -449,15 +460,30 @@ def good_cli_request(kind: str, cli, out_dir: Path) -> None:
     """The good command that follows a refusal: a prepare after a refused prepare, else a search (one real
     edit follows the group)."""
     if kind == "prepare":
-        status, out, _ = cli("prepare", "--person", str(ASTRONAUT), "--category", "upper_body", "--out-dir",
-                             str(out_dir), "--json")  # fmt: skip
+        status, out, _ = cli(
+            "prepare", "--person", str(ASTRONAUT), "--category", "upper_body", "--out-dir", str(out_dir), "--json"
+        )
         assert status == 0 and Image.open(json.loads(out)["paths"]["mask"]).size == (384, 512)
     elif kind in ("search", "edit"):
         status, out, _ = cli("search", "red dress", "--category", "dresses", "-k", "2", "--json")
         assert status == 0 and [hit["category"] for hit in json.loads(out)["hits"]] == ["dresses", "dresses"]
     else:
-        status, out, _ = cli("edit", "--person", str(ASTRONAUT), "--category", "upper_body", "--garment-id",
-                             "top-001", "--steps", "1", "--seed", "3", "--out", str(out_dir / "good.png"), "--json")  # fmt: skip
+        status, out, _ = cli(
+            "edit",
+            "--person",
+            str(ASTRONAUT),
+            "--category",
+            "upper_body",
+            "--garment-id",
+            "top-001",
+            "--steps",
+            "1",
+            "--seed",
+            "3",
+            "--out",
+            str(out_dir / "good.png"),
+            "--json",
+        )
         assert status == 0 and json.loads(out)["seed"] == 3
         assert Image.open(out_dir / "good.png").size == Image.open(ASTRONAUT).size
 
@@ -472,32 +498,32 @@ CLI_CASES = {
         "search",
         lambda f, o: ["search", "red dress", "--category", "hats"],
         "error: unknown category 'hats': use one of upper_body, lower_body, dresses",
-    ),  # fmt: skip
+    ),
     "search-description-emoji-only": (
         "search",
         lambda f, o: ["search", "\U0001f457", "--category", "dresses"],
         "names no garment, part, colour, material or pattern",
-    ),  # fmt: skip
+    ),
     "search-k-zero": (
         "search",
         lambda f, o: ["search", "red dress", "--category", "dresses", "-k", "0"],
         "error: k=0 is out of range: use 1 to 33",
-    ),  # fmt: skip
+    ),
     "prepare-corrupt-png": (
         "prepare",
         lambda f, o: ["prepare", "--person", str(f["corrupt.png"]), "--category", "upper_body", "--out-dir", o],
         "is corrupt and could not be decoded",
-    ),  # fmt: skip
+    ),
     "prepare-no-person": (
         "prepare",
         lambda f, o: ["prepare", "--person", str(f["no-person.png"]), "--category", "upper_body", "--out-dir", o],
         "error: no person found in the photo",
-    ),  # fmt: skip
+    ),
     "prepare-category-unknown": (
         "prepare",
         lambda f, o: ["prepare", "--person", str(ASTRONAUT), "--category", "hats", "--out-dir", o],
         "argument --category: invalid choice: 'hats'",
-    ),  # fmt: skip
+    ),
     "edit-truncated-photo": (
         "edit",
         lambda f, o: [
@@ -512,42 +538,42 @@ CLI_CASES = {
             o + "/x.png",
         ],
         "truncated.jpg' is truncated (the file ends early)",
-    ),  # fmt: skip
+    ),
     "edit-steps-zero": (
         "edit",
         lambda f, o: _edit(f, o + "/x.png", "--garment-id", "top-001", "--steps", "0"),
         "error: steps=0: use a whole number from 1 to 150",
-    ),  # fmt: skip
+    ),
     "edit-seed-negative": (
         "edit",
         lambda f, o: _edit(f, o + "/x.png", "--garment-id", "top-001", "--seed", "-5"),
         "error: seed=-5: use a whole number from 0 to 4294967295",
-    ),  # fmt: skip
+    ),
     "edit-num-images-nine": (
         "edit",
         lambda f, o: _edit(f, o + "/x.png", "--garment-id", "top-001", "--num-images", "9"),
         "error: num_images=9: use 1 to 4",
-    ),  # fmt: skip
+    ),
     "edit-pick-unknown-id": (
         "edit",
         lambda f, o: _edit(f, o + "/x.png", "--garment-id", "no-such-garment"),
         "error: unknown catalog id 'no-such-garment'",
-    ),  # fmt: skip
+    ),
     "edit-pick-a-file-path": (
         "edit",
         lambda f, o: _edit(f, o + "/x.png", "--garment-id", str(CATALOG_IMAGE)),
         f"error: unknown catalog id '{CATALOG_IMAGE}'",
-    ),  # fmt: skip
+    ),
     "edit-pick-rank-zero": (
         "edit",
         lambda f, o: _edit(f, o + "/x.png", "--text", "red shirt", "--pick", "0"),
         "error: --pick '0': give 1 to 3 different ranks from 1 upwards",
-    ),  # fmt: skip
+    ),
     "edit-mask-everything": (
         "edit",
         lambda f, o: _edit(f, o + "/x.png", "--garment-id", "top-001", "--mask", str(f["mask-everything.png"])),
         "error: the edited mask covers 100% of the picture",
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -573,8 +599,14 @@ def test_cli_subprocesses_refuse_huge_and_empty_photos_then_serve(tiny_bundle, f
     env = {key: value for key, value in os.environ.items() if not key.startswith("FASHION_RAG_")}
 
     def start(*args: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "fashion_rag", *args], cwd=REPO, env=env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-m", "fashion_rag", *args],
+            cwd=REPO,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
     common = ["--category", "upper_body", "--garment-id", "top-001", "--models", str(tiny_bundle), "--device", "cpu"]
     huge = start("edit", "--person", str(files["huge.png"]), "--out", str(tmp_path / "a.png"), *common)
@@ -588,8 +620,21 @@ def test_cli_subprocesses_refuse_huge_and_empty_photos_then_serve(tiny_bundle, f
     no_models = tmp_path / "no-models"
     no_models.mkdir()
     (no_models / "bundle.json").write_text('{"name": "empty"}')
-    good = start("search", "red dress", "--category", "dresses", "-k", "2", "--models", str(no_models),
-                 "--catalog", str(EXAMPLE_CATALOG), "--index", str(tmp_path / "no-index"), "--json")  # fmt: skip
+    good = start(
+        "search",
+        "red dress",
+        "--category",
+        "dresses",
+        "-k",
+        "2",
+        "--models",
+        str(no_models),
+        "--catalog",
+        str(EXAMPLE_CATALOG),
+        "--index",
+        str(tmp_path / "no-index"),
+        "--json",
+    )
     out, err = good.communicate(timeout=300)
     assert good.returncode == 0, err
     payload = json.loads(out)

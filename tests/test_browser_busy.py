@@ -55,8 +55,11 @@ def test_a_refused_generate_says_busy_and_the_next_one_runs(chromium, busy_studi
 
     # Another session from the same address holds the one edit slot for 6 s.
     api = Client(busy_studio, verbose=False, download_files=False)
-    other = threading.Thread(target=api.predict, args=(handle_file(as_upload(ASTRONAUT)), "upper_body", "top-001",
-                             None, None, "", 1, 1, 7.5, "ddim", 1, True), kwargs={"api_name": "/edit"})  # fmt: skip
+    other = threading.Thread(
+        target=api.predict,
+        args=(handle_file(as_upload(ASTRONAUT)), "upper_body", "top-001", None, None, "", 1, 1, 7.5, "ddim", 1, True),
+        kwargs={"api_name": "/edit"},
+    )
     other.start()
     time.sleep(1.5)
     clicked = time.monotonic()

@@ -49,8 +49,9 @@ def generate(page, count: int) -> None:
         page.locator("#steps input[type=number]").fill("2")
         page.locator("#steps input[type=number]").press("Enter")
     page.locator("#generate-button").click()
-    page.wait_for_function(f"() => document.querySelectorAll('#history .thumbnail-item').length === {count}",
-                           timeout=120_000)  # fmt: skip
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#history .thumbnail-item').length === {count}", timeout=120_000
+    )
 
 
 PICKED = "[...document.querySelectorAll('#picks .token > span, #picks [class*=token] > span')].map(s => s.innerText)"
@@ -91,8 +92,9 @@ def test_a_refused_category_switch_puts_the_radio_back(page):
     upload(page)
     choose_category(page, "lower_body")  # a half-body photo: no knee
     page.wait_for_selector(".toast-body :text('knee')", timeout=30_000)
-    page.wait_for_function("() => document.querySelector('#category input:checked').value === 'upper_body'",
-                           timeout=20_000)  # fmt: skip
+    page.wait_for_function(
+        "() => document.querySelector('#category input:checked').value === 'upper_body'", timeout=20_000
+    )
     search_and_pick(page, "striped shirt")
     generate(page, 1)
     page.wait_for_selector("#result-note :text('Edit with top-')", timeout=20_000)
@@ -111,8 +113,9 @@ def brush_stroke(page, start: tuple[float, float], end: tuple[float, float]) -> 
     """One stroke of the brush across the mask editor's canvas, in fractions of its width and height."""
     page.get_by_label("Brush").first.click()
     canvas = page.locator("#mask-editor canvas").first.bounding_box()
-    (x0, y0), (x1, y1) = [(canvas["x"] + canvas["width"] * fx, canvas["y"] + canvas["height"] * fy)
-                          for fx, fy in (start, end)]  # fmt: skip
+    (x0, y0), (x1, y1) = [
+        (canvas["x"] + canvas["width"] * fx, canvas["y"] + canvas["height"] * fy) for fx, fy in (start, end)
+    ]
     page.mouse.move(x0, y0)
     page.mouse.down()
     for step in range(1, 11):
@@ -186,8 +189,9 @@ def test_smaller_things_a_designer_meets(page, tmp_path):
     page.locator("#own-garment input[type=file]").set_input_files(str(fake))
     page.wait_for_selector(".toast-body :text('was not added')", timeout=30_000)
     assert not page.locator("#own-garment-preview").is_visible()
-    page.locator("#own-garment input[type=file]").set_input_files(str(ASTRONAUT.parent.parent / "catalog" /
-                                                                      "upper_body" / "top-001.png"))  # fmt: skip
+    page.locator("#own-garment input[type=file]").set_input_files(
+        str(ASTRONAUT.parent.parent / "catalog" / "upper_body" / "top-001.png")
+    )
     page.wait_for_selector("#own-garment-preview img", timeout=30_000)
 
     generate(page, 1)

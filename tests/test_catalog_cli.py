@@ -48,9 +48,18 @@ def built_index(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path) -> 
 
 def test_search_json_is_one_object(built_index: Path, tiny_bundle: Path):
     result = run_cli(
-        "search", "navy slip dress with white polka dots", "--category", "dresses", "-k", "4",
-        "--index", str(built_index), "--models", str(tiny_bundle), "--json",
-    )  # fmt: skip
+        "search",
+        "navy slip dress with white polka dots",
+        "--category",
+        "dresses",
+        "-k",
+        "4",
+        "--index",
+        str(built_index),
+        "--models",
+        str(tiny_bundle),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("\n") == 1
     payload = json.loads(result.stdout)
@@ -60,8 +69,15 @@ def test_search_json_is_one_object(built_index: Path, tiny_bundle: Path):
     assert payload["chunks"] == ["navy slip dress", "white polka dots"]
     assert len(payload["hits"]) == 4 and {hit["category"] for hit in payload["hits"]} == {"dresses"}
     assert set(payload["hits"][0]) == {
-        "id", "category", "caption", "score", "chunk", "dense_rank", "lexical_rank", "similarity",
-    }  # fmt: skip
+        "id",
+        "category",
+        "caption",
+        "score",
+        "chunk",
+        "dense_rank",
+        "lexical_rank",
+        "similarity",
+    }
 
 
 def test_index_rebuild_and_evaluate(built_index: Path, tiny_bundle: Path, capsys):
@@ -102,15 +118,42 @@ def test_cli_errors_in_process(args: list[str], message: str, tiny_bundle: Path,
 
 def test_search_without_weights_is_lexical(tmp_path: Path, capsys):
     (tmp_path / "bundle.json").write_text('{"name": "empty"}')
-    code = main(["search", "plain purple t-shirt", "--category", "upper_body", "-k", "2", "--models", str(tmp_path),
-                 "--catalog", str(EXAMPLE), "--index", str(tmp_path / "none"), "--json"])  # fmt: skip
+    code = main(
+        [
+            "search",
+            "plain purple t-shirt",
+            "--category",
+            "upper_body",
+            "-k",
+            "2",
+            "--models",
+            str(tmp_path),
+            "--catalog",
+            str(EXAMPLE),
+            "--index",
+            str(tmp_path / "none"),
+            "--json",
+        ]
+    )
     assert code == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["mode"] == "lexical" and "retrieval-encoder" in payload["mode_reason"]
     assert payload["hits"][0]["id"] == "top-001" and payload["hits"][0]["dense_rank"] is None
 
-    code = main(["search", "plain purple t-shirt", "--category", "upper_body", "--models", str(tmp_path),
-                 "--catalog", str(EXAMPLE), "--index", str(tmp_path / "none")])  # fmt: skip
+    code = main(
+        [
+            "search",
+            "plain purple t-shirt",
+            "--category",
+            "upper_body",
+            "--models",
+            str(tmp_path),
+            "--catalog",
+            str(EXAMPLE),
+            "--index",
+            str(tmp_path / "none"),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0 and "lexical search only" in captured.err
     assert captured.out.splitlines()[0] == "lexical search in upper_body; chunks: plain purple t-shirt"
@@ -121,9 +164,18 @@ def test_search_kurta_returns_results(built_index: Path, tiny_bundle: Path):
     # Issue 13: a garment name outside the chunker's vocabulary is searched, not refused.
     for text in ("kurta",):  # one Python start; the others in process below
         result = run_cli(
-            "search", text, "--category", "dresses", "-k", "3", "--index", str(built_index),
-            "--models", str(tiny_bundle), "--json",
-        )  # fmt: skip
+            "search",
+            text,
+            "--category",
+            "dresses",
+            "-k",
+            "3",
+            "--index",
+            str(built_index),
+            "--models",
+            str(tiny_bundle),
+            "--json",
+        )
         assert result.returncode == 0, result.stderr
         hits = json.loads(result.stdout)["hits"]
         assert len(hits) == 3 and {hit["category"] for hit in hits} == {"dresses"}
@@ -131,8 +183,21 @@ def test_search_kurta_returns_results(built_index: Path, tiny_bundle: Path):
 
 def test_other_garment_names_are_searched_in_process(built_index: Path, tiny_bundle: Path, capsys):
     for text in ("an embroidered sari", "jade qipao", "lehenga choli"):
-        code = main(["search", text, "--category", "dresses", "-k", "3", "--index", str(built_index),
-                     "--models", str(tiny_bundle), "--json"])  # fmt: skip
+        code = main(
+            [
+                "search",
+                text,
+                "--category",
+                "dresses",
+                "-k",
+                "3",
+                "--index",
+                str(built_index),
+                "--models",
+                str(tiny_bundle),
+                "--json",
+            ]
+        )
         assert code == 0 and len(json.loads(capsys.readouterr().out)["hits"]) == 3
 
 
@@ -150,8 +215,21 @@ def test_evaluate_paper_protocol_is_dense_on_the_given_chunks(built_index: Path,
         queries.append({"text": row["caption"], "chunks": chunks, "category": row["category"], "relevant": [row["id"]]})
     path = tmp_path / "paper.jsonl"
     path.write_text("".join(json.dumps(q) + "\n" for q in queries))
-    code = main(["evaluate", str(path), "--protocol", "paper", "--index", str(built_index), "--models",
-                 str(tiny_bundle), "--ks", "1,3,10", "--json"])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            str(path),
+            "--protocol",
+            "paper",
+            "--index",
+            str(built_index),
+            "--models",
+            str(tiny_bundle),
+            "--ks",
+            "1,3,10",
+            "--json",
+        ]
+    )
     assert code == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["protocol"] == "paper"

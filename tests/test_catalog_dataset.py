@@ -66,8 +66,14 @@ def garment_rows() -> list[dict]:
         {"id": Path(f).stem, "bytes": (EXAMPLE / f).read_bytes(), "caption": c, "category": cat}
         for f, c, cat in GARMENTS
     ]
-    rows.append({"id": "top-jpeg", "bytes": jpeg_of(GARMENTS[0][0]), "caption": "the same tee as a jpeg",
-                 "category": "upper_body"})  # fmt: skip
+    rows.append(
+        {
+            "id": "top-jpeg",
+            "bytes": jpeg_of(GARMENTS[0][0]),
+            "caption": "the same tee as a jpeg",
+            "category": "upper_body",
+        }
+    )
     return rows
 
 
@@ -109,8 +115,21 @@ def test_a_parquet_file_becomes_a_catalog_with_the_images_unchanged_and_an_index
     assert catalog.problems == ()
 
     # The index built from it searches: "kurta" finds the dataset's kurta.
-    code = main(["search", "kurta", "--category", "dresses", "-k", "1", "--index", str(index_dir),
-                 "--models", str(tiny_bundle), "--json"])  # fmt: skip
+    code = main(
+        [
+            "search",
+            "kurta",
+            "--category",
+            "dresses",
+            "-k",
+            "1",
+            "--index",
+            str(index_dir),
+            "--models",
+            str(tiny_bundle),
+            "--json",
+        ]
+    )
     assert code == 0
     assert json.loads(capsys.readouterr().out)["hits"][0]["id"] == "dress-001"
 
@@ -141,13 +160,19 @@ def test_reimporting_an_unchanged_dataset_writes_nothing_and_a_changed_one_only_
 def test_a_dataset_written_by_datasets_with_class_labels_and_no_ids(tmp_path):
     import datasets
 
-    features = datasets.Features({
-        "image": datasets.Image(), "title": datasets.Value("string"),
-        "label": datasets.ClassLabel(names=["upper_body", "lower_body", "dresses"]),
-    })  # fmt: skip
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "title": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=["upper_body", "lower_body", "dresses"]),
+        }
+    )
     pictures = [(EXAMPLE / f).read_bytes() for f, _, _ in GARMENTS]
-    data = {"image": [{"bytes": b, "path": None} for b in pictures], "title": [c for _, c, _ in GARMENTS],
-            "label": [["upper_body", "lower_body", "dresses"].index(cat) for _, _, cat in GARMENTS]}  # fmt: skip
+    data = {
+        "image": [{"bytes": b, "path": None} for b in pictures],
+        "title": [c for _, c, _ in GARMENTS],
+        "label": [["upper_body", "lower_body", "dresses"].index(cat) for _, _, cat in GARMENTS],
+    }
     folder = tmp_path / "export"
     (folder / "data").mkdir(parents=True)
     datasets.Dataset.from_dict(data, features=features).to_parquet(
@@ -189,14 +214,29 @@ def test_a_hand_made_catalog_is_never_overwritten(tmp_path):
 def run_build_from_hub(hub: FakeHub, tmp_path: Path, tiny_bundle: Path, *args: str) -> subprocess.CompletedProcess:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("HF_", "FASHION_RAG_"))},
-        "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_CACHE": str(tmp_path / "hf-cache"),
+        "HF_ENDPOINT": hub.url,
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "HF_HUB_CACHE": str(tmp_path / "hf-cache"),
         "OMP_NUM_THREADS": "1",
-    }  # fmt: skip
+    }
     return subprocess.run(
-        [sys.executable, "-m", "fashion_rag", "index", "build", str(tmp_path / "catalog"), "--models",
-         str(tiny_bundle), *args],
-        capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "fashion_rag",
+            "index",
+            "build",
+            str(tmp_path / "catalog"),
+            "--models",
+            str(tiny_bundle),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_a_hub_dataset_is_fetched_at_its_commit_and_a_missing_one_is_one_clear_line(tmp_path, tiny_bundle):
@@ -204,9 +244,13 @@ def test_a_hub_dataset_is_fetched_at_its_commit_and_a_missing_one_is_one_clear_l
     test = retailer_parquet(tmp_path / "p" / "test.parquet", garment_rows()[:1]).read_bytes()
     with FakeHub() as hub:
         hub.repos["shop/garments"] = FakeRepo(
-            kind="dataset", files={"README.md": b"# shop\n", "data/train-00000-of-00001.parquet": train,
-                                   "data/test-00000-of-00001.parquet": test},
-        )  # fmt: skip
+            kind="dataset",
+            files={
+                "README.md": b"# shop\n",
+                "data/train-00000-of-00001.parquet": train,
+                "data/test-00000-of-00001.parquet": test,
+            },
+        )
         result = run_build_from_hub(hub, tmp_path, tiny_bundle, "--dataset", "shop/garments", "--json")
         assert result.returncode == 0, result.stderr
         payload = json.loads(result.stdout)

@@ -311,8 +311,7 @@ def test_startup_check_and_search_share_one_loaded_index(tiny_settings, tmp_path
     assert editor.search("navy blazer", "upper_body", 3)
 
 
-def test_a_restart_recognises_the_unchanged_folder_without_reading_a_catalog_file(tmp_path: Path, encoder,
-                                                                                  monkeypatch):  # fmt: skip
+def test_a_restart_recognises_the_unchanged_folder_without_reading_a_catalog_file(tmp_path: Path, encoder, monkeypatch):
     from fashion_rag.catalog.index import update_index
 
     root = small_catalog(tmp_path / "catalog")

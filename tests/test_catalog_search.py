@@ -324,8 +324,9 @@ def test_cached_lexical_index_ranks_as_a_fresh_one_and_never_serves_stale_captio
         assert built.rank(text, category) == loaded.rank(text, category) == fresh.rank(text, category)
 
     # One caption changed: the cache is stale and is rebuilt, so the new caption is found.
-    changed = [LexicalDocument(d.id, d.category, "emerald kurta" if d.id == "dress-003" else d.caption)
-               for d in documents]  # fmt: skip
+    changed = [
+        LexicalDocument(d.id, d.category, "emerald kurta" if d.id == "dress-003" else d.caption) for d in documents
+    ]
     assert (
         LexicalIndex.cached(changed, folder).rank("emerald", "dresses")
         == [(i, s) for i, s in LexicalIndex(changed).rank("emerald", "dresses")]
@@ -450,8 +451,11 @@ def test_concurrent_searches_match_serial_ones(tiny_index_dir, tiny_encoder, cat
     search = CatalogSearch.from_index(index, tiny_encoder, catalog_root=EXAMPLE, text_cache_size=8)
     colours = ["red", "navy", "olive", "teal", "pink", "grey", "black", "white", "mustard", "cream"]
     kinds = [("upper_body", "shirt"), ("lower_body", "skirt"), ("dresses", "dress")]
-    texts = [(cat, f"{c} {kind} with {d} buttons") for c, d in zip(colours, colours[::-1], strict=True)
-             for cat, kind in kinds] + [(cat, f"{c} {kind}") for c in colours for cat, kind in kinds]  # fmt: skip
+    texts = [
+        (cat, f"{c} {kind} with {d} buttons")
+        for c, d in zip(colours, colours[::-1], strict=True)
+        for cat, kind in kinds
+    ] + [(cat, f"{c} {kind}") for c in colours for cat, kind in kinds]
     assert len(texts) == 60
     serial = {t: search.search(t[1], t[0], 5) for t in texts}
     work = texts * 10

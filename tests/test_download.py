@@ -44,8 +44,12 @@ def run_download(hub: FakeHub, tmp_path: Path, *names: str, env: dict | None = N
     }
     return subprocess.run(
         [sys.executable, "-m", "fashion_rag", "weights", "download", *names, "--weights-dir", str(tmp_path / "w")],
-        capture_output=True, text=True, cwd=REPO, env=full_env, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=full_env,
+        timeout=120,
+    )
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:
@@ -72,9 +76,11 @@ def test_download_fetches_verifies_and_locks_the_commit(hub, tmp_path):
     lock = read_lock(tmp_path / "w")
     commit = hub.repos[FASHION.repo_id].commit
     assert lock[f"fashion-rag/{UNET}"] == {
-        "sha256": hashlib.sha256(UNET_BYTES).hexdigest(), "size": len(UNET_BYTES),
-        "repo_id": FASHION.repo_id, "revision": commit,
-    }  # fmt: skip
+        "sha256": hashlib.sha256(UNET_BYTES).hexdigest(),
+        "size": len(UNET_BYTES),
+        "repo_id": FASHION.repo_id,
+        "revision": commit,
+    }
     # Everything was checked before the first transfer: model info, then one HEAD per file, then the GETs.
     methods = [(method, path) for method, _, path, _ in hub.requests]
     first_get = next(i for i, (method, path) in enumerate(methods) if method == "GET" and path)
@@ -197,8 +203,10 @@ def test_retrieval_encoder_takes_the_bin_twin_when_the_repository_has_no_safeten
     tiny = tiny_bundle / "retrieval-encoder"
     state = load_file(str(tiny / "open_clip_pytorch_model.safetensors"))
     torch.save(state, tmp_path / "twin.bin")
-    files = {"open_clip_config.json": (tiny / "open_clip_config.json").read_bytes(), "open_clip_pytorch_model.bin":
-             (tmp_path / "twin.bin").read_bytes()}  # fmt: skip
+    files = {
+        "open_clip_config.json": (tiny / "open_clip_config.json").read_bytes(),
+        "open_clip_pytorch_model.bin": (tmp_path / "twin.bin").read_bytes(),
+    }
     hub.repos["someone/clip"] = FakeRepo(files=files)
     result = run_download(
         hub, tmp_path, "retrieval-encoder", env={"FASHION_RAG_REPO_RETRIEVAL_ENCODER": "someone/clip"}

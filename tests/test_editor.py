@@ -149,22 +149,57 @@ def test_generation_without_weights_says_what_is_missing_but_prepare_still_works
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fashion_rag", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "fashion_rag", *args], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
 
 
 def test_cli_edit_with_search_and_the_recipe_reproduces_it(tiny_bundle, tiny_settings, tmp_path):
-    common = ["--models", str(tiny_bundle), "--catalog", str(EXAMPLE_CATALOG), "--index", str(tiny_settings.resolved_index_dir),
-              "--device", "cpu"]  # fmt: skip
-    first = run_cli("edit", "--person", str(ASTRONAUT), "--category", "upper_body", "--text", "red striped shirt",
-                    "--pick", "1,2", "--steps", "2", "--out", str(tmp_path / "a.png"), "--json", *common)  # fmt: skip
+    common = [
+        "--models",
+        str(tiny_bundle),
+        "--catalog",
+        str(EXAMPLE_CATALOG),
+        "--index",
+        str(tiny_settings.resolved_index_dir),
+        "--device",
+        "cpu",
+    ]
+    first = run_cli(
+        "edit",
+        "--person",
+        str(ASTRONAUT),
+        "--category",
+        "upper_body",
+        "--text",
+        "red striped shirt",
+        "--pick",
+        "1,2",
+        "--steps",
+        "2",
+        "--out",
+        str(tmp_path / "a.png"),
+        "--json",
+        *common,
+    )
     assert first.returncode == 0, first.stderr
     payload = json.loads(first.stdout)
     assert len(payload["garment_ids"]) == 2 and isinstance(payload["seed"], int)
     assert set(payload["timings"]) >= {"prepare_s", "search_s", "pipeline_s", "total_s"}
     assert Image.open(tmp_path / "a.png").size == Image.open(ASTRONAUT).size
-    again = run_cli("edit", "--person", str(ASTRONAUT), "--category", "upper_body", "--recipe", payload["recipe"],
-                    "--out", str(tmp_path / "b.png"), "--json", *common)  # fmt: skip
+    again = run_cli(
+        "edit",
+        "--person",
+        str(ASTRONAUT),
+        "--category",
+        "upper_body",
+        "--recipe",
+        payload["recipe"],
+        "--out",
+        str(tmp_path / "b.png"),
+        "--json",
+        *common,
+    )
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["garment_ids"] == payload["garment_ids"]
     np.testing.assert_array_equal(
@@ -177,9 +212,28 @@ def test_cli_edit_with_a_hand_made_mask_and_own_garment(tiny_bundle, tmp_path):
     mask[200:400, 150:350] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
     Image.new("RGB", (300, 400), (200, 20, 20)).save(tmp_path / "garment.png")
-    result = run_cli("edit", "--person", str(ASTRONAUT), "--category", "upper_body", "--garment",
-                     str(tmp_path / "garment.png"), "--mask", str(tmp_path / "mask.png"), "--steps", "2", "--seed", "4",
-                     "--out", str(tmp_path / "out.png"), "--models", str(tiny_bundle), "--device", "cpu", "--json")  # fmt: skip
+    result = run_cli(
+        "edit",
+        "--person",
+        str(ASTRONAUT),
+        "--category",
+        "upper_body",
+        "--garment",
+        str(tmp_path / "garment.png"),
+        "--mask",
+        str(tmp_path / "mask.png"),
+        "--steps",
+        "2",
+        "--seed",
+        "4",
+        "--out",
+        str(tmp_path / "out.png"),
+        "--models",
+        str(tiny_bundle),
+        "--device",
+        "cpu",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["mask_source"] == "user"
     out = np.asarray(Image.open(tmp_path / "out.png"))
@@ -191,8 +245,19 @@ def test_cli_edit_with_a_hand_made_mask_and_own_garment(tiny_bundle, tmp_path):
 
 def test_cli_edit_bad_input_is_one_line_and_exit_2(tiny_bundle, tmp_path):
     (tmp_path / "fake.jpg").write_text("not an image")
-    result = run_cli("edit", "--person", str(tmp_path / "fake.jpg"), "--category", "upper_body", "--garment-id", "top-001",
-                     "--out", str(tmp_path / "o.png"), "--models", str(tiny_bundle))  # fmt: skip
+    result = run_cli(
+        "edit",
+        "--person",
+        str(tmp_path / "fake.jpg"),
+        "--category",
+        "upper_body",
+        "--garment-id",
+        "top-001",
+        "--out",
+        str(tmp_path / "o.png"),
+        "--models",
+        str(tiny_bundle),
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]

@@ -30,8 +30,15 @@ def inputs():
 
 def run(pipeline, inputs, **overrides):
     frame, mask, pose, garment = inputs
-    arguments = dict(image=frame, mask=mask, category="dresses", garment_images=[garment], pose_map=pose,
-                     num_inference_steps=STEPS, generator=torch.Generator().manual_seed(0))  # fmt: skip
+    arguments = dict(
+        image=frame,
+        mask=mask,
+        category="dresses",
+        garment_images=[garment],
+        pose_map=pose,
+        num_inference_steps=STEPS,
+        generator=torch.Generator().manual_seed(0),
+    )
     arguments.update(overrides)
     return pipeline(**arguments)
 

@@ -137,7 +137,7 @@ INDEX_DAMAGE = {
         _other_encoder,
         r"was built with the retrieval encoder 'laion/CLIP-ViT-L-14.*', but the encoder "
         r"in use is 'tiny-bundle/retrieval-encoder",
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -154,8 +154,18 @@ def test_damaged_index_is_refused_clearly_and_search_falls_back_to_captions(
         load_index(index, encoder_identity=identity)
 
     # The command line refuses with one line that says what to do.
-    args = ["search", "red dress", "--category", "dresses", "--models", str(tiny_bundle), "--catalog",
-            str(EXAMPLE_CATALOG), "--index", str(index)]  # fmt: skip
+    args = [
+        "search",
+        "red dress",
+        "--category",
+        "dresses",
+        "--models",
+        str(tiny_bundle),
+        "--catalog",
+        str(EXAMPLE_CATALOG),
+        "--index",
+        str(index),
+    ]
     assert cli_main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "rebuild" in err[0].lower()

@@ -45,8 +45,15 @@ def inputs():
 
 def run(pipeline, inputs, seed=0, **overrides):
     frame, mask, pose, garments = inputs
-    arguments = dict(image=frame, mask=mask, category="upper_body", garment_images=garments[:1], pose_map=pose,
-                     num_inference_steps=STEPS, generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    arguments = dict(
+        image=frame,
+        mask=mask,
+        category="upper_body",
+        garment_images=garments[:1],
+        pose_map=pose,
+        num_inference_steps=STEPS,
+        generator=torch.Generator().manual_seed(seed),
+    )
     arguments.update(overrides)
     return pipeline(**arguments)
 

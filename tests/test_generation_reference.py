@@ -38,16 +38,28 @@ def test_matches_diffusers_inpaint_pipeline(nine_channel_setup, steps, guidance,
     components, frame, mask = nine_channel_setup
     prompt = "a photo of a model wearing a red dress"
     reference = StableDiffusionInpaintPipeline(
-        vae=components.vae, text_encoder=components.text_encoder, tokenizer=components.tokenizer,
-        unet=components.unet, scheduler=components.scheduler, safety_checker=None, feature_extractor=None,
+        vae=components.vae,
+        text_encoder=components.text_encoder,
+        tokenizer=components.tokenizer,
+        unet=components.unet,
+        scheduler=components.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
         requires_safety_checker=False,
-    )  # fmt: skip
+    )
     reference.set_progress_bar_config(disable=True)
     expected = reference(
-        prompt=prompt, image=frame, mask_image=mask, height=512, width=384, num_inference_steps=steps,
-        guidance_scale=guidance, num_images_per_prompt=num_images, generator=torch.Generator().manual_seed(0),
+        prompt=prompt,
+        image=frame,
+        mask_image=mask,
+        height=512,
+        width=384,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        num_images_per_prompt=num_images,
+        generator=torch.Generator().manual_seed(0),
         output_type="np",
-    ).images  # fmt: skip
+    ).images
 
     ours = FashionRAGPipeline.from_components(components)
     embeds = (
@@ -55,14 +67,26 @@ def test_matches_diffusers_inpaint_pipeline(nine_channel_setup, steps, guidance,
         encode_text(components.tokenizer, components.text_encoder, prompt),
     )
     actual = ours(
-        frame, mask, "dresses", prompt_embeds=embeds, num_inference_steps=steps, guidance_scale=guidance,
-        num_images=num_images, generator=torch.Generator().manual_seed(0),
-    )  # fmt: skip
+        frame,
+        mask,
+        "dresses",
+        prompt_embeds=embeds,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        num_images=num_images,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert actual.shape == expected.shape == (num_images, 512, 384, 3)
     np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=0)
     # And the comparison is not vacuous: another seed gives another picture.
     other = ours(
-        frame, mask, "dresses", prompt_embeds=embeds, num_inference_steps=steps, guidance_scale=guidance,
-        num_images=num_images, generator=torch.Generator().manual_seed(1),
-    )  # fmt: skip
+        frame,
+        mask,
+        "dresses",
+        prompt_embeds=embeds,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        num_images=num_images,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert np.abs(other - expected).max() > 1e-2

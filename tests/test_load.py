@@ -92,8 +92,22 @@ def one_request(client: Client, kind: str, number: int) -> str:
         assert 0.05 < (np.asarray(Image.open(mask).convert("L")) > 127).mean() < 0.8
     else:
         seed, steps = 1000 + number, 1 + number % 2
-        gallery, used_seed, _ = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "",
-                                        seed, steps, 7.5, "ddim", 1, True, api_name="/edit")  # fmt: skip
+        gallery, used_seed, _ = predict(
+            client,
+            handle_file(str(ASTRONAUT)),
+            "upper_body",
+            "top-001",
+            None,
+            None,
+            "",
+            seed,
+            steps,
+            7.5,
+            "ddim",
+            1,
+            True,
+            api_name="/edit",
+        )
         assert used_seed == seed and len(gallery) == 1
         assert Image.open(gallery[0]["image"]).size == Image.open(ASTRONAUT).size
     return kind
@@ -155,10 +169,12 @@ def test_twenty_clients_five_mixed_requests_each(studio_url, tiny_editor, monkey
     assert first < FIRST_RUN_BOUND_MB, f"the first run added {first:.0f} MB (from {memory[0]:.0f} MB)"
     assert second < NEXT_RUN_BOUND_MB, f"the second run added {second:.0f} MB (from {memory[1]:.0f} MB)"
     with capsys.disabled():
-        print(f"\nload: 2 x {len(kinds)} requests from {CLIENTS} clients in {walls[0]:.1f} s and {walls[1]:.1f} s; "
-              f"peak edits in flight {edits.peak}, pipeline calls {pipeline_calls.peak}; RSS (trimmed) "
-              f"{memory[0]:.0f} -> {memory[1]:.0f} -> {memory[2]:.0f} MB ({first:+.0f} MB, bound {FIRST_RUN_BOUND_MB}; "
-              f"{second:+.0f} MB, bound {NEXT_RUN_BOUND_MB})")  # fmt: skip
+        print(
+            f"\nload: 2 x {len(kinds)} requests from {CLIENTS} clients in {walls[0]:.1f} s and {walls[1]:.1f} s; "
+            f"peak edits in flight {edits.peak}, pipeline calls {pipeline_calls.peak}; RSS (trimmed) "
+            f"{memory[0]:.0f} -> {memory[1]:.0f} -> {memory[2]:.0f} MB ({first:+.0f} MB, bound {FIRST_RUN_BOUND_MB}; "
+            f"{second:+.0f} MB, bound {NEXT_RUN_BOUND_MB})"
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -181,7 +197,9 @@ def test_soak_of_a_thousand_requests_grows_the_server_by_at_most_50_mb(tiny_bund
     assert report["requests"] == SOAK_REQUESTS  # every answer checked in one_request
     assert report["kinds"] == {"edit": 100, "prepare": 180, "search": 720}
     with capsys.disabled():
-        print(f"\nsoak: {SOAK_REQUESTS} requests in {report['wall_s']:.0f} s; server RSS {report['rss_before_mb']:.0f}"
-              f" -> {report['rss_after_mb']:.0f} MB ({report['growth_mb']:+.1f} MB, bound {SOAK_BOUND_MB}); every 100"
-              f" requests: {report['growth_every_100_mb']}")  # fmt: skip
+        print(
+            f"\nsoak: {SOAK_REQUESTS} requests in {report['wall_s']:.0f} s; server RSS {report['rss_before_mb']:.0f}"
+            f" -> {report['rss_after_mb']:.0f} MB ({report['growth_mb']:+.1f} MB, bound {SOAK_BOUND_MB}); every 100"
+            f" requests: {report['growth_every_100_mb']}"
+        )
     assert report["growth_mb"] <= SOAK_BOUND_MB, report

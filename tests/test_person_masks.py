@@ -184,11 +184,19 @@ def synthetic_labels(dress: bool = False) -> dict[str, np.ndarray]:
         regions["upper"] = rect(190, 330, 100, 284)
         regions["pants"] = rect(330, 470, 110, 274)
     label_of = {
-        "hair": masks.HAIR, "face": masks.FACE, "right_arm": masks.RIGHT_ARM, "left_arm": masks.LEFT_ARM,
-        "right_leg": masks.RIGHT_LEG, "left_leg": masks.LEFT_LEG, "right_shoe": masks.RIGHT_SHOE,
-        "left_shoe": masks.LEFT_SHOE, "bag": masks.BAG, "dress": masks.DRESS, "upper": masks.UPPER_CLOTHES,
+        "hair": masks.HAIR,
+        "face": masks.FACE,
+        "right_arm": masks.RIGHT_ARM,
+        "left_arm": masks.LEFT_ARM,
+        "right_leg": masks.RIGHT_LEG,
+        "left_leg": masks.LEFT_LEG,
+        "right_shoe": masks.RIGHT_SHOE,
+        "left_shoe": masks.LEFT_SHOE,
+        "bag": masks.BAG,
+        "dress": masks.DRESS,
+        "upper": masks.UPPER_CLOTHES,
         "pants": masks.PANTS,
-    }  # fmt: skip
+    }
     labels = np.zeros((H, W), dtype=np.int64)
     for name, region in regions.items():
         labels[region] = label_of[name]
@@ -216,9 +224,15 @@ def test_upper_body_recipe_matches_the_hand_computation() -> None:
     result = garment_mask_from_labels(r["labels"], shoulders_only(), "upper_body")
     head_above_cut = r["hair"] | (r["face"] & rect(0, 180, 0, W))
     fixed = (
-        r["hair"] | r["right_shoe"] | r["left_shoe"] | r["bag"] | r["pants"]  # always fixed, and the other garment
-        | head_above_cut | r["right_arm"] | r["left_arm"]  # arm pixels outside the polyline are the hands
-    )  # fmt: skip
+        r["hair"]
+        | r["right_shoe"]
+        | r["left_shoe"]
+        | r["bag"]
+        | r["pants"]  # always fixed, and the other garment
+        | head_above_cut
+        | r["right_arm"]
+        | r["left_arm"]  # arm pixels outside the polyline are the hands
+    )
     precise, box = expected([(190, 330, 100, 284), (178, 223, 120, 265), (180, 190, 150, 234)], fixed)
     np.testing.assert_array_equal(result.fixed, fixed)
     np.testing.assert_array_equal(result.precise, precise)
@@ -231,10 +245,15 @@ def test_lower_body_recipe_matches_the_hand_computation() -> None:
     r = synthetic_labels()
     result = garment_mask_from_labels(r["labels"], shoulders_only(), "lower_body")
     fixed = (
-        r["hair"] | r["right_shoe"] | r["left_shoe"] | r["bag"]
-        | r["upper"] | r["right_arm"] | r["left_arm"]  # the other garment and both arms
+        r["hair"]
+        | r["right_shoe"]
+        | r["left_shoe"]
+        | r["bag"]
+        | r["upper"]
+        | r["right_arm"]
+        | r["left_arm"]  # the other garment and both arms
         | r["face"]  # no neck rule for lower_body: the whole head is kept
-    )  # fmt: skip
+    )
     precise, box = expected([(330, 470, 110, 274), (470, 490, 120, 180), (470, 490, 200, 260)], fixed)
     np.testing.assert_array_equal(result.fixed, fixed)
     np.testing.assert_array_equal(result.precise, precise)
@@ -246,9 +265,15 @@ def test_dresses_recipe_matches_the_hand_computation() -> None:
     r = synthetic_labels(dress=True)
     result = garment_mask_from_labels(r["labels"], shoulders_only(), "dresses")
     fixed = (
-        r["hair"] | r["right_shoe"] | r["left_shoe"] | r["bag"]
-        | r["hair"] | (r["face"] & rect(0, 180, 0, W)) | r["right_arm"] | r["left_arm"]
-    )  # fmt: skip
+        r["hair"]
+        | r["right_shoe"]
+        | r["left_shoe"]
+        | r["bag"]
+        | r["hair"]
+        | (r["face"] & rect(0, 180, 0, W))
+        | r["right_arm"]
+        | r["left_arm"]
+    )
     precise, box = expected(
         [(190, 470, 100, 284), (470, 490, 120, 180), (470, 490, 200, 260), (178, 223, 120, 265), (180, 190, 150, 234)],
         fixed,
@@ -264,9 +289,12 @@ def test_every_head_label_below_the_neck_line_joins_the_garment_region() -> None
     labels = np.zeros((H, W), dtype=np.int64)
     labels[rect(300, 400, 150, 234)] = masks.UPPER_CLOTHES
     patches = {
-        masks.HAT: (60, 70, 20, 30), masks.HAIR: (60, 70, 90, 100), masks.SUNGLASSES: (60, 70, 250, 260),
-        masks.FACE: (60, 70, 330, 340), masks.BELT: (120, 130, 20, 30),
-    }  # fmt: skip
+        masks.HAT: (60, 70, 20, 30),
+        masks.HAIR: (60, 70, 90, 100),
+        masks.SUNGLASSES: (60, 70, 250, 260),
+        masks.FACE: (60, 70, 330, 340),
+        masks.BELT: (120, 130, 20, 30),
+    }
     for label, r in patches.items():
         labels[rect(*r)] = label
     k = nan_keypoints()

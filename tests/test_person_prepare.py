@@ -273,9 +273,19 @@ def test_cli_prepare_writes_every_file_and_one_json_object(tmp_path: Path, astro
     Image.fromarray(astronaut).save(photo)
     out_dir = tmp_path / "out"
     result = run_cli(
-        "prepare", "--person", str(photo), "--category", "upper_body", "--out-dir", str(out_dir), "--json",
-        "--models", "default", "--weights-dir", str(tmp_path / "no-weights"),
-    )  # fmt: skip
+        "prepare",
+        "--person",
+        str(photo),
+        "--category",
+        "upper_body",
+        "--out-dir",
+        str(out_dir),
+        "--json",
+        "--models",
+        "default",
+        "--weights-dir",
+        str(tmp_path / "no-weights"),
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1
@@ -303,9 +313,17 @@ def test_cli_prepare_refuses_lower_body_on_a_half_body_photo(tmp_path: Path, ast
     photo = tmp_path / "astronaut.jpg"
     Image.fromarray(astronaut).save(photo, quality=95)
     result = run_cli(
-        "prepare", "--person", str(photo), "--category", "lower_body", "--out-dir", str(tmp_path / "out"), "--json",
-        "--weights-dir", str(tmp_path / "no-weights"),
-    )  # fmt: skip
+        "prepare",
+        "--person",
+        str(photo),
+        "--category",
+        "lower_body",
+        "--out-dir",
+        str(tmp_path / "out"),
+        "--json",
+        "--weights-dir",
+        str(tmp_path / "no-weights"),
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     last = result.stderr.strip().splitlines()[-1]
@@ -337,8 +355,23 @@ def test_cli_prepare_with_a_bundle_makes_the_apps_mask(tiny_bundle, tiny_editor,
     """`prepare --models BUNDLE` takes the offline path as the app does (a bundle's parser is random)."""
     from fashion_rag.cli import main as cli_main
 
-    assert cli_main(["prepare", "--person", str(ASTRONAUT), "--category", "upper_body", "--out-dir",
-                     str(tmp_path), "--models", str(tiny_bundle), "--json"]) == 0  # fmt: skip
+    assert (
+        cli_main(
+            [
+                "prepare",
+                "--person",
+                str(ASTRONAUT),
+                "--category",
+                "upper_body",
+                "--out-dir",
+                str(tmp_path),
+                "--models",
+                str(tiny_bundle),
+                "--json",
+            ]
+        )
+        == 0
+    )
     payload = json.loads(capsys.readouterr().out)
     assert payload["mask_source"] == "offline"
     app_mask = tiny_editor.prepare(Image.open(ASTRONAUT), "upper_body").mask

@@ -77,9 +77,14 @@ def outside(tmp_path_factory):
     for name, target in (("link.png", image), ("fifo-link.png", fifo)):
         if not (links / name).is_symlink():
             (links / name).symlink_to(target)
-    return {"image": str(image), "fifo": str(fifo), "link": str(links / "link.png"),
-            "fifo-link": str(links / "fifo-link.png"), "missing": str(folder / "no-such.png"),
-            "dotdot": str(upload_root() / ".." / ".." / folder.name / "server.png")}  # fmt: skip
+    return {
+        "image": str(image),
+        "fifo": str(fifo),
+        "link": str(links / "link.png"),
+        "fifo-link": str(links / "fifo-link.png"),
+        "missing": str(folder / "no-such.png"),
+        "dotdot": str(upload_root() / ".." / ".." / folder.name / "server.png"),
+    }
 
 
 SHAPES = {
@@ -111,8 +116,20 @@ def test_every_file_input_of_the_api_refuses_server_paths_with_one_message(studi
         if api == "prepare":
             data = [None, "upper_body", "box"]
         else:
-            data = [handle_file(as_upload(ASTRONAUT)) | {"meta": {"_type": "gradio.FileData"}}, "upper_body",
-                    "top-001", None, None, "", 1, 1, 7.5, "ddim", 1, True]  # fmt: skip
+            data = [
+                handle_file(as_upload(ASTRONAUT)) | {"meta": {"_type": "gradio.FileData"}},
+                "upper_body",
+                "top-001",
+                None,
+                None,
+                "",
+                1,
+                1,
+                7.5,
+                "ddim",
+                1,
+                True,
+            ]
         data[slot] = SHAPES[shape](outside[target])
         status, stream = call(studio_url, api, data)
         # A file value (a dict) is refused before it is queued (422); a plain string by the endpoint itself.
@@ -174,8 +191,20 @@ def test_bad_numbers_over_http_get_the_apps_message_not_a_blank_error(studio_url
     if api == "search":
         data = ["red dress", "dresses", 3]
     else:
-        data = [handle_file(as_upload(ASTRONAUT)) | {"meta": {"_type": "gradio.FileData"}}, "upper_body", "top-001",
-                None, None, "", 1, 1, 7.5, "ddim", 1, True]  # fmt: skip
+        data = [
+            handle_file(as_upload(ASTRONAUT)) | {"meta": {"_type": "gradio.FileData"}},
+            "upper_body",
+            "top-001",
+            None,
+            None,
+            "",
+            1,
+            1,
+            7.5,
+            "ddim",
+            1,
+            True,
+        ]
     data[slot] = bad
     status, stream = call(studio_url, api, data)
     message = error_text(stream)
@@ -192,15 +221,23 @@ def strict_app(tiny_editor, tmp_path_factory):
     """A second studio with small limits, so that the queue's rules show within seconds."""
     from app import build_demo, enable_queue
 
-    limits = ServingLimits(queue_size=12, edits_per_address=3, listener_grace_s=5, closed_session_ttl_s=1,
-                           edit_megapixels=0.2, files_per_upload=2, request_kb=64)  # fmt: skip
+    limits = ServingLimits(
+        queue_size=12,
+        edits_per_address=3,
+        listener_grace_s=5,
+        closed_session_ttl_s=1,
+        edit_megapixels=0.2,
+        files_per_upload=2,
+        request_kb=64,
+    )
     settings = replace(tiny_editor.settings, limits=limits, output_dir=tmp_path_factory.mktemp("strict-outputs"))
     editor = copy.copy(tiny_editor)  # the same loaded models, under the strict limits
     editor.settings = settings
     demo = build_demo(editor, settings)
     admission = enable_queue(demo, limits)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
-                            max_file_size="20mb")  # fmt: skip
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, max_file_size="20mb"
+    )
     demo.strict_editor = editor
     yield url, demo, admission
     demo.close()
@@ -240,8 +277,9 @@ def test_one_session_gets_one_edit_slot_and_a_busy_answer_while_another_visitor_
         with pytest.raises(Exception) as refused:  # noqa: PT011 - gradio_client's ValidationError
             flooder.predict(*edit_data(photo), api_name="/edit")
         refusals.append(str(refused.value))
-    assert all("busy: 1 of your requests of this kind are already waiting or running; try again in" in r
-               for r in refusals), refusals  # fmt: skip
+    assert all(
+        "busy: 1 of your requests of this kind are already waiting or running; try again in" in r for r in refusals
+    ), refusals
     visitor = Client(url, verbose=False, download_files=False)
     started = time.monotonic()
     gallery, seed, _ = visitor.predict(*edit_data(photo), api_name="/edit")
@@ -296,8 +334,14 @@ def test_queued_jobs_whose_client_never_listens_are_dropped_before_they_start(st
 def test_a_full_queue_answers_busy(strict_app):
     url, demo, admission = strict_app
     with httpx.Client(base_url=url, timeout=30) as http:
-        answers = [http.post("/gradio_api/call/search", json={"data": ["red dress", "dresses", 3]},
-                             headers={"x-forwarded-for": f"10.0.0.{i}"}) for i in range(40)]  # fmt: skip
+        answers = [
+            http.post(
+                "/gradio_api/call/search",
+                json={"data": ["red dress", "dresses", 3]},
+                headers={"x-forwarded-for": f"10.0.0.{i}"},
+            )
+            for i in range(40)
+        ]
     full = [a for a in answers if "the studio is busy" in a.text]
     assert len(demo._queue) <= 12 and all(a.status_code == 422 for a in full)
     assert admission.refused["queue-full"] == len(full)
@@ -332,9 +376,16 @@ def test_a_closed_sessions_state_expires_and_holds_no_full_size_photo(strict_app
         httpx.Client(base_url=url, timeout=60) as http,
         http.stream("GET", f"/gradio_api/heartbeat/{session}") as heartbeat,
     ):
-        posted = http.post("/gradio_api/queue/join", json={
-                "data": [photo | {"meta": {"_type": "gradio.FileData"}}, "upper_body", "box"], "fn_index": upload_fn,
-                "session_hash": session, "event_data": None, "trigger_id": None})  # fmt: skip
+        posted = http.post(
+            "/gradio_api/queue/join",
+            json={
+                "data": [photo | {"meta": {"_type": "gradio.FileData"}}, "upper_body", "box"],
+                "fn_index": upload_fn,
+                "session_hash": session,
+                "event_data": None,
+                "trigger_id": None,
+            },
+        )
         assert posted.status_code == 200, posted.text
         with http.stream("GET", f"/gradio_api/queue/data?session_hash={session}") as stream:
             for line in stream.iter_lines():
@@ -385,9 +436,21 @@ def test_descriptions_are_capped_and_control_characters_never_reach_the_recipe(s
     client = Client(studio_url, verbose=False, download_files=False)
     with pytest.raises(Exception, match=r"the description is 10,001 characters long: describe the garment in at most"):
         client.predict("r" * 10_001, "dresses", 3, api_name="/search")
-    _, _, recipe = client.predict(handle_file(as_upload(ASTRONAUT)), "upper_body", "", None, None,
-                                  "red\x00 striped\x1b[31m\nshirt\u202e", 4, 1, 7.5, "ddim", 1, True,
-                                  api_name="/edit")  # fmt: skip
+    _, _, recipe = client.predict(
+        handle_file(as_upload(ASTRONAUT)),
+        "upper_body",
+        "",
+        None,
+        None,
+        "red\x00 striped\x1b[31m\nshirt\u202e",
+        4,
+        1,
+        7.5,
+        "ddim",
+        1,
+        True,
+        api_name="/edit",
+    )
     saved = json.loads(Path(recipe["path"]).read_text())
     assert saved["description"] == "red striped[31m shirt"
     text = Path(recipe["path"]).read_text()
@@ -442,4 +505,7 @@ def test_admission_counts_requests_by_lane(strict_app):
     _, demo, admission = strict_app
     assert isinstance(admission, Admission) and admission.queue is demo._queue
     assert {fn.concurrency_id for fn in demo.fns.values() if fn.api_name in ("search", "prepare", "edit")} == {
-        "search", "prepare", "gpu"}  # fmt: skip
+        "search",
+        "prepare",
+        "gpu",
+    }

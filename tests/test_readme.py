@@ -42,11 +42,19 @@ def test_the_readme_has_the_blocks_this_test_runs():
 
 def run_python(code: str, tmp_path, tiny_settings, **extra_env) -> subprocess.CompletedProcess:
     (tmp_path / "examples").symlink_to(REPO / "examples")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "FASHION_RAG_MODELS": str(tiny_settings.runtime.models),
-           "FASHION_RAG_DEVICE": "cpu", "FASHION_RAG_INDEX": str(tiny_settings.resolved_index_dir),
-           "FASHION_RAG_OUTPUT_DIR": str(tmp_path / "outputs"), "OMP_NUM_THREADS": "1", **extra_env}  # fmt: skip
-    return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "FASHION_RAG_MODELS": str(tiny_settings.runtime.models),
+        "FASHION_RAG_DEVICE": "cpu",
+        "FASHION_RAG_INDEX": str(tiny_settings.resolved_index_dir),
+        "FASHION_RAG_OUTPUT_DIR": str(tmp_path / "outputs"),
+        "OMP_NUM_THREADS": "1",
+        **extra_env,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.slow  # two default 50-step edits in a fresh interpreter: ~2 min on the shared 2-core box

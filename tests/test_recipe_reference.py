@@ -228,9 +228,15 @@ class Reference:
             from diffusers import DPMSolverMultistepScheduler
 
             scheduler = DPMSolverMultistepScheduler(
-                beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-                algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="leading", steps_offset=1,
-            )  # fmt: skip
+                beta_start=0.00085,
+                beta_end=0.012,
+                beta_schedule="scaled_linear",
+                num_train_timesteps=1000,
+                algorithm_type="dpmsolver++",
+                solver_order=2,
+                timestep_spacing="leading",
+                steps_offset=1,
+            )
             scheduler.set_timesteps(steps)
             timesteps = [int(t) for t in scheduler.timesteps]
         else:
@@ -300,8 +306,12 @@ def assert_runs_match(ours: Run, ref: Run, frames: np.ndarray, batch: int = 1, a
     text = torch.cat([ref.unconditional.repeat(batch, 1, 1), ref.conditional.repeat(batch, 1, 1)])
     for step, (mine, theirs) in enumerate(zip(ours.unet_inputs, ref.unet_inputs, strict=True)):
         assert mine.shape == theirs.shape == (2 * batch, 27, LATENT_H, LATENT_W)
-        for name, channels in (("noisy latents", slice(0, 4)), ("mask", slice(4, 5)),
-                               ("masked latents", slice(5, 9)), ("pose", slice(9, 27))):  # fmt: skip
+        for name, channels in (
+            ("noisy latents", slice(0, 4)),
+            ("mask", slice(4, 5)),
+            ("masked latents", slice(5, 9)),
+            ("pose", slice(9, 27)),
+        ):
             torch.testing.assert_close(
                 mine[:, channels],
                 theirs[:, channels],
@@ -401,9 +411,12 @@ def test_two_uploaded_garments_match_the_reference_at_every_stage(editor, person
     pose = reference.pose_map(person.keypoints)
     np.testing.assert_allclose(person.pose_map, pose, atol=1e-6, rtol=0)
     ref = reference.sample(
-        np.asarray(person.frame), np.asarray(soft_user_mask()) / 255.0, pose,
-        reference.conditional("upper_body", expected_tokens), seed=1234,
-    )  # fmt: skip
+        np.asarray(person.frame),
+        np.asarray(soft_user_mask()) / 255.0,
+        pose,
+        reference.conditional("upper_body", expected_tokens),
+        seed=1234,
+    )
     assert_runs_match(ours, ref, frames_of(result))
     assert ref.timesteps == [501, 1]
     assert result.recipe["prompt"] == "garment-tokens" and result.recipe["uploaded_garments"] == 2
@@ -418,9 +431,12 @@ def test_text_only_prompt_carries_the_description(editor, person, reference, one
     description = "navy wool blazer with gold buttons"
     ours, result = edit_and_capture(editor, person, description=description, seed=5, options=options())
     ref = reference.sample(
-        np.asarray(person.frame), np.asarray(soft_user_mask()) / 255.0, reference.pose_map(person.keypoints),
-        reference.conditional("upper_body", None, description), seed=5,
-    )  # fmt: skip
+        np.asarray(person.frame),
+        np.asarray(soft_user_mask()) / 255.0,
+        reference.pose_map(person.keypoints),
+        reference.conditional("upper_body", None, description),
+        seed=5,
+    )
     assert_runs_match(ours, ref, frames_of(result))
     assert result.recipe["prompt"] == "text-only"
     other = reference.conditional("upper_body", None, "white linen shirt")
@@ -433,9 +449,13 @@ def test_several_images_each_get_their_own_noise(editor, person, reference, one_
     )
     tokens = reference.garment_tokens(garment_images()[1:2])
     ref = reference.sample(
-        np.asarray(person.frame), np.asarray(soft_user_mask()) / 255.0, reference.pose_map(person.keypoints),
-        reference.conditional("upper_body", tokens), seed=77, batch=2,
-    )  # fmt: skip
+        np.asarray(person.frame),
+        np.asarray(soft_user_mask()) / 255.0,
+        reference.pose_map(person.keypoints),
+        reference.conditional("upper_body", tokens),
+        seed=77,
+        batch=2,
+    )
     assert_runs_match(ours, ref, frames_of(result), batch=2)
     frames = frames_of(result).astype(int)
     images = [np.asarray(image).astype(int) for image in result.images]
@@ -450,9 +470,14 @@ def test_dpm_solver_option_runs_dpm_solver(editor, person, reference, one_torch_
     ours, result = edit_and_capture(
         editor, person, garment_images=garments, seed=9, options=options(steps=3, scheduler="dpm++")
     )
-    common = dict(frame=np.asarray(person.frame), mask=np.asarray(soft_user_mask()) / 255.0,
-                  pose=reference.pose_map(person.keypoints),
-                  conditional=reference.conditional("upper_body", reference.garment_tokens(garments)), seed=9, steps=3)  # fmt: skip
+    common = dict(
+        frame=np.asarray(person.frame),
+        mask=np.asarray(soft_user_mask()) / 255.0,
+        pose=reference.pose_map(person.keypoints),
+        conditional=reference.conditional("upper_body", reference.garment_tokens(garments)),
+        seed=9,
+        steps=3,
+    )
     ref = reference.sample(**common, dpm=True)
     assert_runs_match(ours, ref, frames_of(result))
     ddim = reference.sample(**common)
@@ -493,13 +518,23 @@ def test_three_garments_in_rank_order_and_guidance_below_one(pipeline, reference
     for guidance in (7.5, 0.5):
         with Capture(pipeline) as ours:
             frames = pipeline(
-                frame, mask, "dresses", garment_images=garments, pose_map=pose, num_inference_steps=STEPS,
-                guidance_scale=guidance, generator=torch.Generator().manual_seed(3),
-            )  # fmt: skip
+                frame,
+                mask,
+                "dresses",
+                garment_images=garments,
+                pose_map=pose,
+                num_inference_steps=STEPS,
+                guidance_scale=guidance,
+                generator=torch.Generator().manual_seed(3),
+            )
         ref = reference.sample(
-            frame, mask, pose, reference.conditional("dresses", reference.garment_tokens(garments)), seed=3,
+            frame,
+            mask,
+            pose,
+            reference.conditional("dresses", reference.garment_tokens(garments)),
+            seed=3,
             guidance=guidance,
-        )  # fmt: skip
+        )
         assert_runs_match(ours, ref, np.rint(frames * 255))
 
 
@@ -508,12 +543,23 @@ def test_guidance_one_is_the_conditional_prediction_alone(pipeline, reference, o
     garments = garment_images()[:1]
     frame, mask = random_frame(2), soft_mask_array()
     with Capture(pipeline) as ours:
-        frames = pipeline(frame, mask, "lower_body", garment_images=garments, num_inference_steps=STEPS,
-                          guidance_scale=1.0, generator=torch.Generator().manual_seed(4))  # fmt: skip
+        frames = pipeline(
+            frame,
+            mask,
+            "lower_body",
+            garment_images=garments,
+            num_inference_steps=STEPS,
+            guidance_scale=1.0,
+            generator=torch.Generator().manual_seed(4),
+        )
     ref = reference.sample(
-        frame, mask, np.zeros((18, FRAME_H, FRAME_W), np.float32),
-        reference.conditional("lower_body", reference.garment_tokens(garments)), seed=4, guidance=1.0,
-    )  # fmt: skip
+        frame,
+        mask,
+        np.zeros((18, FRAME_H, FRAME_W), np.float32),
+        reference.conditional("lower_body", reference.garment_tokens(garments)),
+        seed=4,
+        guidance=1.0,
+    )
     assert all(x.shape[0] == 1 for x in ours.unet_inputs)
     for mine, theirs in zip(ours.unet_inputs, ref.unet_inputs, strict=True):
         torch.testing.assert_close(mine[0], theirs[1], atol=TOL, rtol=0)  # the conditional half
@@ -559,8 +605,15 @@ def test_half_precision_matches_the_fp32_reference(tiny_sources, reference, one_
     keypoints[[2, 5]] = [(140.2, 160.9), (250.6, 158.1)]
     pose = reference.pose_map(keypoints)
     with Capture(half) as ours:
-        frames = half(frame, mask, "upper_body", garment_images=garments, pose_map=pose,
-                      num_inference_steps=1, generator=torch.Generator().manual_seed(6))  # fmt: skip
+        frames = half(
+            frame,
+            mask,
+            "upper_body",
+            garment_images=garments,
+            pose_map=pose,
+            num_inference_steps=1,
+            generator=torch.Generator().manual_seed(6),
+        )
     assert half.unet.dtype == half.text_encoder.dtype == half.adapter.dtype == torch.float16
     conditional = reference.conditional("upper_body", reference.garment_tokens(garments))
     ref = reference.sample(frame, mask, pose, conditional, seed=6, steps=1)

@@ -31,12 +31,31 @@ def garment_id(editor) -> str:
 
 def test_a_request_through_json_keeps_every_field_and_pixel(person):
     garment = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 30, 3), dtype=np.uint8))
-    request = EditRequest("upper_body", person=PersonFrame.of(person), garment_ids=("top-001", "top-002"),
-                          garment_images=(garment,), description="red shirt", seed=9, steps=3, guidance=2.5,
-                          scheduler="dpm++", num_images=2, paste_back=False)  # fmt: skip
+    request = EditRequest(
+        "upper_body",
+        person=PersonFrame.of(person),
+        garment_ids=("top-001", "top-002"),
+        garment_images=(garment,),
+        description="red shirt",
+        seed=9,
+        steps=3,
+        guidance=2.5,
+        scheduler="dpm++",
+        num_images=2,
+        paste_back=False,
+    )
     again = EditRequest.from_dict(json.loads(json.dumps(request.to_dict())))
-    for name in ("category", "garment_ids", "description", "seed", "steps", "guidance", "scheduler", "num_images",
-                 "paste_back"):  # fmt: skip
+    for name in (
+        "category",
+        "garment_ids",
+        "description",
+        "seed",
+        "steps",
+        "guidance",
+        "scheduler",
+        "num_images",
+        "paste_back",
+    ):
         assert getattr(again, name) == getattr(request, name), name
     np.testing.assert_array_equal(np.asarray(again.garment_images[0]), np.asarray(garment))
     np.testing.assert_array_equal(np.asarray(again.person.original), np.asarray(person.original))
@@ -49,8 +68,9 @@ def test_a_request_through_json_keeps_every_field_and_pixel(person):
 def test_editor_run_of_a_photo_request_equals_prepare_then_edit(tiny_editor, person):
     ids = [garment_id(tiny_editor)]
     expected = tiny_editor.edit(person, garment_ids=ids, seed=5, options=FAST)
-    result = tiny_editor.run(EditRequest("upper_body", photo=load_photo(ASTRONAUT), garment_ids=tuple(ids), seed=5,
-                                         steps=2))  # fmt: skip
+    result = tiny_editor.run(
+        EditRequest("upper_body", photo=load_photo(ASTRONAUT), garment_ids=tuple(ids), seed=5, steps=2)
+    )
     np.testing.assert_array_equal(np.asarray(result.images[0]), np.asarray(expected.images[0]))
     assert result.seed == 5 and result.timings["prepare_s"] > 0 and result.recipe["garment_ids"] == ids
 
@@ -115,6 +135,19 @@ def test_a_request_needs_exactly_one_person_and_minus_one_is_a_random_seed(perso
 def test_cli_recipe_with_a_bad_value_fails_in_one_line(tiny_bundle, tmp_path):
     recipe = tmp_path / "r.recipe.json"
     recipe.write_text(json.dumps({"category": "upper_body", "garment_ids": ["x"], "steps": "20", "seed": 1}))
-    done = run_cli("edit", "--person", str(ASTRONAUT), "--category", "upper_body", "--recipe", str(recipe), "--out",
-                   str(tmp_path / "o.png"), "--models", str(tiny_bundle), "--catalog", str(EXAMPLE_CATALOG))  # fmt: skip
+    done = run_cli(
+        "edit",
+        "--person",
+        str(ASTRONAUT),
+        "--category",
+        "upper_body",
+        "--recipe",
+        str(recipe),
+        "--out",
+        str(tmp_path / "o.png"),
+        "--models",
+        str(tiny_bundle),
+        "--catalog",
+        str(EXAMPLE_CATALOG),
+    )
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1] == "error: steps='20': use a whole number"

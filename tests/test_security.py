@@ -62,10 +62,14 @@ def test_malicious_pickle_is_refused_and_its_payload_never_runs(tmp_path):
     marker = tmp_path / "payload-ran"
     for legacy in (False, True):  # the zip format of torch.save and the legacy one
         path = tmp_path / f"evil-{legacy}.pth"
-        torch.save({"weight": torch.zeros(2), "payload": TouchFile(marker)}, path,
-                   _use_new_zipfile_serialization=not legacy)  # fmt: skip
-        with pytest.raises(WeightsIntegrityError, match=rf"{path}: (refused to load, it holds objects other than "
-                           r"tensors|not a readable torch checkpoint)"):  # fmt: skip
+        torch.save(
+            {"weight": torch.zeros(2), "payload": TouchFile(marker)}, path, _use_new_zipfile_serialization=not legacy
+        )
+        with pytest.raises(
+            WeightsIntegrityError,
+            match=rf"{path}: (refused to load, it holds objects other than "
+            r"tensors|not a readable torch checkpoint)",
+        ):
             load_torch_state_dict(path)
         assert not marker.exists()
     # The payload is live: an unsafe load would have run it.
@@ -372,8 +376,9 @@ def test_two_sessions_get_separate_folders_and_nothing_lists_them(studio_url, ti
         gallery, used_seed, recipe = clients[name].predict(*arguments, api_name="/edit")
         assert used_seed == seed
         results[name] = (Path(gallery[0]["image"]["path"]), Path(recipe["path"]))
-    folders = {name: output_dir / "".join(ch for ch in client.session_hash if ch.isalnum())
-               for name, client in clients.items()}  # fmt: skip
+    folders = {
+        name: output_dir / "".join(ch for ch in client.session_hash if ch.isalnum()) for name, client in clients.items()
+    }
     assert folders["alice"] != folders["bob"]
     for name, other in (("alice", "bob"), ("bob", "alice")):
         seed = 101 if name == "alice" else 202

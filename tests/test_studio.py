@@ -91,8 +91,12 @@ def test_page_uploads_are_files_read_by_the_photo_loader(tiny_editor, tmp_path):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     huge = tmp_path / "huge.png"  # a header claiming 12000x12000 and no pixels: only a header check refuses it
-    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 12000, 12000, 8, 2, 0, 0, 0))
-                     + chunk(b"IDAT", b"") + chunk(b"IEND", b""))  # fmt: skip
+    huge.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 12000, 12000, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", b"")
+        + chunk(b"IEND", b"")
+    )
     with pytest.raises(InputError, match=r"huge\.png is 12000x12000 = 144\.0 megapixels, above the limit"):
         handlers.prepare_upload(tiny_editor, as_upload(huge), "upper_body", "box")
     rgb = Image.open(ASTRONAUT).convert("RGB")
@@ -151,8 +155,17 @@ def test_history_is_newest_first_and_restores_the_settings_of_an_entry(tiny_edit
     later = Settings(seed=-1, steps=2, guidance=3.0, scheduler="dpm++", num_images=1, paste_back=False)
     second, history = handlers.generate(tiny_editor, person, [], [], "red dress", later, history, "histtest")
     assert [entry.number for entry in history] == [2, 1] and 0 <= second.settings.seed < 2**32
-    assert handlers.restored_values(history[1]) == (["top-001"], "striped shirt", "upper_body", 11, 1, 7.5, "ddim",
-                                                    True, 1)  # fmt: skip
+    assert handlers.restored_values(history[1]) == (
+        ["top-001"],
+        "striped shirt",
+        "upper_body",
+        11,
+        1,
+        7.5,
+        "ddim",
+        True,
+        1,
+    )
     assert handlers.restored_values(history[0])[3:7] == (second.settings.seed, 2, 3.0, "dpm++")
     # Restored settings reproduce the picture exactly.
     again, _ = handlers.generate(tiny_editor, person, ["top-001"], [], "striped shirt", first.settings, [], "histtest")
@@ -163,8 +176,9 @@ def test_history_is_newest_first_and_restores_the_settings_of_an_entry(tiny_edit
 # Mask tools and one binarisation for page and API
 
 
-def test_page_and_api_binarise_the_same_painted_strokes_the_same_way(tiny_editor, uploaded, tmp_path, studio_url,
-                                                                      pipeline_calls):  # fmt: skip
+def test_page_and_api_binarise_the_same_painted_strokes_the_same_way(
+    tiny_editor, uploaded, tmp_path, studio_url, pipeline_calls
+):
     state, _ = uploaded
     layer = strokes_layer()
     alpha = np.asarray(layer)[:, :, 3]
@@ -177,8 +191,21 @@ def test_page_and_api_binarise_the_same_painted_strokes_the_same_way(tiny_editor
 
     layer.save(tmp_path / "strokes.png")  # the same strokes, sent to the API as the mask file
     client = Client(studio_url, verbose=False)
-    client.predict(handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, handle_file(str(tmp_path / "strokes.png")),
-                   "", 3, 1, 7.5, "ddim", 1, True, api_name="/edit")  # fmt: skip
+    client.predict(
+        handle_file(str(ASTRONAUT)),
+        "upper_body",
+        "top-001",
+        None,
+        handle_file(str(tmp_path / "strokes.png")),
+        "",
+        3,
+        1,
+        7.5,
+        "ddim",
+        1,
+        True,
+        api_name="/edit",
+    )
     np.testing.assert_array_equal(pipeline_calls[-1]["mask"] > 0.5, expected)
 
 
@@ -298,8 +325,21 @@ def test_zerogpu_duration_grows_with_steps_and_images_and_wraps_only_the_gpu_wor
 
 def test_api_text_only_edit_and_a_path_string_where_a_file_belongs_is_refused(studio_url, pipeline_calls):
     client = Client(studio_url, verbose=False)
-    gallery, seed, recipe = client.predict(handle_file(str(ASTRONAUT)), "upper_body", "", None, None,
-                                           "red floral summer dress", 8, 1, 7.5, "ddim", 1, True, api_name="/edit")  # fmt: skip
+    gallery, seed, recipe = client.predict(
+        handle_file(str(ASTRONAUT)),
+        "upper_body",
+        "",
+        None,
+        None,
+        "red floral summer dress",
+        8,
+        1,
+        7.5,
+        "ddim",
+        1,
+        True,
+        api_name="/edit",
+    )
     assert json.loads(Path(recipe).read_text())["prompt"] == "text-only" and seed == 8 and len(gallery) == 1
     assert pipeline_calls[-1]["garment_tokens"] is None
     from fashion_rag.studio import api
@@ -308,15 +348,32 @@ def test_api_text_only_edit_and_a_path_string_where_a_file_belongs_is_refused(st
         api.person_photo(None, "/etc/passwd")
 
 
-def test_cli_text_only_edit_and_its_recipe_replays_without_a_search(tiny_bundle, tiny_settings, tmp_path, capsys,
-                                                                    pipeline_calls):  # fmt: skip
+def test_cli_text_only_edit_and_its_recipe_replays_without_a_search(
+    tiny_bundle, tiny_settings, tmp_path, capsys, pipeline_calls
+):
     from fashion_rag.cli import main as cli_main
 
-    common = ["--person", str(ASTRONAUT), "--category", "upper_body", "--models", str(tiny_bundle), "--index",
-              str(tiny_settings.resolved_index_dir), "--device", "cpu", "--steps", "1", "--seed", "21"]  # fmt: skip
+    common = [
+        "--person",
+        str(ASTRONAUT),
+        "--category",
+        "upper_body",
+        "--models",
+        str(tiny_bundle),
+        "--index",
+        str(tiny_settings.resolved_index_dir),
+        "--device",
+        "cpu",
+        "--steps",
+        "1",
+        "--seed",
+        "21",
+    ]
     out = tmp_path / "text-only.png"
-    assert cli_main(["edit", *common, "--text", "red floral summer dress", "--text-only", "--out", str(out),
-                     "--json"]) == 0  # fmt: skip
+    assert (
+        cli_main(["edit", *common, "--text", "red floral summer dress", "--text-only", "--out", str(out), "--json"])
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["prompt"] == "text-only" and report["garment_ids"] == [] and report["search"] == []
     assert pipeline_calls[-1]["garment_tokens"] is None
@@ -330,8 +387,10 @@ def test_cli_text_only_edit_and_its_recipe_replays_without_a_search(tiny_bundle,
     assert cli_main(["edit", *common, "--text", "striped shirt", "--out", str(tmp_path / "g.png"), "--json"]) == 0
     searched = json.loads(capsys.readouterr().out)
     assert searched["prompt"] == "garment-tokens" and searched["garment_ids"] == [searched["search"][0]["id"]]
-    for bad, message in ((["--text-only"], "--text-only needs a description"),
-                         (["--text", "red dress", "--text-only", "--pick", "1"], "--text-only uses no garment")):  # fmt: skip
+    for bad, message in (
+        (["--text-only"], "--text-only needs a description"),
+        (["--text", "red dress", "--text-only", "--pick", "1"], "--text-only uses no garment"),
+    ):
         assert cli_main(["edit", *common, *bad, "--out", str(tmp_path / "x.png")]) == 2
         assert capsys.readouterr().err.strip().startswith(f"error: {message}")
 

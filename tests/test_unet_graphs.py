@@ -198,9 +198,15 @@ def edit(pipeline, steps: int = 3):
     frame = Image.fromarray(rng.integers(0, 256, (512, 384, 3), dtype=np.uint8))
     mask = np.zeros((512, 384), np.float32)
     mask[80:420, 60:320] = 1
-    return pipeline(frame, mask, "dresses", pose_map=rng.random((18, 512, 384), dtype=np.float32),
-                    description="a red dress", num_inference_steps=steps,
-                    generator=torch.Generator().manual_seed(0))  # fmt: skip
+    return pipeline(
+        frame,
+        mask,
+        "dresses",
+        pose_map=rng.random((18, 512, 384), dtype=np.float32),
+        description="a red dress",
+        num_inference_steps=steps,
+        generator=torch.Generator().manual_seed(0),
+    )
 
 
 def test_the_pipeline_replays_every_step_from_the_graph_and_gives_the_eager_picture(pipeline, one_torch_thread):
@@ -230,8 +236,10 @@ def test_compile_uses_the_project_cache_set_before_compiling(pipeline, tmp_path,
     for name in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "TORCHINDUCTOR_FX_GRAPH_CACHE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr("fashion_rag.generation.graphs.COMPILE_CACHE_DIR", tmp_path / "inductor")
-    monkeypatch.setattr("fashion_rag.generation.pipeline.configure_compile_cache",
-                        lambda: configure_compile_cache(tmp_path / "inductor"))  # fmt: skip
+    monkeypatch.setattr(
+        "fashion_rag.generation.pipeline.configure_compile_cache",
+        lambda: configure_compile_cache(tmp_path / "inductor"),
+    )
 
     def fake_compile(module, **options):
         seen.update(options, cache=os.environ.get("TORCHINDUCTOR_CACHE_DIR"))

@@ -46,14 +46,19 @@ CASES = {
         InputError("photo 'holiday.heic' is not an image that can be read: upload a JPEG or PNG file"),
         "photo 'holiday.heic' is not an image that can be read: upload a JPEG or PNG file",
     ),
-    "missing-weights": (MissingWeightsError("missing model weights: fashion-rag"), "missing model weights: fashion-rag"),
+    "missing-weights": (
+        MissingWeightsError("missing model weights: fashion-rag"),
+        "missing model weights: fashion-rag",
+    ),
     "models-loading": (ModelsLoadingError("the models are loading (2 of 5)"), "the models are loading (2 of 5)"),
     "hub": (HubError("the Hub could not be reached"), "the Hub could not be reached"),
     "integrity": (WeightsIntegrityError("unet_120000.pth: sha256 differs"), "unet_120000.pth: sha256 differs"),
     "index": (CatalogIndexError("the index was built by another encoder"), "the index was built by another encoder"),
-    "out-of-memory": (GpuOutOfMemoryError("the GPU ran out of memory: ask for fewer images"),
-                      "the GPU ran out of memory: ask for fewer images"),
-}  # fmt: skip
+    "out-of-memory": (
+        GpuOutOfMemoryError("the GPU ran out of memory: ask for fewer images"),
+        "the GPU ran out of memory: ask for fewer images",
+    ),
+}
 
 
 def cli_run(monkeypatch, capsys, error: BaseException) -> tuple[int, str, list[str]]:
@@ -87,8 +92,15 @@ def test_the_same_error_is_one_cli_line_a_page_message_and_a_batch_message(monke
 
 
 def test_every_project_error_is_a_user_error_and_a_server_fault_is_not():
-    for error_class in (InputError, MissingWeightsError, ModelsLoadingError, HubError, WeightsIntegrityError,
-                        CatalogIndexError, GpuOutOfMemoryError):  # fmt: skip
+    for error_class in (
+        InputError,
+        MissingWeightsError,
+        ModelsLoadingError,
+        HubError,
+        WeightsIntegrityError,
+        CatalogIndexError,
+        GpuOutOfMemoryError,
+    ):
         assert issubclass(error_class, UserError) and issubclass(error_class, USER_ERRORS)
     assert issubclass(InputError, ValueError) and issubclass(CatalogIndexError, RuntimeError)  # callers catch these
     assert not issubclass(ZeroDivisionError, USER_ERRORS) and not issubclass(KeyError, USER_ERRORS)

@@ -134,9 +134,12 @@ def _previous_files(catalog_dir: Path) -> set[str]:
     if record.is_file():
         return set(json.loads(record.read_text()).get("files", []))
     hand_made = [
-        p for c in CATEGORIES if (catalog_dir / c).is_dir() for p in (catalog_dir / c).iterdir()
+        p
+        for c in CATEGORIES
+        if (catalog_dir / c).is_dir()
+        for p in (catalog_dir / c).iterdir()
         if p.suffix.lower() in IMAGE_SUFFIXES
-    ]  # fmt: skip
+    ]
     if hand_made:
         raise InputError(
             f"{catalog_dir} already holds a catalog that was not imported from a dataset ({len(hand_made)} images): "

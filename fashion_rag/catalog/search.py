@@ -170,13 +170,10 @@ class CatalogSearch:
         ]
         entries = [item for item in index.items if item.id not in gone] if gone else index.items
         cache = Path(index.directory) / LEXICAL_CACHE  # captions' BM25, kept beside the index it was made from
+        common = {"catalog_root": root, "problems": problems, "lexical_cache": cache}
         if encoder is None:
-            reason = reason or "no retrieval encoder"
-            return cls(entries, catalog_root=root, reason=reason, problems=problems, lexical_cache=cache)
-        return cls(
-            entries, index=index, encoder=encoder, catalog_root=root, reason=reason, problems=problems,
-            text_cache_size=text_cache_size, lexical_cache=cache,
-        )  # fmt: skip
+            return cls(entries, reason=reason or "no retrieval encoder", **common)
+        return cls(entries, index=index, encoder=encoder, reason=reason, text_cache_size=text_cache_size, **common)
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, *, reason: str = "no index") -> CatalogSearch:

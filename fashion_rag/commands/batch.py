@@ -67,9 +67,17 @@ def run(args: argparse.Namespace) -> int:
             raise InputError('--top K needs --text "..." (and no --garment-id), with K from 1 upwards')
         ids = [hit.id for hit in editor.search(args.text, args.category, k=args.top)]
     photos = [load_photo(path) for path in args.person]
-    requests = plan_jobs(photos, args.category, ids, each_garment=args.each_garment or args.top is not None,
-                         description=args.text, seed=args.seed, steps=args.steps, guidance=args.guidance,
-                         scheduler=args.scheduler)  # fmt: skip
+    requests = plan_jobs(
+        photos,
+        args.category,
+        ids,
+        each_garment=args.each_garment or args.top is not None,
+        description=args.text,
+        seed=args.seed,
+        steps=args.steps,
+        guidance=args.guidance,
+        scheduler=args.scheduler,
+    )
     runner = pool_of(editor, args.ray_address) if args.ray_address else editor
     args.out_dir.mkdir(parents=True, exist_ok=True)
     groups = len(requests) // len(photos)
@@ -88,8 +96,12 @@ def run(args: argparse.Namespace) -> int:
             job["error"], failed = error, failed + 1
         jobs.append(job)
         if not args.json:
-            print(f"[{done}/{len(requests)}] {photo.name} {','.join(job['garment_ids']) or 'text-only'}: "
-                  f"{job.get('error') or ', '.join(job['outputs'])}", file=sys.stdout, flush=True)  # fmt: skip
+            print(
+                f"[{done}/{len(requests)}] {photo.name} {','.join(job['garment_ids']) or 'text-only'}: "
+                f"{job.get('error') or ', '.join(job['outputs'])}",
+                file=sys.stdout,
+                flush=True,
+            )
     if args.json:
         print_json({"jobs": sorted(jobs, key=lambda job: job["job"]), "failed": failed})
     return 1 if failed else 0

@@ -100,16 +100,24 @@ def check_environment(report: Report, device, dtype, weights_dir: Path) -> None:
     disk_dir = weights_dir if weights_dir.exists() else weights_dir.parent
     disk = shutil.disk_usage(disk_dir).free / 2**30 if disk_dir.exists() else float("nan")
     report.environment = {
-        "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
-        "device": str(device), "dtype": str(dtype).removeprefix("torch."), "memory": memory,
-        "disk_free_gib": round(disk, 1), "torch_threads": torch.get_num_threads(),
-    }  # fmt: skip
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "device": str(device),
+        "dtype": str(dtype).removeprefix("torch."),
+        "memory": memory,
+        "disk_free_gib": round(disk, 1),
+        "torch_threads": torch.get_num_threads(),
+    }
     missing = [name for name, version in versions.items() if version is None]
     report.add(
-        "machine", "libraries", not missing,
-        ", ".join(f"{k} {v}" for k, v in versions.items() if v) + (f"; missing {', '.join(missing)}" if missing else ""),
+        "machine",
+        "libraries",
+        not missing,
+        ", ".join(f"{k} {v}" for k, v in versions.items() if v)
+        + (f"; missing {', '.join(missing)}" if missing else ""),
         "`make install` (pip install -r requirements.txt -c constraints.txt)",
-    )  # fmt: skip
+    )
     report.add("machine", "device", True, f"{device}, {str(dtype).removeprefix('torch.')}; {memory}")
 
 
@@ -173,14 +181,20 @@ def check_files(report: Report, sources) -> dict:
                 else f"rebuild the bundle: `python -m fashion_rag weights make-tiny {sources.bundle_dir}`"
             )
             report.add(
-                "files", key, not bad,
+                "files",
+                key,
+                not bad,
                 f"{size:,} bytes, sha256 {digest[:16]}…, " + (f"differs from {', '.join(bad)}" if bad else matches),
                 fix,
-            )  # fmt: skip
+            )
         report.parts[name] = {
-            "where": location.where, "path": str(location.path), "repo_id": part.repo_id,
-            "revision": part.revision, "found_revision": revision, "files": files,
-        }  # fmt: skip
+            "where": location.where,
+            "path": str(location.path),
+            "repo_id": part.repo_id,
+            "revision": part.revision,
+            "found_revision": revision,
+            "files": files,
+        }
     return locations
 
 
@@ -241,19 +255,25 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
                 prediction = parts["scheduler"].config.prediction_type
                 ok = scaling == 0.18215 and prediction == "epsilon" and (width == 1024 or not real)
                 report.add(
-                    "load", "sd2-inpainting", ok,
+                    "load",
+                    "sd2-inpainting",
+                    ok,
                     f"tokenizer {len(parts['tokenizer'])} ids, text encoder width {width}, VAE scaling {scaling}, "
                     f"DDIM {prediction} prediction",
-                    "the published parts have width 1024, VAE scaling 0.18215 and epsilon prediction: " + fix_for("sd2-inpainting"),
-                )  # fmt: skip
+                    "the published parts have width 1024, VAE scaling 0.18215 and epsilon prediction: "
+                    + fix_for("sd2-inpainting"),
+                )
                 if ok:
                     loaded.update(parts)
 
     if not skip("garment-encoder"):
         encoder = _attempt(
-            report, "load", "garment-encoder", fix_for("garment-encoder"),
+            report,
+            "load",
+            "garment-encoder",
+            fix_for("garment-encoder"),
             lambda: loading.load_garment_encoder(sources.require("garment-encoder"), device, dtype),
-        )  # fmt: skip
+        )
         if encoder is not None:
             hidden = encoder[0].config.hidden_size
             ok = hidden == 1280 or not real
@@ -263,11 +283,14 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
 
     if not skip("fashion-rag") and "sd2_dir" in loaded:
         unet = _attempt(
-            report, "load", f"fashion-rag/{UNET_CHECKPOINT}", fix_for("fashion-rag"),
+            report,
+            "load",
+            f"fashion-rag/{UNET_CHECKPOINT}",
+            fix_for("fashion-rag"),
             lambda: loading.load_fashion_unet(
                 loaded["sd2_dir"], sources.require("fashion-rag"), device, dtype, hashed(UNET_CHECKPOINT)
             ),
-        )  # fmt: skip
+        )
         if unet is not None:
             tensors = len(unet.state_dict())
             parameters = sum(p.numel() for p in unet.parameters())
@@ -277,24 +300,36 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
             else:
                 ok, want = True, "the bundle's own UNet config"
             report.add(
-                "load", f"fashion-rag/{UNET_CHECKPOINT}", ok,
+                "load",
+                f"fashion-rag/{UNET_CHECKPOINT}",
+                ok,
                 f"strict load: {tensors} tensors, {parameters:,} parameters, conv_in {unet.config.in_channels} "
                 f"channels ({want})",
                 fix_for("fashion-rag"),
-            )  # fmt: skip
+            )
             if ok:
                 loaded["unet"] = unet
         if "garment_encoder" in loaded:
             adapter = _attempt(
-                report, "load", f"fashion-rag/{ADAPTER_CHECKPOINT}", fix_for("fashion-rag"),
-                lambda: loading.load_adapter(sources.require("fashion-rag"), loaded["garment_encoder"].config,
-                                             device, dtype, hashed(ADAPTER_CHECKPOINT)),
-            )  # fmt: skip
+                report,
+                "load",
+                f"fashion-rag/{ADAPTER_CHECKPOINT}",
+                fix_for("fashion-rag"),
+                lambda: loading.load_adapter(
+                    sources.require("fashion-rag"),
+                    loaded["garment_encoder"].config,
+                    device,
+                    dtype,
+                    hashed(ADAPTER_CHECKPOINT),
+                ),
+            )
             if adapter is not None:
                 report.add(
-                    "load", f"fashion-rag/{ADAPTER_CHECKPOINT}", True,
+                    "load",
+                    f"fashion-rag/{ADAPTER_CHECKPOINT}",
+                    True,
                     f"strict load: {len(adapter.state_dict())} tensors, {adapter.token_dim}-wide garment tokens",
-                )  # fmt: skip
+                )
                 loaded["adapter"] = adapter
     elif locations["fashion-rag"].found:
         report.add("load", "fashion-rag", None, "skipped: needs sd2-inpainting's UNet config, which did not load")
@@ -303,9 +338,12 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
         from fashion_rag.catalog.encoder import RetrievalEncoder
 
         retrieval = _attempt(
-            report, "load", "retrieval-encoder", fix_for("retrieval-encoder"),
+            report,
+            "load",
+            "retrieval-encoder",
+            fix_for("retrieval-encoder"),
             lambda: RetrievalEncoder.from_sources(sources, device=device),
-        )  # fmt: skip
+        )
         if retrieval is not None:
             report.add("load", "retrieval-encoder", True, f"open_clip, {retrieval.dim}-d embeddings")
             loaded["retrieval"] = retrieval
@@ -314,9 +352,12 @@ def check_loading(report: Report, sources, locations: dict, device, dtype) -> di
         from fashion_rag.person.parser import ClothesParser
 
         parser = _attempt(
-            report, "load", "clothes-parser", fix_for("clothes-parser"),
+            report,
+            "load",
+            "clothes-parser",
+            fix_for("clothes-parser"),
             lambda: ClothesParser.from_pretrained(sources.require("clothes-parser"), device),
-        )  # fmt: skip
+        )
         if parser is not None:
             report.add("load", "clothes-parser", True, f"SegFormer, {parser.model.config.num_labels} ATR labels")
             loaded["parser"] = parser
@@ -377,46 +418,64 @@ def check_smoke_edit(report: Report, sources, loaded: dict, device, dtype, steps
     pipeline.set_progress_bar_config(disable=True)
     parser_sources = sources if sources.kind == "real" else None  # a bundle's parser labels are noise
     preparer = _attempt(
-        report, "smoke edit", "prepare", "`make install` (mediapipe ships its pose model)",
+        report,
+        "smoke edit",
+        "prepare",
+        "`make install` (mediapipe ships its pose model)",
         lambda: PersonPreparer.from_sources(parser_sources, device=device),
-    )  # fmt: skip
+    )
     if preparer is None:
         return
     person = preparer.prepare(EXAMPLE_PERSON, "upper_body")
     loaded["person"] = person
     frames = _attempt(
-        report, "smoke edit", "smoke edit", "run with --device cpu to tell a GPU problem from a weights problem",
+        report,
+        "smoke edit",
+        "smoke edit",
+        "run with --device cpu to tell a GPU problem from a weights problem",
         lambda: pipeline(
-            person.frame, person.mask, person.category, garment_images=[shirt_image(COLOURS["red"])],
-            pose_map=person.pose_map, num_inference_steps=steps, generator=torch.Generator("cpu").manual_seed(0),
+            person.frame,
+            person.mask,
+            person.category,
+            garment_images=[shirt_image(COLOURS["red"])],
+            pose_map=person.pose_map,
+            num_inference_steps=steps,
+            generator=torch.Generator("cpu").manual_seed(0),
         ),
-    )  # fmt: skip
+    )
     if frames is None:
         return
     seconds = time.perf_counter() - started
     frame = frames[0]
     report.add(
-        "smoke edit", "output finite", bool(np.isfinite(frame).all()),
+        "smoke edit",
+        "output finite",
+        bool(np.isfinite(frame).all()),
         f"{steps} steps on {EXAMPLE_PERSON.name} in {seconds:.1f} s; {int((~np.isfinite(frame)).sum())} non-finite values",
         "NaNs in fp16 point at the VAE or UNet weights: try --device cpu (fp32); else re-download fashion-rag",
-    )  # fmt: skip
+    )
     inside = frame[person.mask]
     spread = float(inside.std()) if inside.size else 0.0
     report.add(
-        "smoke edit", "output not constant", spread > 1e-3,
-        f"std {spread:.4f} inside the mask", "a constant picture means the decoder or UNet output is degenerate: "
+        "smoke edit",
+        "output not constant",
+        spread > 1e-3,
+        f"std {spread:.4f} inside the mask",
+        "a constant picture means the decoder or UNet output is degenerate: "
         "check the sd2-inpainting and fashion-rag files above",
-    )  # fmt: skip
+    )
     original = np.asarray(person.original.convert("RGB"))
     feather = GenerationSettings().feather_px
     edited = paste_back(original, np.nan_to_num(frame), feathered_alpha(person.mask, feather), person.transform.unframe)
     outside = outside_mask_region(person, margin_frame_px=feather + 2)
     changed = int((edited != original).any(axis=-1)[outside].sum())
     report.add(
-        "smoke edit", "pixels outside the mask unchanged", outside.any() and changed == 0,
+        "smoke edit",
+        "pixels outside the mask unchanged",
+        outside.any() and changed == 0,
         f"{changed} of {int(outside.sum())} pixels outside the mask changed",
         "the paste-back broke: this is a bug, please report it with this output",
-    )  # fmt: skip
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -437,18 +496,23 @@ def check_semantics(report: Report, sources, loaded: dict) -> None:
         ranked = [list(COLOURS)[int(i)] for i in np.argmax(texts @ images.T, axis=1)]
         ok = ranked == list(COLOURS)
         report.add(
-            "semantic", "retrieval ranks colours", ok,
+            "semantic",
+            "retrieval ranks colours",
+            ok,
             "best image per query: " + ", ".join(f"'a {q} shirt' -> {r}" for q, r in zip(COLOURS, ranked, strict=True)),
             "the retrieval encoder's weights are not ViT-L-14 laion2b_s32b_b82k: re-download retrieval-encoder",
-        )  # fmt: skip
+        )
     parser, person = loaded.get("parser"), loaded.get("person")
     if parser is not None and person is None:  # the smoke edit did not run: keypoints of the example photo
         from fashion_rag.person.prepare import PersonPreparer
 
         person = _attempt(
-            report, "semantic", "example photo", "`make install` (mediapipe ships its pose model)",
+            report,
+            "semantic",
+            "example photo",
+            "`make install` (mediapipe ships its pose model)",
             lambda: PersonPreparer.from_sources(None).prepare(EXAMPLE_PERSON, "upper_body"),
-        )  # fmt: skip
+        )
     if parser is None or person is None:
         report.add("semantic", "parser labels the face", None, "skipped: the parser or the example photo did not load")
         return
@@ -461,10 +525,12 @@ def check_semantics(report: Report, sources, loaded: dict) -> None:
     patch = labels[max(y - 3, 0) : y + 4, max(x - 3, 0) : x + 4]
     share = float((patch == FACE_LABEL).mean())
     report.add(
-        "semantic", "parser labels the face", share >= 0.5,
+        "semantic",
+        "parser labels the face",
+        share >= 0.5,
         f"{share:.0%} of the pixels around the nose keypoint labelled face (label {FACE_LABEL})",
         "the clothes parser's weights are not mattmdjaga/segformer_b2_clothes: re-download clothes-parser",
-    )  # fmt: skip
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -494,11 +560,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(
             {
-                "models": runtime.models, "environment": report.environment, "parts": report.parts,
-                "checks": [asdict(c) for c in report.checks], "problems": report.problems,
-                "ok": not report.problems, "seconds": seconds,
+                "models": runtime.models,
+                "environment": report.environment,
+                "parts": report.parts,
+                "checks": [asdict(c) for c in report.checks],
+                "problems": report.problems,
+                "ok": not report.problems,
+                "seconds": seconds,
             }
-        )  # fmt: skip
+        )
     else:
         print(f"fashion-rag doctor: models {runtime.models}, weights dir {runtime.weights_dir}")
         section = None

@@ -100,7 +100,7 @@ def run_build(args: argparse.Namespace) -> int:
                     "unchanged": imported.unchanged,
                     "removed": len(imported.removed),
                     "problems": [str(p) for p in imported.problems],
-                },  # fmt: skip
+                },
                 "index_dir": str(report.index_dir),
                 "catalog_dir": str(catalog_dir),
                 "encoder": report.encoder,

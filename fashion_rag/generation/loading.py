@@ -67,8 +67,11 @@ def _write_converted(state: dict[str, torch.Tensor], path: Path, source_sha256: 
     if free < need:
         logger.warning(
             "not caching a safetensors copy of %s: it needs %.1f GB and %s has %.1f GB free; every start reads the .pth",
-            path.name, need / 1e9, cache_dir, free / 1e9,
-        )  # fmt: skip
+            path.name,
+            need / 1e9,
+            cache_dir,
+            free / 1e9,
+        )
         return None
     cache = _converted_path(path, source_sha256, cache_dir)
     for older in cache_dir.glob(f"{path.stem}-*.safetensors"):  # copies of an earlier version of this file

@@ -178,6 +178,8 @@ def fit_megapixels(photo: Image.Image, max_megapixels: float) -> tuple[Image.Ima
         return photo, None
     scale = (limit / (width * height)) ** 0.5
     size = (max(1, int(width * scale)), max(1, int(height * scale)))
-    note = (f"The photo is {width}x{height} ({width * height / 1e6:.1f} MP): it was scaled to {size[0]}x{size[1]} "
-            f"for editing (the studio edits photos of up to {max_megapixels:g} MP).")  # fmt: skip
+    note = (
+        f"The photo is {width}x{height} ({width * height / 1e6:.1f} MP): it was scaled to {size[0]}x{size[1]} "
+        f"for editing (the studio edits photos of up to {max_megapixels:g} MP)."
+    )
     return photo.resize(size, Image.Resampling.LANCZOS), note

@@ -122,8 +122,11 @@ class Admission:
         self.queue = queue
         self.limits = limits
         self.behind_proxy = behind_proxy
-        self.per_session = {"gpu": limits.edits_per_session, "prepare": limits.prepares_per_session,
-                            "search": limits.searches_per_session}  # fmt: skip
+        self.per_session = {
+            "gpu": limits.edits_per_session,
+            "prepare": limits.prepares_per_session,
+            "search": limits.searches_per_session,
+        }
         self.per_address = {"gpu": limits.edits_per_address, "prepare": limits.prepares_per_address}
         self.refused: Counter[str] = Counter()  # reason -> count, for the attack replay and tests
         self.dropped = 0
@@ -143,8 +146,10 @@ class Admission:
             return "not-an-upload", "a " + NOT_AN_UPLOAD.format(what="file value")
         size = values_size(body.data)
         if size > self.limits.request_kb * 1024:
-            return "request-size", (f"this request carries {size // 1024:,} KB of values: at most "
-                                    f"{self.limits.request_kb} KB (send images as file uploads)")  # fmt: skip
+            return "request-size", (
+                f"this request carries {size // 1024:,} KB of values: at most "
+                f"{self.limits.request_kb} KB (send images as file uploads)"
+            )
         if len(self.queue) >= self.limits.queue_size:
             return (
                 "queue-full",
@@ -173,8 +178,11 @@ class Admission:
         """Seconds until a slot frees up: events ahead x their average run time / the lane's concurrency."""
         if lane is None:
             return 30
-        times = [stats.avg_time for fn, stats in self.queue.process_time_per_fn.items()
-                 if fn.concurrency_id == lane and stats.avg_time]  # fmt: skip
+        times = [
+            stats.avg_time
+            for fn, stats in self.queue.process_time_per_fn.items()
+            if fn.concurrency_id == lane and stats.avg_time
+        ]
         average = max(times) if times else 10.0
         return max(1, math.ceil(average * max(1, ahead or 0) / LANE_LIMITS.get(lane, 1)))
 
@@ -189,8 +197,13 @@ class Admission:
         if refused:
             reason, message = refused
             self.refused[reason] += 1
-            logger.info("refused %s (%s) from %s: %s", fn.api_name or fn._id, reason,
-                        client_address(request, self.behind_proxy), message)  # fmt: skip
+            logger.info(
+                "refused %s (%s) from %s: %s",
+                fn.api_name or fn._id,
+                reason,
+                client_address(request, self.behind_proxy),
+                message,
+            )
             if fn.api_visibility == "private":  # the page: a 400's detail becomes its error toast
                 return False, message, "error"
             # gradio_client turns a 422 of this shape into ValidationError(message); raw HTTP reads the JSON.
@@ -218,12 +231,13 @@ class Admission:
         """Leave the dropped event's answer where a reader that comes late will find it."""
         from gradio.server_messages import ProcessCompletedMessage
 
-        message = (f"this request was dropped before it started: nobody read its results for "
-                   f"{self.limits.listener_grace_s:g} s; send it again and read its result stream")  # fmt: skip
+        message = (
+            f"this request was dropped before it started: nobody read its results for "
+            f"{self.limits.listener_grace_s:g} s; send it again and read its result stream"
+        )
         messages = self.queue.pending_messages_per_session.get(event.session_hash)
         if messages is not None:
-            messages.put_nowait(ProcessCompletedMessage(output={"error": message}, success=False,
-                                                        event_id=event._id))  # fmt: skip
+            messages.put_nowait(ProcessCompletedMessage(output={"error": message}, success=False, event_id=event._id))
 
     def start_reaper(self) -> None:
         if self._reaper is None or self._reaper.done():
@@ -246,8 +260,11 @@ class Admission:
         for event in unheard:
             await self.queue.clean_events(event_id=event._id)
             self.tell_late_reader(event)
-            logger.info("dropped queued %s of session %s: its client stopped listening", event.fn.api_name,
-                        event.session_hash[:8])  # fmt: skip
+            logger.info(
+                "dropped queued %s of session %s: its client stopped listening",
+                event.fn.api_name,
+                event.session_hash[:8],
+            )
         self.dropped += len(unheard)
         return len(unheard)
 

@@ -35,8 +35,11 @@ def user_errors_as_gradio() -> Iterator[None]:
         raise
     except Exception as error:
         logger.exception("request failed inside the studio")
-        raise gr.Error(f"the studio failed on this request ({type(error).__name__}); it is logged on the server, "
-                       "and the next request is served as usual", print_exception=False) from None  # fmt: skip
+        raise gr.Error(
+            f"the studio failed on this request ({type(error).__name__}); it is logged on the server, "
+            "and the next request is served as usual",
+            print_exception=False,
+        ) from None
 
 
 def short(text: str, limit: int = 300) -> str:

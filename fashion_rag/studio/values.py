@@ -84,7 +84,8 @@ def description(value: Any, max_chars: int) -> str:
     if not isinstance(value, str):
         raise InputError(f"description={shown(value)}: use a string, not {type(value).__name__}")
     if len(value) > max_chars:
-        raise InputError(f"the description is {len(value):,} characters long: describe the garment in at most "
-                         f"{max_chars:,}")  # fmt: skip
+        raise InputError(
+            f"the description is {len(value):,} characters long: describe the garment in at most {max_chars:,}"
+        )
     spaced = "".join(" " if ch in "\t\n\r\v\f" else ch for ch in value)
     return "".join(ch for ch in spaced if unicodedata.category(ch) not in ("Cc", "Cf")).strip()

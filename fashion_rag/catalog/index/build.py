@@ -97,11 +97,17 @@ def build_index(
     kinds = {c: choose_kind(n, hnsw_threshold, compressed_threshold) for c, n in counts.items()}
     # 5. The new folder, staged and swapped into place.
     new_manifest = Manifest(
-        catalog_dir=relative_catalog_dir(catalog.root, index_dir), encoder=encoder.info, dim=encoder.dim,
-        count=len(kept), categories={}, items=item_rows(kept), files={}, catalog_state=catalog_state,
+        catalog_dir=relative_catalog_dir(catalog.root, index_dir),
+        encoder=encoder.info,
+        dim=encoder.dim,
+        count=len(kept),
+        categories={},
+        items=item_rows(kept),
+        files={},
+        catalog_state=catalog_state,
         metadata_stat=tuple(metadata_file) if metadata_file else None,
         problems=portable_problems(problems, catalog.root),
-    )  # fmt: skip
+    )
     written = _write_index(index_dir, new_manifest, vectors.array, kept, kinds, previous)
     checkpoint.clear()
     # 6. What was done, with the new index loaded from the manifest just written.
@@ -195,10 +201,17 @@ def _previous(index_dir: Path, identity: str, manifest: Manifest | None) -> _Pre
 def item_rows(items: Sequence[CatalogItem]) -> list[ItemRow]:
     """The manifest's record of catalog items, in row order."""
     return [
-        ItemRow(id=i.id, category=i.category, file=i.file, sha256=i.sha256, caption=i.caption, size=i.size,
-                mtime_ns=i.mtime_ns)
+        ItemRow(
+            id=i.id,
+            category=i.category,
+            file=i.file,
+            sha256=i.sha256,
+            caption=i.caption,
+            size=i.size,
+            mtime_ns=i.mtime_ns,
+        )
         for i in items
-    ]  # fmt: skip
+    ]
 
 
 def _when_unchanged(
@@ -214,10 +227,19 @@ def _when_unchanged(
     if any(old.categories[c].kind != kinds[c] for c in CATEGORIES if counts[c]) or old.items != item_rows(catalog):
         return None
     return BuildReport(
-        index_dir=previous.index.directory, counts=counts, kinds=kinds, embedded=(), reused=len(catalog),
-        added=(), changed=(), removed=(), problems=tuple(catalog.problems), previous=Previous.UNCHANGED,
-        encoder=dict(encoder.info), index=previous.index,
-    )  # fmt: skip
+        index_dir=previous.index.directory,
+        counts=counts,
+        kinds=kinds,
+        embedded=(),
+        reused=len(catalog),
+        added=(),
+        changed=(),
+        removed=(),
+        problems=tuple(catalog.problems),
+        previous=Previous.UNCHANGED,
+        encoder=dict(encoder.info),
+        index=previous.index,
+    )
 
 
 def _record_state(index_dir: Path, manifest: Manifest, catalog_state: str, metadata_file: list | None) -> None:
@@ -262,10 +284,15 @@ def _vectors(
             to_embed[item.sha256] = item.path
     resumed = sum(sha in resumed_vectors for sha in {i.sha256 for i in catalog} if sha not in reuse_rows)
     new_vectors, failed = embed_images(
-        list(to_embed.items()), encoder, batch_size=embedding.batch_size, workers=embedding.workers,
-        progress=embedding.progress, checkpoint=checkpoint, checkpoint_every=embedding.checkpoint_every,
+        list(to_embed.items()),
+        encoder,
+        batch_size=embedding.batch_size,
+        workers=embedding.workers,
+        progress=embedding.progress,
+        checkpoint=checkpoint,
+        checkpoint_every=embedding.checkpoint_every,
         problems=problems,
-    )  # fmt: skip
+    )
     new_vectors.update(resumed_vectors)
     kept = [item for item in catalog if item.sha256 not in failed]
     if not kept:

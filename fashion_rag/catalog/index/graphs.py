@@ -48,9 +48,13 @@ def category_entry(kind: str, count: int, category: str) -> CategoryEntry:
     if kind == "hnsw":
         file = f"{category}.hnsw.faiss"
         return CategoryEntry(
-            kind="hnsw", count=count, file=file, m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION,
+            kind="hnsw",
+            count=count,
+            file=file,
+            m=HNSW_M,
+            ef_construction=HNSW_EF_CONSTRUCTION,
             ef_search=HNSW_EF_SEARCH,
-        )  # fmt: skip
+        )
     if kind == "ivfpq":
         return CategoryEntry(
             kind="ivfpq", count=count, file=f"{category}.ivfpq.faiss", nprobe=IVF_PROBES, rerank=RERANK

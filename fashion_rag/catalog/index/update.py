@@ -86,10 +86,19 @@ def unchanged_index(
         return None  # damaged: the full path says what is wrong and rebuilds
     problems = tuple(CatalogProblem(*p) for p in manifest.catalog_problems(Path(index_dir)))
     return BuildReport(
-        index_dir=Path(index_dir), counts=counts, kinds=kinds, embedded=(), reused=manifest.count, added=(),
-        changed=(), removed=(), problems=problems, previous=Previous.UNCHANGED, encoder=dict(manifest.encoder),
+        index_dir=Path(index_dir),
+        counts=counts,
+        kinds=kinds,
+        embedded=(),
+        reused=manifest.count,
+        added=(),
+        changed=(),
+        removed=(),
+        problems=problems,
+        previous=Previous.UNCHANGED,
+        encoder=dict(manifest.encoder),
         index=index,
-    )  # fmt: skip
+    )
 
 
 def only_replaced_images(
