@@ -51,7 +51,7 @@ soak: install  ## the 1,000-request memory soak of the server (about 4 min)
 screenshot: install  ## refresh docs/screenshot.png from the browser test (tiny bundle; the test alone writes to a temp folder)
 	STUDIO_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(PY) -m pytest $(PYTEST_FLAGS) -m browser tests/test_browser.py
 
-mutate: install  ## plant single-rule deviations from SPEC.md in a scratch copy; fails unless tests catch all
+mutate: install  ## plant single-rule deviations from docs/recipe.md in a scratch copy; fails unless tests catch all
 	$(PY) tools/mutate.py $(ARGS)
 
 lint: install  ## ruff check and format check
