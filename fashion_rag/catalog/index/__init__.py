@@ -22,7 +22,7 @@ The modules, in the order a build runs through them:
     manifest.py  the typed manifest (pydantic): read once per start, format /2 written, /1 upgraded
     tiers.py     the faiss tiers: flat, HNSW (and a graph updated in place), IVF-PQ re-ranked from disk
     graphs.py    one category's faiss file in a new index: linked, updated in place, or built
-    staging.py   the staged folder, swapped into place (a crash leaves the old index or none)
+    staging.py   the next index beside the current one (files.staged_folder), unchanged files hard-linked
     loaded.py    load_index and CatalogIndex: checked against the manifest, searched per category
     report.py    BuildReport: what a build did
 
