@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 import time
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -41,7 +42,7 @@ def free_port() -> int:
 def served(tiny_editor, tiny_settings):
     from ray import serve
 
-    from fashion_rag.serve.app import application, runtime_env
+    from fashion_rag.serve.app import APP_NAME, deploy, runtime_env
     from fashion_rag.serve.pool import PooledEditor
     from fashion_rag.serve.worker import PoolOptions
 
@@ -49,10 +50,9 @@ def served(tiny_editor, tiny_settings):
              runtime_env=runtime_env())  # fmt: skip
     try:
         port = free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
         pool = PoolOptions(min_replicas=2, max_replicas=2, fixed=True)
-        serve.run(application(tiny_settings, pool), name="fashion-rag", route_prefix="/")
-        handle = serve.get_deployment_handle("EditWorker", app_name="fashion-rag")
+        deploy(replace(tiny_settings, host="127.0.0.1", port=port), pool)
+        handle = serve.get_deployment_handle("EditWorker", app_name=APP_NAME)
         yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", handle=handle, pool=PooledEditor(tiny_editor, handle, 2))
     finally:
         serve.shutdown()

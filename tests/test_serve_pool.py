@@ -3,6 +3,8 @@ The same behaviour on a real local cluster is in test_serve.py (slow)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -126,3 +128,51 @@ def test_a_worker_starts_without_generation_weights_and_each_edit_says_what_is_m
     edit = EditRequest("upper_body", photo=load_photo(ASTRONAUT), description="red shirt", steps=1)
     with pytest.raises(MissingWeightsError, match="python -m fashion_rag weights download"):
         worker.run(edit)
+
+
+class InProcessHandle:
+    """A DeploymentHandle over one EditWorker in this process, recording the names of the methods called."""
+
+    def __init__(self, editor) -> None:
+        from fashion_rag.serve.worker import EditWorker
+
+        self.worker = EditWorker.__new__(EditWorker)  # its models: the session's tiny editor
+        self.worker.editor = editor
+        self.called: list[str] = []
+
+    def __getattr__(self, name: str):
+        method = getattr(self.worker, name)
+
+        def remote(*args):
+            self.called.append(name)
+            return Response(method(*args))
+
+        return type("Method", (), {"remote": staticmethod(remote)})()
+
+
+def test_an_api_edit_in_serve_mode_is_one_worker_call_with_the_local_pixels(tiny_editor, tmp_path):
+    """The photo and the uploaded mask go with the request: one call (no separate `prepare` round trip), and the
+    pixels of the local mode's prepare -> user mask -> edit."""
+    from fashion_rag.config import GenerationSettings
+    from fashion_rag.person.photo import load_photo
+    from fashion_rag.serve.pool import PooledEditor
+    from fashion_rag.studio import api
+    from fashion_rag.studio.masks import load_mask
+
+    from .conftest import ASTRONAUT, as_upload
+
+    mask = np.zeros((512, 512), np.uint8)
+    mask[200:420, 120:400] = 255  # the photo's size: mapped onto the frame through its transform
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    photo_upload = {"path": as_upload(ASTRONAUT), "meta": {"_type": "gradio.FileData"}}
+    mask_upload = {"path": as_upload(tmp_path / "mask.png"), "meta": {"_type": "gradio.FileData"}}
+    handle = InProcessHandle(tiny_editor)
+    pool = PooledEditor(tiny_editor, handle, 1)
+    gallery, seed, _ = api.edit(pool, photo_upload, "upper_body", "", None, mask_upload, "red shirt", 4, 1, 7.5,
+                                "ddim", 1, True, "pooltest")  # fmt: skip
+    assert handle.called == ["run"] and seed == 4
+    person = tiny_editor.with_user_mask(tiny_editor.prepare(load_photo(ASTRONAUT), "upper_body"),
+                                        load_mask(mask_upload["path"]))  # fmt: skip
+    expected = tiny_editor.edit(person, description="red shirt", seed=4, options=replace(GenerationSettings(), steps=1))
+    got = Image.open(gallery[0]["image"]["path"]).convert("RGB")
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(expected.images[0]))

@@ -32,6 +32,8 @@ class WorkerLostError(RuntimeError):
 class PooledEditor:
     """`editor` (search, files, status) plus `handle` (a DeploymentHandle of EditWorker) for the heavy calls."""
 
+    remote = True  # a request goes whole to one worker (studio/gpu.py: run_on_gpu)
+
     def __init__(self, editor, handle, pool_size: int) -> None:
         self.local = editor
         self.handle = handle
