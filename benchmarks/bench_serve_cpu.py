@@ -3,7 +3,7 @@
     python benchmarks/bench_serve_cpu.py [--edits 10] [--clients 8] [--fault-edits 64] [--steps 1]
     python benchmarks/bench_serve_cpu.py --kill-edits 500      # only the fault run, with 500 edits
 
-Everything but the breakdown goes through the page's public API with gradio_client (one Client per thread):
+Everything but the breakdown goes through the page's public API with gradio_client (one Client per client\nprocess):
 
 1. breakdown: where a served edit's time goes, stage by stage (Editor.run in this process, the worker's own
    time for the same request, the Ray handle call, pickling the request and the result, one HTTP request);
@@ -93,32 +93,52 @@ def timed_edits(url: str, count: int, steps: int, seed0: int) -> list[float]:
     return times
 
 
-def crowd(url: str, clients: int, per_client: int, steps: int, on_answer=None) -> tuple[float, int, int]:
-    """`clients` threads with a Client each, `per_client` edits each: (wall s, answered, errors)."""
-    answered, errors, lock = [0], [0], threading.Lock()
+def client_process(url: str, index: int, per_client: int, steps: int, ready, go, answers) -> None:
+    """One user: a Client of its own, `per_client` edits one after another; puts True or False per edit."""
+    client = client_of(url)
+    ready.put(index)
+    go.wait()
+    cpu = time.process_time()
+    for n in range(per_client):
+        try:
+            edit_once(client, 1000 * index + n, steps)
+            answers.put(True)
+        except Exception as error:  # noqa: BLE001 - counted and printed: the figure is the error count
+            print(f"error: {type(error).__name__}: {str(error)[:200]}", file=sys.stderr, flush=True)
+            answers.put(False)
+    ready.put(time.process_time() - cpu)  # this client's CPU seconds for its edits
 
-    def one(index: int) -> None:
-        client = client_of(url)
-        for n in range(per_client):
-            try:
-                edit_once(client, 1000 * index + n, steps)
-                ok = True
-            except Exception as error:  # noqa: BLE001 - counted and printed: the figure is the error count
-                print(f"error: {type(error).__name__}: {str(error)[:200]}", file=sys.stderr)
-                ok = False
-            with lock:
-                answered[0] += ok
-                errors[0] += not ok
-                if on_answer:
-                    on_answer(answered[0] + errors[0])
 
+def crowd(url: str, clients: int, per_client: int, steps: int, on_answer=None) -> tuple[float, int, int, float]:
+    """`clients` client processes, `per_client` edits each: (wall s, answered, errors, the clients' CPU s).
+
+    Processes, not threads: the users are separate machines, and 8 gradio_client threads in one process share
+    one GIL (~0.2 CPU s per edit of client work), which on this box capped the rate before the pool did.
+    The clock starts once every client has its Client.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # no fork of this process's Ray and Gradio threads
+    ready, answers, go = context.Queue(), context.Queue(), context.Event()
+    processes = [context.Process(target=client_process, args=(url, i, per_client, steps, ready, go, answers))
+                 for i in range(clients)]  # fmt: skip
+    for process in processes:
+        process.start()
+    for _ in processes:
+        ready.get(timeout=300)
+    answered = errors = 0
     start = time.perf_counter()
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - start, answered[0], errors[0]
+    go.set()
+    for _ in range(clients * per_client):
+        ok = answers.get(timeout=600)
+        answered, errors = answered + ok, errors + (not ok)
+        if on_answer:
+            on_answer(answered + errors)
+    wall = time.perf_counter() - start
+    client_cpu = sum(ready.get(timeout=60) for _ in processes)
+    for process in processes:
+        process.join(timeout=30)
+    return wall, answered, errors, client_cpu
 
 
 def searches_while(url: str, busy: threading.Event) -> list[float]:
@@ -235,7 +255,7 @@ def cpu_seconds() -> dict[str, float]:
     cluster it started), by role."""
     import psutil
 
-    roles = {"edit workers": 0.0, "page (ingress)": 0.0, "clients (this process)": 0.0, "Ray's own processes": 0.0}
+    roles = dict.fromkeys(("edit workers", "page (ingress)", "clients", "this process", "Ray's own processes"), 0.0)
     me = psutil.Process()
     for process in [me, *me.children(recursive=True)]:
         try:
@@ -243,7 +263,8 @@ def cpu_seconds() -> dict[str, float]:
         except psutil.Error:
             continue  # ended meanwhile
         role = ("edit workers" if "EditWorker" in name else "page (ingress)" if "StudioIngress" in name
-                else "clients (this process)" if process.pid == me.pid else "Ray's own processes")  # fmt: skip
+                else "clients" if "multiprocessing" in name else "this process" if process.pid == me.pid
+                else "Ray's own processes")  # fmt: skip
         roles[role] += times.user + times.system
     return roles
 
@@ -255,8 +276,9 @@ def throughput_rows(url: str, deploy, clients: int, steps: int) -> Rows:
         deploy(workers)
         timed_edits(url, 2, steps, 0)
         before = cpu_seconds()
-        wall, done, errors = crowd(url, clients, 2, steps)
+        wall, done, errors, client_cpu = crowd(url, clients, 2, steps)
         after = cpu_seconds()
+        after["clients"] = before["clients"] + client_cpu
         rates[workers] = (done / wall, errors)
         split = ", ".join(f"{role} {(after[role] - before[role]) / max(1, done):.2f}" for role in after)
     (rate_1, errors_1), (rate_2, errors_2) = rates[1], rates[2]
@@ -284,7 +306,7 @@ def fault_rows(url: str, handle, clients: int, edits: int, steps: int) -> Rows:
     searcher = threading.Thread(target=lambda: search_times.extend(searches_while(url, busy)))
     searcher.start()
     per_client = max(1, edits // clients)
-    wall, answered, errors = crowd(url, clients, per_client, steps, kill_at_half)
+    wall, answered, errors, _ = crowd(url, clients, per_client, steps, kill_at_half)
     busy.clear()
     searcher.join()
     total = per_client * clients

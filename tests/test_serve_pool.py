@@ -75,7 +75,9 @@ def test_the_pool_autoscales_to_one_worker_per_gpu_or_is_fixed_by_replicas():
 
     gpus = pool_options(None, gpus_in_cluster=8, cpus_in_cluster=64)
     options = gpus.deployment_options()
-    assert options["ray_actor_options"] == {"num_gpus": 1} and options["max_ongoing_requests"] == 1
+    # Each worker holds its running edit and the next one (edits still run one at a time: the generation lock).
+    assert options["ray_actor_options"] == {"num_gpus": 1} and options["max_ongoing_requests"] == 2
+    assert pool_options(None, gpus_in_cluster=8, cpus_in_cluster=64).slots == 16
     assert options["autoscaling_config"]["min_replicas"] == 1 and options["autoscaling_config"]["max_replicas"] == 8
     assert options["autoscaling_config"]["target_ongoing_requests"] == 1 and "num_replicas" not in options
     fixed = pool_options(2, gpus_in_cluster=0, cpus_in_cluster=2).deployment_options()

@@ -50,7 +50,7 @@ class StudioIngress:
     "Where an edit's time goes"). The replica is placed on the head node, so the page's address is known.
     """
 
-    def __init__(self, settings: AppSettings, worker, pool_size: int) -> None:
+    def __init__(self, settings: AppSettings, worker, pool_size: int, slots: int | None = None) -> None:
         from fashion_rag.editor import Editor
         from fashion_rag.serve.pool import PooledEditor
         from fashion_rag.studio import build_demo
@@ -64,7 +64,7 @@ class StudioIngress:
         self.editor = PooledEditor(editor, worker, pool_size)
         self.demo = build_demo(self.editor, settings)
         enable_queue(self.demo, settings.limits, behind_proxy=settings.on_space)
-        follow_pool(self.demo, pool_size)
+        follow_pool(self.demo, slots or pool_size)  # the page keeps every worker's next request waiting on it
         launch_page(self.demo, settings)
 
     def check_health(self) -> None:
@@ -102,7 +102,7 @@ def application(settings: AppSettings, pool: PoolOptions):
     ingress = serve.deployment(StudioIngress, name="StudioIngress").options(
         ray_actor_options={"num_cpus": 0, "resources": {HEAD_NODE: 0.001}}, num_replicas=1
     )
-    return ingress.bind(settings, worker, pool.max_replicas)
+    return ingress.bind(settings, worker, pool.max_replicas, pool.slots)
 
 
 def deploy(settings: AppSettings, pool: PoolOptions, blocking: bool = False):
