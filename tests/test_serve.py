@@ -135,6 +135,14 @@ def test_a_workers_input_error_comes_back_as_its_one_line_message(served):
     assert "no-such-id" in str(raised.value) and "Traceback" not in str(raised.value)
 
 
+def test_a_served_edit_streams_its_denoising_steps_from_the_worker(served, tiny_editor):
+    steps: list[tuple[int, int]] = []
+    request = EditRequest("upper_body", photo=load_photo(ASTRONAUT), description="red shirt", seed=9, steps=3)
+    result = served.pool.run(request, progress=lambda done, total: steps.append((done, total)))
+    assert steps == [(1, 3), (2, 3), (3, 3)]
+    assert close_to(np.asarray(result.images[0]).astype(int), local_edit(tiny_editor, 9, steps=3))
+
+
 def worker_pids(handle) -> set[int]:
     pids: set[int] = set()
     for _ in range(40):  # one request at a time per replica: the router alternates between the two

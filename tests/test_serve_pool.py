@@ -3,6 +3,7 @@ The same behaviour on a real local cluster is in test_serve.py (slow)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -147,9 +148,13 @@ class InProcessHandle:
 
         def remote(*args):
             self.called.append(name)
-            return Response(method(*args))
+            outcome = method(*args)
+            return outcome if isinstance(outcome, Iterator) else Response(outcome)  # a stream is iterated as such
 
         return type("Method", (), {"remote": staticmethod(remote)})()
+
+    def options(self, stream: bool = False) -> InProcessHandle:
+        return self
 
 
 def test_an_api_edit_in_serve_mode_is_one_worker_call_with_the_local_pixels(tiny_editor, tmp_path):
@@ -178,3 +183,18 @@ def test_an_api_edit_in_serve_mode_is_one_worker_call_with_the_local_pixels(tiny
     expected = tiny_editor.edit(person, description="red shirt", seed=4, options=replace(GenerationSettings(), steps=1))
     got = Image.open(gallery[0]["image"]["path"]).convert("RGB")
     np.testing.assert_array_equal(np.asarray(got), np.asarray(expected.images[0]))
+
+
+def test_a_served_edit_streams_each_denoising_step_to_the_page(tiny_editor):
+    """The page's progress bar follows the worker's steps (EditWorker.run_streaming), and the result is the one
+    the worker made."""
+    from fashion_rag.person.photo import load_photo
+    from fashion_rag.serve.pool import PooledEditor
+
+    from .conftest import ASTRONAUT
+
+    handle, steps = InProcessHandle(tiny_editor), []
+    edit = EditRequest("upper_body", photo=load_photo(ASTRONAUT), description="red shirt", seed=6, steps=3)
+    result = PooledEditor(tiny_editor, handle, 1).run(edit, progress=lambda done, total: steps.append((done, total)))
+    assert handle.called == ["run_streaming"] and steps == [(1, 3), (2, 3), (3, 3)]
+    np.testing.assert_array_equal(np.asarray(result.images[0]), np.asarray(tiny_editor.run(edit).images[0]))

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -83,6 +86,27 @@ class EditWorker:
     def run(self, request: EditRequest):
         """Prepare (when the request has a photo), encode the garments, edit: an EditResult."""
         return self.editor.run(request)
+
+    def run_streaming(self, request: EditRequest) -> Iterator[tuple]:
+        """`run` as a stream (a Serve generator response): ("step", done, total) after each denoising step, then
+        ("result", EditResult). The page's progress bar follows the worker's steps."""
+        events: queue.Queue = queue.Queue()
+
+        def work() -> None:
+            try:
+                result = self.editor.run(request, progress=lambda done, total: events.put(("step", done, total)))
+                events.put(("result", result))
+            except BaseException as error:  # noqa: BLE001 - raised again below, in the stream
+                events.put(("error", error))
+
+        threading.Thread(target=work, name="edit", daemon=True).start()
+        while True:
+            event = events.get()
+            if event[0] == "error":
+                raise event[1]
+            yield event
+            if event[0] == "result":
+                return
 
     def prepare(self, photo, category: str, mask_variant: str = "box"):
         """A PreparedPerson (framing, pose, automatic masks) of a photo, without its pose map: 14 MB that the
