@@ -305,7 +305,7 @@ def fault_rows(url: str, handle, clients: int, edits: int, steps: int) -> Rows:
     search_times: list[float] = []
     searcher = threading.Thread(target=lambda: search_times.extend(searches_while(url, busy)))
     searcher.start()
-    per_client = max(1, edits // clients)
+    per_client = max(1, -(-edits // clients))  # at least `edits` in all
     wall, answered, errors, _ = crowd(url, clients, per_client, steps, kill_at_half)
     busy.clear()
     searcher.join()
