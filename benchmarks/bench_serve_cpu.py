@@ -324,6 +324,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=1, help="DDIM steps of each edit")
     parser.add_argument("--throughput-steps", default="1,4", help="DDIM steps of the throughput phase's edits, each")
     parser.add_argument("--kill-edits", type=int, default=None, help="only the fault run, with this many edits")
+    parser.add_argument("--phases", default="breakdown,overhead,throughput,faults", help="which phases to run")
     return parser.parse_args()
 
 
@@ -347,19 +348,19 @@ def run_phases(args: argparse.Namespace, editor, local_url: str) -> Rows:
         return [(f"{label} [load {before}]", value) for label, value in rows]
 
     rows: Rows = []
-    if args.kill_edits is None:
-        deploy_pool(1)
-        timed_edits(url, 2, args.steps, 0)
-        handle = serve.get_deployment_handle("EditWorker", app_name=APP_NAME)
+    phases = ["faults"] if args.kill_edits is not None else args.phases.split(",")
+    deploy_pool(2 if phases == ["faults"] else 1)
+    timed_edits(url, 2, args.steps, 0)
+    handle = serve.get_deployment_handle("EditWorker", app_name=APP_NAME)
+    if "breakdown" in phases:
         rows += phase("breakdown", lambda: breakdown_rows(editor, handle, local_url, url, args.steps))
+    if "overhead" in phases:
         rows += phase("overhead", lambda: overhead_rows(local_url, url, args.edits, args.steps))
-        for steps in (int(part) for part in args.throughput_steps.split(",")):
-            rows += phase(
-                f"throughput, {steps} step(s)", partial(throughput_rows, url, deploy_pool, args.clients, steps)
-            )
-    else:
-        deploy_pool(2)
-        timed_edits(url, 2, args.steps, 0)
+    for steps in (int(part) for part in args.throughput_steps.split(",")) if "throughput" in phases else ():
+        rows += phase(f"throughput, {steps} step(s)", partial(throughput_rows, url, deploy_pool, args.clients, steps))
+    if "faults" not in phases:
+        return rows
+    deploy_pool(2)
     handle = serve.get_deployment_handle("EditWorker", app_name=APP_NAME)
     edits = args.kill_edits or args.fault_edits
     rows += phase("faults", lambda: fault_rows(url, handle, args.clients, edits, args.steps))
