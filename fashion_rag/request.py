@@ -53,7 +53,8 @@ def image_from_text(text: Any, what: str) -> Image.Image:
 
 
 def mask_to_text(mask: np.ndarray) -> str:
-    return image_to_text(Image.fromarray(mask.astype(np.uint8) * 255, mode="L"))
+    """A bool mask (or 8-bit mask values) as a base64 PNG."""
+    return image_to_text(Image.fromarray(mask_values(mask), mode="L"))
 
 
 def mask_from_text(text: Any, what: str) -> np.ndarray:
@@ -137,7 +138,7 @@ class EditRequest:
     category: str
     photo: Image.Image | None = None  # a person photo, prepared where the edit runs …
     person: PersonFrame | None = None  # … or a person prepared already (exactly one of the two)
-    mask: np.ndarray | None = None  # with `photo`: a user mask at frame or photo size (white = regenerate)
+    mask: np.ndarray | None = None  # with `photo`: a user mask at frame or photo size, (H, W) bool or uint8 values
     mask_variant: str = "box"  # with `photo` and no mask: the automatic mask, "box" or "precise"
     garment_ids: tuple[str, ...] = ()  # catalog garments, in the order picked
     garment_images: tuple[Image.Image, ...] = ()  # uploaded garments, after the catalog ones
@@ -251,19 +252,28 @@ def prepared_person(editor, request: EditRequest):
     person = editor.prepare(request.photo, request.category, mask_variant=request.mask_variant)
     if request.mask is None:
         return person
-    return editor.with_user_mask(
-        person, np.asarray(request.mask, dtype=np.uint8) * 255
-    )  # 0/255: apply_user_mask's 8-bit form
+    return editor.with_user_mask(person, mask_values(request.mask))
 
 
-def run_request(editor, request: EditRequest, progress=None):
-    """Editor.run: prepare (when given a photo), then edit. The result's timings include `prepare_s`."""
+def mask_values(mask: np.ndarray) -> np.ndarray:
+    """A request's mask as 8-bit values (apply_user_mask's form): uint8 as given, bool as 0/255."""
+    mask = np.asarray(mask)
+    return mask if mask.dtype == np.uint8 else mask.astype(np.uint8) * 255
+
+
+def run_request(editor, request: EditRequest, progress=None, edit=None):
+    """Editor.run: prepare (when given a photo), then edit. The result's timings include `prepare_s`.
+
+    `edit` replaces editor.edit (same keywords): the page passes its ZeroGPU function (studio/gpu.py), so that
+    only the edit holds a GPU.
+    """
     started = time.perf_counter()
     person = prepared_person(editor, request)
     prepare_s = time.perf_counter() - started
-    result = editor.edit(person, garment_ids=list(request.garment_ids), garment_images=list(request.garment_images),
-                         description=request.description, seed=request.seed, options=request.options(),
-                         progress=progress)  # fmt: skip
+    result = (edit or editor.edit)(
+        person, garment_ids=list(request.garment_ids), garment_images=list(request.garment_images),
+        description=request.description, seed=request.seed, options=request.options(), progress=progress,
+    )  # fmt: skip
     result.timings["prepare_s"] = round(prepare_s, 4)
     result.notes.extend(getattr(person, "notes", None) or [])  # e.g. "2 people found; used the largest"
     return result

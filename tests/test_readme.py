@@ -105,6 +105,18 @@ def test_cli_synopsis_lists_only_commands_and_flags_that_exist():
     assert set(re.findall(r"--[a-z-]+", app_line)) <= app_flags
 
 
+def test_every_app_command_line_of_the_readme_parses():
+    """`python app.py …` lines (serve mode's one command among them) name only flags app.py accepts, with valid
+    values (`--replicas 2`)."""
+    from app import parse_args
+
+    lines = [line.split("#")[0].split() for code in blocks("bash") for line in code.splitlines()]
+    commands = [words[2:] for words in lines if words[:2] == ["python", "app.py"] and "[" not in " ".join(words)]
+    assert any("--serve" in words for words in commands)
+    for words in commands:
+        assert parse_args(words).port > 0, words
+
+
 @pytest.mark.parametrize("target", [t for code in blocks("bash") for t in re.findall(r"^make (\S+)", code, flags=re.M)])
 def test_make_targets_of_the_readme_exist(target):
     done = subprocess.run(["make", "-n", target], cwd=REPO, capture_output=True, text=True, timeout=60)

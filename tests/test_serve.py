@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 import time
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -41,7 +42,7 @@ def free_port() -> int:
 def served(tiny_editor, tiny_settings):
     from ray import serve
 
-    from fashion_rag.serve.app import application, runtime_env
+    from fashion_rag.serve.app import APP_NAME, deploy, runtime_env
     from fashion_rag.serve.pool import PooledEditor
     from fashion_rag.serve.worker import PoolOptions
 
@@ -49,10 +50,9 @@ def served(tiny_editor, tiny_settings):
              runtime_env=runtime_env())  # fmt: skip
     try:
         port = free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
         pool = PoolOptions(min_replicas=2, max_replicas=2, fixed=True)
-        serve.run(application(tiny_settings, pool), name="fashion-rag", route_prefix="/")
-        handle = serve.get_deployment_handle("EditWorker", app_name="fashion-rag")
+        deploy(replace(tiny_settings, host="127.0.0.1", port=port), pool)
+        handle = serve.get_deployment_handle("EditWorker", app_name=APP_NAME)
         yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", handle=handle, pool=PooledEditor(tiny_editor, handle, 2))
     finally:
         serve.shutdown()
@@ -133,6 +133,14 @@ def test_a_workers_input_error_comes_back_as_its_one_line_message(served):
     with pytest.raises(InputError) as raised:
         served.pool.run(request)
     assert "no-such-id" in str(raised.value) and "Traceback" not in str(raised.value)
+
+
+def test_a_served_edit_streams_its_denoising_steps_from_the_worker(served, tiny_editor):
+    steps: list[tuple[int, int]] = []
+    request = EditRequest("upper_body", photo=load_photo(ASTRONAUT), description="red shirt", seed=9, steps=3)
+    result = served.pool.run(request, progress=lambda done, total: steps.append((done, total)))
+    assert steps == [(1, 3), (2, 3), (3, 3)]
+    assert close_to(np.asarray(result.images[0]).astype(int), local_edit(tiny_editor, 9, steps=3))
 
 
 def worker_pids(handle) -> set[int]:

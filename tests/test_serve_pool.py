@@ -3,6 +3,9 @@ The same behaviour on a real local cluster is in test_serve.py (slow)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -73,7 +76,9 @@ def test_the_pool_autoscales_to_one_worker_per_gpu_or_is_fixed_by_replicas():
 
     gpus = pool_options(None, gpus_in_cluster=8, cpus_in_cluster=64)
     options = gpus.deployment_options()
-    assert options["ray_actor_options"] == {"num_gpus": 1} and options["max_ongoing_requests"] == 1
+    # Each worker holds its running edit and the next one (edits still run one at a time: the generation lock).
+    assert options["ray_actor_options"] == {"num_gpus": 1} and options["max_ongoing_requests"] == 2
+    assert pool_options(None, gpus_in_cluster=8, cpus_in_cluster=64).slots == 16
     assert options["autoscaling_config"]["min_replicas"] == 1 and options["autoscaling_config"]["max_replicas"] == 8
     assert options["autoscaling_config"]["target_ongoing_requests"] == 1 and "num_replicas" not in options
     fixed = pool_options(2, gpus_in_cluster=0, cpus_in_cluster=2).deployment_options()
@@ -126,3 +131,70 @@ def test_a_worker_starts_without_generation_weights_and_each_edit_says_what_is_m
     edit = EditRequest("upper_body", photo=load_photo(ASTRONAUT), description="red shirt", steps=1)
     with pytest.raises(MissingWeightsError, match="python -m fashion_rag weights download"):
         worker.run(edit)
+
+
+class InProcessHandle:
+    """A DeploymentHandle over one EditWorker in this process, recording the names of the methods called."""
+
+    def __init__(self, editor) -> None:
+        from fashion_rag.serve.worker import EditWorker
+
+        self.worker = EditWorker.__new__(EditWorker)  # its models: the session's tiny editor
+        self.worker.editor = editor
+        self.called: list[str] = []
+
+    def __getattr__(self, name: str):
+        method = getattr(self.worker, name)
+
+        def remote(*args):
+            self.called.append(name)
+            outcome = method(*args)
+            return outcome if isinstance(outcome, Iterator) else Response(outcome)  # a stream is iterated as such
+
+        return type("Method", (), {"remote": staticmethod(remote)})()
+
+    def options(self, stream: bool = False) -> InProcessHandle:
+        return self
+
+
+def test_an_api_edit_in_serve_mode_is_one_worker_call_with_the_local_pixels(tiny_editor, tmp_path):
+    """The photo and the uploaded mask go with the request: one call (no separate `prepare` round trip), and the
+    pixels of the local mode's prepare -> user mask -> edit."""
+    from fashion_rag.config import GenerationSettings
+    from fashion_rag.person.photo import load_photo
+    from fashion_rag.serve.pool import PooledEditor
+    from fashion_rag.studio import api
+    from fashion_rag.studio.masks import load_mask
+
+    from .conftest import ASTRONAUT, as_upload
+
+    mask = np.zeros((512, 512), np.uint8)
+    mask[200:420, 120:400] = 255  # the photo's size: mapped onto the frame through its transform
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    photo_upload = {"path": as_upload(ASTRONAUT), "meta": {"_type": "gradio.FileData"}}
+    mask_upload = {"path": as_upload(tmp_path / "mask.png"), "meta": {"_type": "gradio.FileData"}}
+    handle = InProcessHandle(tiny_editor)
+    pool = PooledEditor(tiny_editor, handle, 1)
+    gallery, seed, _ = api.edit(pool, photo_upload, "upper_body", "", None, mask_upload, "red shirt", 4, 1, 7.5,
+                                "ddim", 1, True, "pooltest")  # fmt: skip
+    assert handle.called == ["run"] and seed == 4
+    person = tiny_editor.with_user_mask(tiny_editor.prepare(load_photo(ASTRONAUT), "upper_body"),
+                                        load_mask(mask_upload["path"]))  # fmt: skip
+    expected = tiny_editor.edit(person, description="red shirt", seed=4, options=replace(GenerationSettings(), steps=1))
+    got = Image.open(gallery[0]["image"]["path"]).convert("RGB")
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(expected.images[0]))
+
+
+def test_a_served_edit_streams_each_denoising_step_to_the_page(tiny_editor):
+    """The page's progress bar follows the worker's steps (EditWorker.run_streaming), and the result is the one
+    the worker made."""
+    from fashion_rag.person.photo import load_photo
+    from fashion_rag.serve.pool import PooledEditor
+
+    from .conftest import ASTRONAUT
+
+    handle, steps = InProcessHandle(tiny_editor), []
+    edit = EditRequest("upper_body", photo=load_photo(ASTRONAUT), description="red shirt", seed=6, steps=3)
+    result = PooledEditor(tiny_editor, handle, 1).run(edit, progress=lambda done, total: steps.append((done, total)))
+    assert handle.called == ["run_streaming"] and steps == [(1, 3), (2, 3), (3, 3)]
+    np.testing.assert_array_equal(np.asarray(result.images[0]), np.asarray(tiny_editor.run(edit).images[0]))

@@ -13,13 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from dataclasses import replace
 from typing import Any
 
 import gradio as gr
-from fastapi import FastAPI
 from ray import serve
-from ray.serve.gradio_integrations import GradioIngress
 
 from fashion_rag.config import REPO_ROOT, AppSettings, app_from_env, runtime_from_env
 from fashion_rag.serve.worker import PoolOptions, edit_deployment
@@ -27,6 +26,9 @@ from fashion_rag.serve.worker import PoolOptions, edit_deployment
 logger = logging.getLogger(__name__)
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
+APP_NAME = "fashion-rag"  # what `batch --ray-address` and the tests look up
+HEAD_NODE = "node:__internal_head__"  # a resource only the head node has (Ray's own)
+PORT_WAIT_S = 60.0
 GPU_EVENTS = "gpu"  # the concurrency id of the page's and the API's edit events (studio/page.py, api.py)
 
 
@@ -40,10 +42,15 @@ def follow_pool(demo: gr.Blocks, pool_size: int) -> int:
     return changed
 
 
-class StudioIngress(GradioIngress):
-    """The page, mounted on FastAPI so that its queue starts with the replica (Gradio's lifespan)."""
+class StudioIngress:
+    """The page, served by Gradio's own server from this replica, on settings.host:settings.port.
 
-    def __init__(self, settings: AppSettings, worker, pool_size: int) -> None:
+    Not through Serve's HTTP proxy: an edit through the page makes 5-6 HTTP requests (upload, queue join, event
+    stream, result files) and each hop through the proxy cost ~10 ms on a 2-core box (docs/DEPLOYMENT.md,
+    "Where an edit's time goes"). The replica is placed on the head node, so the page's address is known.
+    """
+
+    def __init__(self, settings: AppSettings, worker, pool_size: int, slots: int | None = None) -> None:
         from fashion_rag.editor import Editor
         from fashion_rag.serve.pool import PooledEditor
         from fashion_rag.studio import build_demo
@@ -55,26 +62,53 @@ class StudioIngress(GradioIngress):
         editor = Editor.from_settings(settings)
         editor.ensure_index()  # the workers read the same index folder (shared disk, or built alike per node)
         self.editor = PooledEditor(editor, worker, pool_size)
-        demo = build_demo(self.editor, settings)
-        enable_queue(demo, settings.limits, behind_proxy=settings.on_space)
-        follow_pool(demo, pool_size)
-        app = gr.mount_gradio_app(
-            FastAPI(), demo, path="/", max_file_size=f"{settings.max_upload_mb}mb",
-            allowed_paths=[str(EXAMPLES_DIR), str(settings.catalog_dir), str(settings.output_dir)],
-        )  # fmt: skip
-        super(GradioIngress, self).__init__(
-            app
-        )  # GradioIngress builds without the lifespan; its base takes any ASGI app
+        self.demo = build_demo(self.editor, settings)
+        enable_queue(self.demo, settings.limits, behind_proxy=settings.on_space)
+        follow_pool(self.demo, slots or pool_size)  # the page keeps every worker's next request waiting on it
+        launch_page(self.demo, settings)
+
+    def check_health(self) -> None:
+        """Serve restarts a replica whose page server has stopped."""
+        server = getattr(self.demo, "server", None)
+        if server is None or not server.thread.is_alive():
+            raise RuntimeError("the page's server thread has stopped")
+
+    def __del__(self) -> None:
+        self.demo.close(verbose=False)  # frees the port for the next replica (a redeploy)
+
+
+def launch_page(demo: gr.Blocks, settings: AppSettings, wait_s: float = PORT_WAIT_S) -> None:
+    """demo.launch on the settings' address; waits up to `wait_s` for the port, which a replica being replaced
+    may still hold (Serve stops the old ingress while it starts the new one)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            demo.launch(
+                server_name=settings.host, server_port=settings.port, prevent_thread_lock=True, quiet=True,
+                max_file_size=f"{settings.max_upload_mb}mb",
+                allowed_paths=[str(EXAMPLES_DIR), str(settings.catalog_dir), str(settings.output_dir)],
+            )  # fmt: skip
+            return
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise OSError(f"port {settings.port} stayed busy for {wait_s:.0f} s: give another --port") from error
+            time.sleep(1.0)
 
 
 def application(settings: AppSettings, pool: PoolOptions):
     """The bound Serve application: StudioIngress over the EditWorker pool."""
     worker = edit_deployment(settings, pool)
-    # The page holds long-lived event streams, one per waiting browser: no per-replica request cap of 5.
+    # num_cpus 0: the page shares the head node's CPUs; the head-node resource places it where its address is.
     ingress = serve.deployment(StudioIngress, name="StudioIngress").options(
-        ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000
+        ray_actor_options={"num_cpus": 0, "resources": {HEAD_NODE: 0.001}}, num_replicas=1
     )
-    return ingress.bind(settings, worker, pool.max_replicas)
+    return ingress.bind(settings, worker, pool.max_replicas, pool.slots)
+
+
+def deploy(settings: AppSettings, pool: PoolOptions, blocking: bool = False):
+    """Run the application on the connected cluster (Serve's HTTP proxy off: the page serves itself)."""
+    serve.start(proxy_location="Disabled")
+    return serve.run(application(settings, pool), name=APP_NAME, route_prefix=None, blocking=blocking)
 
 
 def pool_options(replicas: int | None, gpus_in_cluster: float, cpus_in_cluster: float) -> PoolOptions:
@@ -87,19 +121,21 @@ def pool_options(replicas: int | None, gpus_in_cluster: float, cpus_in_cluster: 
 
 
 def build_app(args: dict[str, Any]):
-    """`serve run fashion_rag.serve.app:build_app key=value …`: models, catalog, index, output_dir, replicas.
+    """`serve run fashion_rag.serve.app:build_app key=value …`: models, catalog, index, output_dir, replicas,
+    device, host, port (the page's address).
 
     Reads the same environment variables as `python app.py` (FASHION_RAG_MODELS …) for what is not given.
     """
     import ray
 
-    known = {"models", "catalog", "index", "output_dir", "replicas", "device"}
+    known = {"models", "catalog", "index", "output_dir", "replicas", "device", "host", "port"}
     unknown = set(args) - known
     if unknown:
         raise ValueError(f"unknown argument(s) {sorted(unknown)}: use {', '.join(sorted(known))}")
     runtime = runtime_from_env(models=args.get("models"), device=args.get("device"))
     settings = app_from_env(runtime=runtime, catalog_dir=args.get("catalog"), index_dir=args.get("index"),
-                            output_dir=args.get("output_dir"))  # fmt: skip
+                            output_dir=args.get("output_dir"), host=args.get("host"),
+                            port=int(args["port"]) if args.get("port") is not None else None)  # fmt: skip
     resources = ray.cluster_resources() if ray.is_initialized() else {}
     replicas = int(args["replicas"]) if args.get("replicas") is not None else None
     return application(settings, pool_options(replicas, resources.get("GPU", 0), resources.get("CPU", 1)))
@@ -120,14 +156,11 @@ def start_serving(settings: AppSettings, replicas: int | None, ray_address: str 
     pool = pool_options(replicas, resources.get("GPU", 0), resources.get("CPU", 1))
     if pool.gpus is False and settings.runtime.device == "auto":
         settings = replace(settings, runtime=replace(settings.runtime, device="cpu"))
-    serve.start(http_options={"host": settings.host, "port": settings.port})
-    serve.run(application(settings, pool), name="fashion-rag", route_prefix="/", blocking=False)
+    deploy(settings, pool)
     print(f"serving on http://{settings.host}:{settings.port} with {pool.min_replicas}..{pool.max_replicas} edit "
           f"worker(s), {'one GPU' if pool.gpus else 'one CPU'} each", flush=True)  # fmt: skip
     if not blocking:
         return pool
-    import time
-
     try:
         while True:
             time.sleep(3600)

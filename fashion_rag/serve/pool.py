@@ -32,6 +32,8 @@ class WorkerLostError(RuntimeError):
 class PooledEditor:
     """`editor` (search, files, status) plus `handle` (a DeploymentHandle of EditWorker) for the heavy calls."""
 
+    remote = True  # a request goes whole to one worker (studio/gpu.py: run_on_gpu)
+
     def __init__(self, editor, handle, pool_size: int) -> None:
         self.local = editor
         self.handle = handle
@@ -50,22 +52,37 @@ class PooledEditor:
 
     def edit(self, person, garment_ids=None, garment_images=None, description: str = "", seed: int | None = None,
              options: GenerationSettings | None = None, progress=None):  # fmt: skip
-        """Editor.edit's signature; `progress` is not streamed from the worker (the page shows its queue)."""
+        """Editor.edit's signature; `progress(done, total)` follows the worker's denoising steps."""
         request = request_of(person, garment_ids, garment_images, description, seed, options or GenerationSettings())
-        return self.run(request)
+        return self.run(request, progress)
 
     def run(self, request: EditRequest, progress=None):
+        """One request on one worker. With `progress(done, total)`, the worker streams its denoising steps."""
         from fashion_rag.editor import check_seed
 
         # The seed is drawn here, so that a retry on another replica makes the same pixels.
         request = replace(request, seed=check_seed(request.seed))
-        return self.call("run", request)
+        if progress is None:
+            return self.call("run", request)
+        return self.retried("run", lambda: self.streamed(request, progress))
+
+    def streamed(self, request: EditRequest, progress):
+        """The result of `EditWorker.run_streaming`, calling `progress` for each step it reports."""
+        for event in self.handle.options(stream=True).run_streaming.remote(request):
+            if event[0] == "step":
+                progress(event[1], event[2])
+            else:
+                return event[1]
+        raise RuntimeError("the edit worker's stream ended without a result")
 
     def call(self, method: str, *args: Any) -> Any:
         """`method` on a replica; once more on another replica when the first is lost."""
+        return self.retried(method, lambda: getattr(self.handle, method).remote(*args).result())
+
+    def retried(self, method: str, attempt_once) -> Any:
         for attempt in (1, 2):
             try:
-                return getattr(self.handle, method).remote(*args).result()
+                return attempt_once()
             except ray.exceptions.RayTaskError as error:
                 raise error.cause from None  # the replica's own error (InputError …), without Ray's traceback
             except WORKER_LOST as error:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,19 +34,28 @@ class PoolOptions:
     fixed: bool = False  # --replicas N: exactly N, no autoscaling
     gpus: bool = False  # one GPU per replica (CUDA), else one CPU per replica
     cpu_threads: int = 1  # torch threads of a CPU replica
+    # Requests a worker holds at once: one edit running and the next one waiting on the worker, so the worker
+    # never idles while the page writes a result and sends the next request, and the next photo is prepared
+    # while the current edit denoises. Edits themselves run one at a time (Editor's generation lock).
+    ongoing_per_worker: int = 2
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_replicas <= self.max_replicas:
             raise ValueError(f"replicas {self.min_replicas}..{self.max_replicas}: need 1 <= min <= max")
 
+    @property
+    def slots(self) -> int:
+        """The most requests the pool holds at once: the page's edit concurrency follows it."""
+        return self.max_replicas * self.ongoing_per_worker
+
     def deployment_options(self) -> dict[str, Any]:
         actor = {"num_gpus": 1} if self.gpus else {"num_cpus": 1}
-        options: dict[str, Any] = {"ray_actor_options": actor, "max_ongoing_requests": 1}
+        options: dict[str, Any] = {"ray_actor_options": actor, "max_ongoing_requests": self.ongoing_per_worker}
         if self.fixed:
             options["num_replicas"] = self.max_replicas
         else:
-            # Queue length drives the pool: one ongoing edit per replica is the target, so a second waiting
-            # request asks for another replica (after upscale_delay_s), up to max_replicas.
+            # Queue length drives the pool: one ongoing edit per replica is the target, so a waiting request
+            # asks for another replica (after upscale_delay_s), up to max_replicas.
             options["autoscaling_config"] = {
                 "min_replicas": self.min_replicas, "max_replicas": self.max_replicas,
                 "target_ongoing_requests": 1, "upscale_delay_s": 5, "downscale_delay_s": 300,
@@ -74,6 +86,27 @@ class EditWorker:
     def run(self, request: EditRequest):
         """Prepare (when the request has a photo), encode the garments, edit: an EditResult."""
         return self.editor.run(request)
+
+    def run_streaming(self, request: EditRequest) -> Iterator[tuple]:
+        """`run` as a stream (a Serve generator response): ("step", done, total) after each denoising step, then
+        ("result", EditResult). The page's progress bar follows the worker's steps."""
+        events: queue.Queue = queue.Queue()
+
+        def work() -> None:
+            try:
+                result = self.editor.run(request, progress=lambda done, total: events.put(("step", done, total)))
+                events.put(("result", result))
+            except BaseException as error:  # noqa: BLE001 - raised again below, in the stream
+                events.put(("error", error))
+
+        threading.Thread(target=work, name="edit", daemon=True).start()
+        while True:
+            event = events.get()
+            if event[0] == "error":
+                raise event[1]
+            yield event
+            if event[0] == "result":
+                return
 
     def prepare(self, photo, category: str, mask_variant: str = "box"):
         """A PreparedPerson (framing, pose, automatic masks) of a photo, without its pose map: 14 MB that the

@@ -25,12 +25,13 @@ from gradio import FileData
 from fashion_rag.config import GenerationSettings
 from fashion_rag.errors import InputError
 from fashion_rag.person.photo import load_photo
+from fashion_rag.request import RANDOM, EditRequest
 from fashion_rag.studio import handlers, values
 from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.errors import user_errors_as_gradio
+from fashion_rag.studio.gpu import run_on_gpu
 from fashion_rag.studio.masks import load_mask
 from fashion_rag.studio.memory import hand_back_freed_heap
-from fashion_rag.studio.session import Settings
 from fashion_rag.studio.uploads import uploaded_file
 
 MAX_ID_TEXT = 512  # three catalog ids with room to spare; longer id lists are refused unread
@@ -71,28 +72,34 @@ def search(editor, text: str, category: str, k: Any) -> dict[str, Any]:
 
 def edit(editor, photo, category, garment_ids, garment_image, mask, description, seed, steps, guidance, sampler,
          num_images, paste_back, session):  # fmt: skip
-    """(gallery, seed used, recipe file) of one edit; person preparation runs before the GPU function."""
-    settings = Settings(
-        seed=values.whole("seed", seed, handlers.RANDOM_SEED),
+    """(gallery, seed used, recipe file) of one edit, run as one EditRequest: in serve mode one call to one worker
+    (prepare and edit there); locally the person is prepared before the GPU function (studio/gpu.py)."""
+    options = dict(
+        seed=values.whole("seed", seed, RANDOM),
         steps=values.whole("steps", steps, GenerationSettings.steps),  # 0 is refused, not replaced by 50
         guidance=values.real("guidance", guidance, GenerationSettings.guidance),
         scheduler=values.choice("sampler", sampler, GenerationSettings.scheduler),
         num_images=values.whole("num_images", num_images, 1),
         paste_back=values.flag("paste_back", paste_back, True),
-    )
-    text = values.description(description, editor.settings.limits.description_chars)
+        description=values.description(description, editor.settings.limits.description_chars),
+    )  # fmt: skip
     ids = parse_ids(garment_ids)
+    category = values.choice("category", category, None)
     photo, scaled = person_photo(editor, photo)
-    person = editor.prepare(photo, values.choice("category", category, None))
     mask_path = uploaded_file(mask, "mask")
-    if mask_path:
-        person = editor.with_user_mask(person, load_mask(mask_path))
     garment_path = uploaded_file(garment_image, "garment image")
-    garments = [load_photo(garment_path, name=Path(garment_path).name)] if garment_path else []
-    entry, _ = handlers.generate(editor, person, ids, garments, text, settings, [], session,
-                                 notes=(scaled,) if scaled else ())  # fmt: skip
-    gallery = [{"image": file_data(image), "caption": None} for image in entry.images]
-    return gallery, entry.settings.seed, file_data(entry.recipe)
+    garments = (load_photo(garment_path, name=Path(garment_path).name),) if garment_path else ()
+    request = EditRequest(category, photo=photo, mask=np.asarray(load_mask(mask_path)) if mask_path else None,
+                          garment_ids=tuple(ids), garment_images=garments, **options)  # fmt: skip
+    try:
+        result = run_on_gpu(editor, request)
+        if scaled:
+            result.recipe["notes"] = [scaled]  # said with the result and kept in its recipe
+        saved = editor.save_result(result, session)
+    finally:
+        hand_back_freed_heap()  # the edit's and the PNG encoder's freed buffers (studio/memory.py)
+    gallery = [{"image": file_data(image), "caption": None} for image in saved.images]
+    return gallery, result.seed, file_data(saved.recipe)
 
 
 def person_photo(editor, value: Any):

@@ -21,6 +21,7 @@ from fashion_rag.batch import plan_jobs, run_batch
 from fashion_rag.config import GenerationSettings
 from fashion_rag.errors import InputError
 from fashion_rag.person.photo import load_photo
+from fashion_rag.request import RANDOM
 from fashion_rag.studio import values
 from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.api import file_data, parse_ids, session_of
@@ -36,12 +37,11 @@ def batch(editor, photos, category, garment_ids, each_garment, description, seed
     paths = [uploaded_file(photo, f"photo {i + 1}") for i, photo in enumerate(photos)]
     images = [load_photo(path, name=Path(path).name) for path in paths if path]
     ids = parse_ids(garment_ids)
-    seed = values.whole("seed", seed, -1)
     requests = plan_jobs(
         images, values.choice("category", category, None), ids,
         each_garment=values.flag("each_garment", each_garment, False),
         description=values.description(description, editor.settings.limits.description_chars),
-        seed=None if seed == -1 else seed, steps=values.whole("steps", steps, GenerationSettings.steps),
+        seed=values.whole("seed", seed, RANDOM), steps=values.whole("steps", steps, GenerationSettings.steps),
         guidance=values.real("guidance", guidance, GenerationSettings.guidance),
         scheduler=values.choice("sampler", sampler, GenerationSettings.scheduler),
         paste_back=values.flag("paste_back", paste_back, True),

@@ -45,3 +45,15 @@ def _edit_on_gpu(editor, person, garment_ids, garment_images, description, seed,
 
 
 edit_on_gpu = gpu_function(_edit_on_gpu)
+
+
+def run_on_gpu(editor, request, progress=None):
+    """One EditRequest (fashion_rag/request.py) with only its edit in the GPU function: the person is prepared
+    before it, on the CPU. A worker pool (serve mode, `editor.remote`) takes the whole request in one call."""
+    if getattr(editor, "remote", False):
+        return editor.run(request, progress)
+    from functools import partial
+
+    from fashion_rag.request import run_request
+
+    return run_request(editor, request, progress, edit=partial(edit_on_gpu, editor))
