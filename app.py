@@ -16,14 +16,14 @@ import time
 
 from fashion_rag.config import REPO_ROOT, AppSettings, app_from_env, runtime_from_env
 from fashion_rag.outputs import Outputs
-from fashion_rag.studio import build_demo, status_markdown
+from fashion_rag.studio import CSS, build_demo, status_markdown
 from fashion_rag.studio.admission import enable_queue
 from fashion_rag.studio.api import parse_ids
 from fashion_rag.studio.errors import USER_ERRORS
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
 
-__all__ = ["AppSettings", "Outputs", "build_demo", "main", "parse_args", "parse_ids", "status_markdown"]
+__all__ = ["CSS", "AppSettings", "Outputs", "build_demo", "main", "parse_args", "parse_ids", "status_markdown"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -130,7 +130,7 @@ def launch(settings: AppSettings, prevent_thread_lock: bool = True, mcp_server: 
         server_name=settings.host, server_port=settings.port, share=settings.share,
         max_file_size=f"{settings.max_upload_mb}mb", prevent_thread_lock=prevent_thread_lock,
         allowed_paths=[str(EXAMPLES_DIR), str(settings.catalog_dir), str(settings.output_dir)],
-        mcp_server=mcp_server,
+        mcp_server=mcp_server, css=CSS,
     )  # fmt: skip
     return demo, editor
 

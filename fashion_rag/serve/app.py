@@ -46,7 +46,7 @@ class StudioIngress(GradioIngress):
     def __init__(self, settings: AppSettings, worker, pool_size: int) -> None:
         from fashion_rag.editor import Editor
         from fashion_rag.serve.pool import PooledEditor
-        from fashion_rag.studio import build_demo
+        from fashion_rag.studio import CSS, build_demo
         from fashion_rag.studio.admission import enable_queue
 
         # Gradio deletes its upload folder's files when a page shuts down; on a redeploy the old ingress drains
@@ -59,7 +59,7 @@ class StudioIngress(GradioIngress):
         enable_queue(demo, settings.limits, behind_proxy=settings.on_space)
         follow_pool(demo, pool_size)
         app = gr.mount_gradio_app(
-            FastAPI(), demo, path="/", max_file_size=f"{settings.max_upload_mb}mb",
+            FastAPI(), demo, path="/", max_file_size=f"{settings.max_upload_mb}mb", css=CSS,
             allowed_paths=[str(EXAMPLES_DIR), str(settings.catalog_dir), str(settings.output_dir)],
         )  # fmt: skip
         super(GradioIngress, self).__init__(

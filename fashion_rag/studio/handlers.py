@@ -117,7 +117,7 @@ def search(editor, text: str, category: str, k: int):
     if hits and editor.searcher.mode == "hybrid" and all(hit.lexical_rank is None for hit in hits):
         note = (f"No {LABELS[category]} caption matches “{text.strip()}”: these are only the closest by look "
                 "(score 0). Try other words, such as the colour and the kind of garment.")  # fmt: skip
-    gallery = [(str(editor.searcher.image_path(hit.id)), f"{rank}. {hit.caption} · {hit.score:.3f}")
+    gallery = [(str(editor.searcher.image_path(hit.id)), f"{rank}. {hit.caption}")
                for rank, hit in enumerate(hits, start=1)]  # fmt: skip
     return gallery, [hit.id for hit in hits], pick_choices(editor, [hit.id for hit in hits], []), note
 
