@@ -19,6 +19,7 @@ from fashion_rag.studio import gpu, masks
 from fashion_rag.studio.categories import LABELS, suggested_category
 from fashion_rag.studio.memory import hand_back_freed_heap
 from fashion_rag.studio.session import HistoryEntry, PersonState, Settings, add_to_history, next_number
+from fashion_rag.studio.status import MASK_WORDS
 from fashion_rag.studio.uploads import uploaded_file
 
 RANDOM_SEED = -1  # the seed box's value for "pick one at random"
@@ -54,7 +55,7 @@ def prepare_upload(editor, path: str | None, category: str, variant: str):
     if scaled:
         prepared.notes.insert(0, scaled)
     state = PersonState.of(prepared, uploaded_file(path, "photo"), scaled)
-    notes = "  \n".join(prepared.notes) or f"Mask from the {prepared.mask_source} path."
+    notes = "  \n".join(prepared.notes) or f"Mask {MASK_WORDS.get(prepared.mask_source, 'ready')}."
     return state, masks.editor_value(state.frame, prepared.mask), draw_skeleton(state.frame, state.keypoints), notes
 
 

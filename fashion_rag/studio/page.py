@@ -187,7 +187,8 @@ def wire_person(editor, ui) -> None:
         return value, undo, undo_button(undo)
 
     inputs, outputs = [ui.upload, ui.category, ui.variant], [ui.state.person, ui.mask_editor, ui.pose, ui.notes]
-    ui.upload.change(on_photo, inputs, outputs, **PREPARE_LANE, **PRIVATE)
+    # Progress and a refusal show on the upload box (and in the toast), not as "Error" on the mask and notes.
+    ui.upload.change(on_photo, inputs, outputs, show_progress_on=[ui.upload], **PREPARE_LANE, **PRIVATE)
     # The previous person's before/after, note and samples go with a new photo (history and downloads stay).
     ui.upload.change(lambda: (None, "", gr.update(value=None, visible=False), ""), None,
                      [ui.compare, ui.note, ui.samples, ui.seed_used], **PRIVATE)  # fmt: skip
