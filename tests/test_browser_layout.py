@@ -146,3 +146,22 @@ def test_every_picked_garment_is_marked_and_captions_show_whole_names(chromium, 
     assert cut == [], cut
     assert all(len(text) > 15 for text, _, _ in captions), captions  # whole names, e.g. "1. orange and red …"
     page.close()
+
+
+def test_a_refused_upload_marks_only_the_upload_box(chromium, studio_url, tmp_path):
+    """A file that is no image: the toast says why, and the "Error" mark sits on the upload box only, not on
+    the mask editor, the notes or the pose of the previous photo."""
+    page = open_page(chromium, studio_url, 1400, 900)
+    upload(page)
+    page.locator("#person-upload").get_by_label("Clear").first.click()
+    bad = tmp_path / "photo.png"
+    bad.write_text("not an image")
+    page.locator("#person-upload input[type=file]").set_input_files(str(bad))
+    page.wait_for_selector(".toast-body :text('is not an image that can be read')", timeout=30_000)
+    marked = page.evaluate(
+        """() => [...document.querySelectorAll('[data-testid=status-tracker]')]
+            .filter(t => !t.classList.contains('hide') && t.innerText.includes('Error'))
+            .map(t => t.closest('[id]')?.id)"""
+    )
+    assert marked == ["person-upload"], marked
+    page.close()
