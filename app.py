@@ -44,8 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=AppSettings.port)
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
     parser.add_argument("--max-upload-mb", type=int, default=AppSettings.max_upload_mb)
-    parser.add_argument("--mcp", action="store_true", help="also serve the prepare, search and edit endpoints as "
-                        "MCP tools for agents, at /gradio_api/mcp/ (README, 'For agents')")  # fmt: skip
+    parser.add_argument("--mcp", action="store_true", help="prepare, search and edit as MCP tools too (README)")
     serve = parser.add_argument_group("serve mode (docs/DEPLOYMENT.md)")
     serve.add_argument("--serve", action="store_true", help="run the edit on a Ray Serve pool, one GPU per worker")
     serve.add_argument("--replicas", type=int, default=None, help="a fixed pool of N workers (default: autoscale "
@@ -117,9 +116,7 @@ def settings_from_args(args: argparse.Namespace) -> AppSettings:
 
 def launch(settings: AppSettings, prevent_thread_lock: bool = True, mcp_server: bool = False):
     """(demo, editor): the page served with no model loaded yet; the editor's progress reads 'loading'.
-
-    mcp_server: Gradio's MCP server on the public endpoints (`--mcp`). Always passed as a bool: Gradio reads
-    the GRADIO_MCP_SERVER variable when given None, and the server must be on only when asked for."""
+    mcp_server (`--mcp`) is always a bool: given None, Gradio would follow the GRADIO_MCP_SERVER variable."""
     from fashion_rag.editor import Editor
 
     editor = Editor.from_settings(settings)
