@@ -130,7 +130,7 @@ def test_every_picked_garment_is_marked_and_captions_show_whole_names(chromium, 
             """() => { const items = [...document.querySelectorAll('#results .thumbnail-item')];
                        const look = i => getComputedStyle(items[i]).borderTopColor + getComputedStyle(items[i]).borderTopWidth;
                        return look(0) !== look(1) && look(4) !== look(1) && look(2) === look(1); }""",
-            timeout=10_000,
+            timeout=30_000,
         )
     shown = marks()
     plain = shown[1]  # never picked
@@ -158,10 +158,9 @@ def test_a_refused_upload_marks_only_the_upload_box(chromium, studio_url, tmp_pa
     bad.write_text("not an image")
     page.locator("#person-upload input[type=file]").set_input_files(str(bad))
     page.wait_for_selector(".toast-body :text('is not an image that can be read')", timeout=30_000)
-    marked = page.evaluate(
-        """() => [...document.querySelectorAll('[data-testid=status-tracker]')]
-            .filter(t => !t.classList.contains('hide') && t.innerText.includes('Error'))
-            .map(t => t.closest('[id]')?.id)"""
-    )
+    errors = """() => [...document.querySelectorAll('[data-testid=status-tracker]')]
+        .filter(t => !t.classList.contains('hide') && t.innerText.includes('Error')).map(t => t.closest('[id]')?.id)"""
+    page.wait_for_function(f"() => ({errors})().length > 0", timeout=30_000)  # the marks follow the toast
+    marked = page.evaluate(errors)
     assert marked == ["person-upload"], marked
     page.close()
