@@ -1,6 +1,6 @@
 """The Fashion-RAG studio web app: the entry point a Space runs. The page is `fashion_rag/studio/`.
 
-    python app.py [--models SRC] [--catalog DIR] [--host H] [--port P] [--share]
+    python app.py [--models SRC] [--catalog DIR] [--host H] [--port P] [--share] [--mcp]
     python app.py --serve [--replicas N] [--ray-address ADDR]   # the edit on a Ray Serve worker pool
 
 Reads flags, launches the studio page, then loads the models once in a background thread: the page answers
@@ -17,13 +17,13 @@ import time
 from fashion_rag.config import REPO_ROOT, AppSettings, app_from_env, runtime_from_env
 from fashion_rag.errors import USER_ERRORS, user_message
 from fashion_rag.outputs import Outputs
-from fashion_rag.studio import build_demo, status_markdown
+from fashion_rag.studio import CSS, build_demo, status_markdown
 from fashion_rag.studio.admission import enable_queue
 from fashion_rag.studio.api import parse_ids
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
 
-__all__ = ["AppSettings", "Outputs", "build_demo", "main", "parse_args", "parse_ids", "status_markdown"]
+__all__ = ["CSS", "AppSettings", "Outputs", "build_demo", "main", "parse_args", "parse_ids", "status_markdown"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=AppSettings.port)
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
     parser.add_argument("--max-upload-mb", type=int, default=AppSettings.max_upload_mb)
+    parser.add_argument("--mcp", action="store_true", help="prepare, search and edit as MCP tools too (README)")
     serve = parser.add_argument_group("serve mode (docs/DEPLOYMENT.md)")
     serve.add_argument("--serve", action="store_true", help="run the edit on a Ray Serve pool, one GPU per worker")
     serve.add_argument("--replicas", type=int, default=None, help="a fixed pool of N workers (default: autoscale "
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.serve or args.replicas is not None or args.ray_address:
         serve_main(parser_error=build_parser().error, args=args, settings=settings)
         return
-    demo, editor = launch(settings)
+    demo, editor = launch(settings, mcp_server=args.mcp)
     print(f"page up in {time.perf_counter() - started:.1f} s; loading the models in the background", flush=True)
     editor.load_in_background(before=fetch_weights if settings.on_space else None)
     demo.block_thread()
@@ -113,8 +114,9 @@ def settings_from_args(args: argparse.Namespace) -> AppSettings:
                         output_dir=args.output_dir)  # fmt: skip
 
 
-def launch(settings: AppSettings, prevent_thread_lock: bool = True):
-    """(demo, editor): the page served with no model loaded yet; the editor's progress reads 'loading'."""
+def launch(settings: AppSettings, prevent_thread_lock: bool = True, mcp_server: bool = False):
+    """(demo, editor): the page served with no model loaded yet; the editor's progress reads 'loading'.
+    mcp_server (`--mcp`) is always a bool: given None, Gradio would follow the GRADIO_MCP_SERVER variable."""
     from fashion_rag.editor import Editor
 
     editor = Editor.from_settings(settings)
@@ -125,6 +127,7 @@ def launch(settings: AppSettings, prevent_thread_lock: bool = True):
         server_name=settings.host, server_port=settings.port, share=settings.share,
         max_file_size=f"{settings.max_upload_mb}mb", prevent_thread_lock=prevent_thread_lock,
         allowed_paths=[str(EXAMPLES_DIR), str(settings.catalog_dir), str(settings.output_dir)],
+        mcp_server=mcp_server, css=CSS,
     )  # fmt: skip
     return demo, editor
 
@@ -133,6 +136,8 @@ def serve_main(parser_error, args: argparse.Namespace, settings: AppSettings) ->
     """--serve: the page as the ingress of a Ray Serve application (imported here: the local mode needs no Ray)."""
     if not args.serve:
         parser_error("--replicas and --ray-address belong to serve mode: add --serve")
+    if args.mcp:
+        parser_error("--mcp runs with the local studio only (not yet with --serve): drop one of them")
     if args.replicas is not None and args.replicas < 1:
         parser_error(f"--replicas {args.replicas}: give 1 or more workers")
     from fashion_rag.serve.app import start_serving

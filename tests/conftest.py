@@ -136,7 +136,7 @@ def studio_url(tiny_editor):
     """The studio running in this process on a free loopback port, with the tiny bundle."""
     from dataclasses import replace
 
-    from app import build_demo, enable_queue
+    from app import CSS, build_demo, enable_queue
 
     demo = build_demo(tiny_editor)
     # Every client of the tests comes from 127.0.0.1: the load test's 20 clients stand for 20 visitors, so the
@@ -144,7 +144,7 @@ def studio_url(tiny_editor):
     limits = replace(tiny_editor.settings.limits, edits_per_address=1000, prepares_per_address=1000)
     enable_queue(demo, limits)
     _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
+        server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, css=CSS,
         max_file_size="20mb", allowed_paths=[str(REPO / "examples"), str(tiny_editor.settings.output_dir)],
     )  # fmt: skip
     yield url

@@ -54,7 +54,13 @@ def test_status_names_the_bundle_device_and_search_mode(tiny_editor):
     from app import status_markdown
 
     text = status_markdown(tiny_editor)
-    assert "tiny bundle" in text and "`cpu`" in text and "Generate:** ready" in text and "hybrid" in text
+    assert "tiny bundle" in text and "`cpu`" in text and "Generate:** ready" in text
+    # A designer's words on the line, the developer's terms folded under Details (issue 23, item 7).
+    line, details = text.split("<details", 1)
+    assert "by the words of your description and by the look" in line and "from the body's pose" in line
+    for developer in ("hybrid", "BM25", "offline path", "UNet"):
+        assert developer not in line, developer
+    assert "search: hybrid" in details and "masks: offline path" in details
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +155,7 @@ def test_generate_without_weights_explains_and_the_page_keeps_working(tiny_setti
     assert (
         "Generate is unavailable" in status and "weights download sd2-inpainting fashion-rag garment-encoder" in status
     )
-    assert "Search:** lexical" in status
+    assert "**Search:** by the words of the garments' captions only" in status and "search: lexical" in status
     demo = build_demo(editor)
     demo.queue()
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)

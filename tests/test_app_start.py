@@ -106,7 +106,7 @@ def test_page_answers_before_the_models_load_and_generate_waits_for_them(tiny_se
             time.sleep(0.1)
         assert not editor.progress.loading and editor.progress.problem is None
         status = app.status_markdown(editor)
-        assert "**Generate:** ready" in status and "**UNet:** eager" in status
+        assert "**Generate:** ready" in status and "<li>UNet: eager" in status
         images, _, _ = predict(
             client,
             handle_file(str(ASTRONAUT)),

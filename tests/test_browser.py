@@ -49,7 +49,7 @@ def compare_sources(page) -> list[str]:
 
 def test_paint_search_pick_generate_and_compare(page, tiny_editor, masks_used, tmp_path):
     page.locator("#person-upload input[type=file]").set_input_files(str(ASTRONAUT))
-    page.wait_for_selector("#person-notes :text('Mask from the offline path')", timeout=60_000)
+    page.wait_for_selector("#person-notes :text('Mask found from the body')", timeout=60_000)
     # One brush stroke in the top right corner of the canvas, where the automatic mask is not.
     page.get_by_label("Brush").first.click()
     canvas = page.locator("#mask-editor canvas").first.bounding_box()
@@ -109,5 +109,5 @@ def test_text_only_edit_history_and_category_suggestion(page, tmp_path):
     assert screenshot.stat().st_size > 50_000
     suggestion.click()
     page.wait_for_function("() => document.querySelector('#category input[value=dresses]').checked")
-    page.wait_for_selector("#person-notes :text('Mask from the offline path')", timeout=60_000)
+    page.wait_for_selector("#person-notes :text('Mask found from the body')", timeout=60_000)
     suggestion.wait_for(state="hidden", timeout=20_000)

@@ -47,7 +47,7 @@ def test_a_refused_generate_says_busy_and_the_next_one_runs(chromium, busy_studi
     page = chromium.new_page(viewport={"width": 1600, "height": 1300})
     page.goto(busy_studio)
     page.locator("#person-upload input[type=file]").set_input_files(str(ASTRONAUT))
-    page.wait_for_selector("#person-notes :text('Mask from the offline path')", timeout=60_000)
+    page.wait_for_selector("#person-notes :text('Mask found from the body')", timeout=60_000)
     page.locator("#description textarea").fill("red striped shirt")
     page.locator("#advanced").click()
     page.locator("#steps input[type=number]").fill("1")

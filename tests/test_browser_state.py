@@ -25,7 +25,7 @@ def page(chromium, studio_url):
 
 def upload(page, path: Path = ASTRONAUT) -> None:
     page.locator("#person-upload input[type=file]").set_input_files(str(path))
-    page.wait_for_selector("#person-notes :text('Mask from the offline path')", timeout=60_000)
+    page.wait_for_selector("#person-notes :text('Mask found from the body')", timeout=60_000)
 
 
 def search_and_pick(page, text: str, picks: int = 1) -> None:
@@ -72,7 +72,7 @@ def toasts(page) -> str:
 def test_restoring_an_older_entry_of_another_category_keeps_the_page_working(page):
     upload(page)
     choose_category(page, "dresses")
-    page.wait_for_function("() => document.querySelector('#person-notes').innerText.includes('offline')")
+    page.wait_for_function("() => document.querySelector('#person-notes').innerText.includes('Mask found')")
     search_and_pick(page, "red dress")
     dress = picked(page)[0]
     generate(page, 1)

@@ -176,7 +176,7 @@ def test_damaged_index_is_refused_clearly_and_search_falls_back_to_captions(
     assert editor.searcher.mode_reason.startswith(f"lexical search only: index at {index}")
     hits = editor.search("red dress", "dresses", 3)
     assert len(hits) == 3 and all("red" in hit.caption for hit in hits) and hits[0].dense_rank is None
-    assert f"**Search:** lexical (lexical search only: index at {index}" in status_markdown(editor)
+    assert f"search: lexical (lexical search only: index at {index}" in status_markdown(editor)
     # An edit takes a caption-found garment of the person's own category (the editor refuses others).
     shirt = editor.search("striped shirt", "upper_body", 1)[0].id
     assert editor.edit(editor.prepare(ASTRONAUT, "upper_body"), [shirt], seed=2, options=FAST).seed == 2

@@ -34,7 +34,7 @@ FAST = Settings(seed=11, steps=1, guidance=7.5, scheduler="ddim", num_images=1, 
 def uploaded(tiny_editor):
     """What the page keeps after the astronaut photo is uploaded: (PersonState, brush-editor value)."""
     state, value, pose, notes = handlers.prepare_upload(tiny_editor, as_upload(ASTRONAUT), "upper_body", "box")
-    assert pose.size == (384, 512) and "offline" in notes
+    assert pose.size == (384, 512) and notes == "Mask found from the body's pose and outline (no clothes parser here)."
     return state, value
 
 

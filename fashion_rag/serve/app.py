@@ -80,11 +80,13 @@ class StudioIngress:
 def launch_page(demo: gr.Blocks, settings: AppSettings, wait_s: float = PORT_WAIT_S) -> None:
     """demo.launch on the settings' address; waits up to `wait_s` for the port, which a replica being replaced
     may still hold (Serve stops the old ingress while it starts the new one)."""
+    from fashion_rag.studio import CSS  # Gradio 6 applies a page's CSS only when given at launch
+
     deadline = time.monotonic() + wait_s
     while True:
         try:
             demo.launch(
-                server_name=settings.host, server_port=settings.port, prevent_thread_lock=True, quiet=True,
+                server_name=settings.host, server_port=settings.port, prevent_thread_lock=True, quiet=True, css=CSS,
                 max_file_size=f"{settings.max_upload_mb}mb",
                 allowed_paths=[str(EXAMPLES_DIR), str(settings.catalog_dir), str(settings.output_dir)],
             )  # fmt: skip

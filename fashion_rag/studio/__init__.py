@@ -5,9 +5,11 @@ what events do      handlers.py   (plain functions of the editor and values)
 the public API      api.py        (gr.api endpoints prepare, search, edit)
 mask values, tools  masks.py      session state: session.py   category hints: categories.py
 ZeroGPU duration    gpu.py        status line: status.py
+CSS, pick highlight style.py      (pass CSS to launch: Gradio 6 ignores Blocks.css set before it)
 """
 
 from fashion_rag.studio.page import build_demo
 from fashion_rag.studio.status import status_markdown
+from fashion_rag.studio.style import CSS
 
-__all__ = ["build_demo", "status_markdown"]
+__all__ = ["CSS", "build_demo", "status_markdown"]

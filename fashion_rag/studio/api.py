@@ -123,36 +123,93 @@ def parse_ids(text: str | list | None) -> list[str]:
 
 
 def register(editor) -> None:
-    """Declare the three endpoints inside the current gr.Blocks."""
+    """Declare the endpoints inside the current gr.Blocks. With `python app.py --mcp` each one is also an MCP
+    tool named after its endpoint; its docstring (a summary, `Args:` and `Returns:`) is what an agent reads."""
+    for endpoint, name, lane in ((prepare_tool(editor), "prepare", "prepare"), (search_tool(editor), "search", "search"),
+                                 (edit_tool(editor), "edit", "gpu")):  # fmt: skip
+        endpoint.__name__ = name  # the MCP tool name (Gradio names tools after the function)
+        gr.api(endpoint, api_name=name, concurrency_id=lane, concurrency_limit=LANE_LIMITS[lane])
+    from fashion_rag.studio.batch import register_batch  # many edits in one call (issue 22)
 
+    register_batch(editor)
+
+
+def prepare_tool(editor):
     def prepare_endpoint(photo: FileData | None, category: str = "upper_body", mask_variant: str = "box",
                          request: gr.Request = None) -> tuple[FileData, FileData, FileData, FileData, dict]:  # fmt: skip
-        """Frame, mask, overlay and pose preview of a person photo, plus keypoints and notes."""
+        """Find the person in a photo and the garment region to repaint, before an edit (step 1 of 3).
+        Optional: `edit` prepares the photo itself; call this to show or check the mask first.
+
+        Args:
+            photo: a photo of one person (PNG, JPEG, WebP …), uploaded to this server.
+            category: the garment region: "upper_body" (tops, jackets), "lower_body" (trousers, skirts) or "dresses" (the whole body). A half-body photo cannot take lower_body or dresses: the answer says why.
+            mask_variant: "box" (the region's bounding shape, best for a garment of another cut) or "precise" (the current garment's outline).
+
+        Returns:
+            frame: the person's 3:4 frame the model edits (PNG)
+            mask: the region to repaint in that frame, white on black (PNG)
+            overlay: the mask drawn over the frame (PNG), to show a person
+            pose: the detected body keypoints drawn over the frame (PNG)
+            info: {"category", "mask_source", "notes" (plain-language remarks), "keypoints" (x, y or null), "transform" (frame to photo)}
+        """  # noqa: E501
         with user_errors_as_gradio():
             return prepare(editor, photo, category, mask_variant, session_of(request))
 
+    return prepare_endpoint
+
+
+def search_tool(editor):
     def search_endpoint(text: str, category: str = "upper_body", k: int = 6) -> dict:
-        """Top-k catalog garments of a category for a description."""
+        """Search the garment catalog with a description and get the best matching garments' ids (step 2 of 3).
+
+        Args:
+            text: what the garment looks like, in English, e.g. "navy double-breasted blazer with gold buttons".
+            category: "upper_body", "lower_body" or "dresses": only garments of this category are searched.
+            k: how many garments to return, from 1 to the catalog's garments of that category (6 is usual).
+
+        Returns:
+            {"mode": how the catalog was searched, "hits": [{"id", "category", "caption", "score", …}, best first]}. Pass up to 3 hit ids to `edit` as garment_ids. An empty list: nothing matches.
+        """  # noqa: E501
         with user_errors_as_gradio():
             return search(editor, text, category, k)
 
+    return search_endpoint
+
+
+def edit_tool(editor):
     def edit_endpoint(photo: FileData | None, category: str = "upper_body", garment_ids: str = "",
                       garment_image: FileData | None = None, mask: FileData | None = None, description: str = "",
                       seed: int = -1, steps: int = 50, guidance: float = 7.5, sampler: str = "ddim",
                       num_images: int = 1, paste_back: bool = True,
                       request: gr.Request = None) -> tuple[list[dict], int, FileData]:  # fmt: skip
-        """Edit a person photo with catalog garment ids (comma-separated) and/or one garment image; with
-        neither, a text-only edit from the description. Seed -1: random."""
+        """Dress the person of a photo in new garments: the garment region is repainted (step 3 of 3). Slow:
+        seconds on a GPU, minutes on a CPU. Garments come from catalog ids (from `search`) and/or one image of
+        a garment; with neither, the description alone drives the edit (a text-only edit).
+
+        Args:
+            photo: a photo of one person (PNG, JPEG, WebP …), uploaded to this server.
+            category: "upper_body", "lower_body" or "dresses": the region to repaint and the garments' category.
+            garment_ids: up to 3 catalog ids from `search`, comma-separated, e.g. "top-001,top-004"; "" for none.
+            garment_image: optional image of one garment of your own (a product photo), used like a catalog garment.
+            mask: optional mask of the region to repaint (white = repaint), in the photo's size or the frame of `prepare`; none: the automatic mask.
+            description: the garment in words; used with the garments, and alone for a text-only edit.
+            seed: a whole number to repeat a result; -1 picks a random one (the seed used is returned).
+            steps: denoising steps, 1 to 150; 50 is the model's recipe, fewer is faster and rougher.
+            guidance: how strongly the description and garments steer the picture, 0 to 30 (7.5 usual).
+            sampler: "ddim" (the recipe) or "dpm++" (good at 25 steps).
+            num_images: how many pictures to make, 1 to 4.
+            paste_back: true keeps the photo's own pixels outside the mask.
+
+        Returns:
+            images: the edited photos at full resolution (a gallery)
+            seed: the seed used
+            recipe: a JSON file that repeats this edit (`python -m fashion_rag edit --recipe FILE`)
+        """  # noqa: E501
         with user_errors_as_gradio():
             return edit(editor, photo, category, garment_ids, garment_image, mask, description, seed, steps,
                         guidance, sampler, num_images, paste_back, session_of(request))  # fmt: skip
 
-    for endpoint, name, lane in ((prepare_endpoint, "prepare", "prepare"), (search_endpoint, "search", "search"),
-                                 (edit_endpoint, "edit", "gpu")):  # fmt: skip
-        gr.api(endpoint, api_name=name, concurrency_id=lane, concurrency_limit=LANE_LIMITS[lane])
-    from fashion_rag.studio.batch import register_batch  # many edits in one call (issue 22)
-
-    register_batch(editor)
+    return edit_endpoint
 
 
 def session_of(request: gr.Request | None) -> str | None:

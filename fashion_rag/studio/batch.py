@@ -73,5 +73,6 @@ def register_batch(editor) -> None:
             yield from batch(editor, photos, category, garment_ids, each_garment, description, seed, steps, guidance,
                              sampler, paste_back, session_of(request))  # fmt: skip
 
+    batch_endpoint.__name__ = "batch"  # its MCP tool name (api.register)
     # One batch at a time per concurrency slot of the pool: its jobs already fill every worker.
     gr.api(batch_endpoint, api_name="batch", concurrency_id="gpu", concurrency_limit=LANE_LIMITS["gpu"])

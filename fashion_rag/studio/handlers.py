@@ -19,6 +19,7 @@ from fashion_rag.studio import gpu, masks
 from fashion_rag.studio.categories import LABELS, suggested_category
 from fashion_rag.studio.memory import hand_back_freed_heap
 from fashion_rag.studio.session import HistoryEntry, PersonState, Settings, add_to_history, next_number
+from fashion_rag.studio.status import MASK_WORDS
 from fashion_rag.studio.uploads import uploaded_file
 
 RANDOM_SEED = -1  # the seed box's value for "pick one at random"
@@ -54,7 +55,7 @@ def prepare_upload(editor, path: str | None, category: str, variant: str):
     if scaled:
         prepared.notes.insert(0, scaled)
     state = PersonState.of(prepared, uploaded_file(path, "photo"), scaled)
-    notes = "  \n".join(prepared.notes) or f"Mask from the {prepared.mask_source} path."
+    notes = "  \n".join(prepared.notes) or f"Mask {MASK_WORDS.get(prepared.mask_source, 'ready')}."
     return state, masks.editor_value(state.frame, prepared.mask), draw_skeleton(state.frame, state.keypoints), notes
 
 
@@ -117,7 +118,7 @@ def search(editor, text: str, category: str, k: int):
     if hits and editor.searcher.mode == "hybrid" and all(hit.lexical_rank is None for hit in hits):
         note = (f"No {LABELS[category]} caption matches “{text.strip()}”: these are only the closest by look "
                 "(score 0). Try other words, such as the colour and the kind of garment.")  # fmt: skip
-    gallery = [(str(editor.searcher.image_path(hit.id)), f"{rank}. {hit.caption} · {hit.score:.3f}")
+    gallery = [(str(editor.searcher.image_path(hit.id)), f"{rank}. {hit.caption}")
                for rank, hit in enumerate(hits, start=1)]  # fmt: skip
     return gallery, [hit.id for hit in hits], pick_choices(editor, [hit.id for hit in hits], []), note
 

@@ -22,6 +22,7 @@ from fashion_rag.studio.categories import LABELS
 from fashion_rag.studio.errors import user_errors_as_gradio
 from fashion_rag.studio.session import Settings, forget_closed_session
 from fashion_rag.studio.status import generate_ready, status_markdown
+from fashion_rag.studio.style import wire_pick_highlight
 from fashion_rag.studio.uploads import uploaded_file
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
@@ -29,11 +30,6 @@ IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"
 PRIVATE = {"api_visibility": "private"}  # the page's own events; the public API is api.py's
 # Events that decode or prepare a photo share the API's prepare lane (studio/admission.py).
 PREPARE_LANE = {"concurrency_id": "prepare", "concurrency_limit": LANE_LIMITS["prepare"]}
-CSS = """
-.step-title h3 {margin: 0 0 4px 0}
-#plan-note, #result-note {min-height: 1.6em}
-#person-upload {max-height: 120px}
-"""
 
 
 def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
@@ -49,7 +45,7 @@ def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
                 person = person_column()
             with gr.Column(scale=4, min_width=340):
                 garments = garment_column()
-            with gr.Column(scale=5, min_width=380):
+            with gr.Column(scale=5, min_width=380, elem_id="result-column"):  # sticky: style.py
                 result = result_column()
         ui = SimpleNamespace(**vars(person), **vars(garments), **vars(result), state=state)
         wire_person(editor, ui)
@@ -63,8 +59,7 @@ def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
             forget_closed_session(demo, request, settings.limits.closed_session_ttl_s)  # session.py
 
         demo.unload(on_close)
-    demo.css = CSS
-    return demo
+    return demo  # its CSS (style.CSS) goes to launch(css=...): Gradio 6 reads css there only
 
 
 # --------------------------------------------------------------------------------------------------
@@ -82,7 +77,7 @@ def person_column() -> SimpleNamespace:
     category = gr.Radio([(LABELS[c], c) for c in CATEGORIES], value="upper_body", label="Garment category",
                         elem_id="category")  # fmt: skip
     mask_editor = gr.ImageEditor(
-        label="Garment mask: paint to add, erase to remove", type="pil", elem_id="mask-editor",
+        label="Garment mask", type="pil", elem_id="mask-editor",
         sources=(), transforms=(), layers=False, height=460, canvas_size=FRAME_SIZE, fixed_canvas=True,
         brush=gr.Brush(colors=["#ff0040"], default_size=24, color_mode="fixed"), eraser=gr.Eraser(default_size=24),
     )  # fmt: skip
@@ -94,6 +89,7 @@ def person_column() -> SimpleNamespace:
         shrink = gr.Button("Shrink", size="sm", elem_id="mask-shrink")
         reset = gr.Button("Reset to automatic", size="sm", elem_id="mask-reset")
         undo = gr.Button("Undo", size="sm", elem_id="mask-undo", interactive=False)
+    gr.Markdown("Paint on the photo to add to the mask, erase to remove.", elem_id="mask-hint")
     notes = gr.Markdown("", elem_id="person-notes")
     with gr.Accordion("Detected pose", open=False):
         pose = gr.Image(label="Detected pose", interactive=False, elem_id="pose-preview", height=300)
@@ -192,7 +188,8 @@ def wire_person(editor, ui) -> None:
         return value, undo, undo_button(undo)
 
     inputs, outputs = [ui.upload, ui.category, ui.variant], [ui.state.person, ui.mask_editor, ui.pose, ui.notes]
-    ui.upload.change(on_photo, inputs, outputs, **PREPARE_LANE, **PRIVATE)
+    # Progress and a refusal show on the upload box (and in the toast), not as "Error" on the mask and notes.
+    ui.upload.change(on_photo, inputs, outputs, show_progress_on=[ui.upload], **PREPARE_LANE, **PRIVATE)
     # The previous person's before/after, note and samples go with a new photo (history and downloads stay).
     ui.upload.change(lambda: (None, "", gr.update(value=None, visible=False), ""), None,
                      [ui.compare, ui.note, ui.samples, ui.seed_used], **PRIVATE)  # fmt: skip
@@ -240,6 +237,7 @@ def wire_garments(editor, ui) -> None:
     ui.search.click(on_search, search_inputs, search_outputs, **lane, **PRIVATE)
     ui.description.submit(on_search, search_inputs, search_outputs, **lane, **PRIVATE)
     ui.results.select(on_pick, [ui.state.hits, ui.picks], [ui.picks], **PRIVATE)
+    wire_pick_highlight(ui.picks, ui.results, ui.state.hits, PRIVATE)  # every pick marked, not the last click
     for trigger in (ui.description.change, ui.category.change):
         trigger(on_describe, [ui.description, ui.category], [ui.switch], **PRIVATE)
 

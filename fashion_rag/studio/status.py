@@ -1,11 +1,25 @@
 """The status line: which models, which device, and what works (Generate, search, masks).
 
 While the app's background load runs (fashion_rag/startup.py) the line says how far it got and reads no
-model, so the page shows it at once; afterwards it names the generation path in use (eager, CUDA graphs or
-compiled) and what its warm-up took.
+model, so the page shows it at once. Afterwards it says in a designer's words what works (Generate, how the
+catalog is searched, where masks come from); the developer's terms (search mode and its reason, the mask
+path, the UNet path: eager, CUDA graphs or compiled, and its warm-up) are folded under "Details".
 """
 
 from __future__ import annotations
+
+import html
+
+# What each search mode and mask source means to a designer; the developer's terms go under "Details".
+SEARCH_WORDS = {
+    "hybrid": "by the words of your description and by the look of the garments",
+    "dense": "by the look of the garments (the catalog has no captions to match words)",
+    "lexical": "by the words of the garments' captions only (the search by look is not available here)",
+}
+MASK_WORDS = {
+    "parser": "found by the clothes parser, along the garment's outline",
+    "offline": "found from the body's pose and outline (no clothes parser here)",
+}
 
 
 def status_markdown(editor) -> str:
@@ -28,15 +42,23 @@ def status_markdown(editor) -> str:
         lines.append(f"**Generate is unavailable:** {editor.generation_problem}. Photo, mask and search still work.")
     else:
         lines.append("**Generate:** ready (Fashion-RAG weights: CC BY-NC 4.0, non-commercial use only).")
-        speed = getattr(getattr(editor, "_pipeline", None), "speed_path", None)
-        if speed is not None:
-            lines.append(f"**UNet:** {speed.describe()}")
+    search = editor.searcher
+    source = "parser" if editor.preparer.parser is not None else "offline"
+    lines.append(f"**Search:** {SEARCH_WORDS.get(search.mode, search.mode)} · **Masks:** {MASK_WORDS[source]}")
+    return "  \n".join(lines) + "\n\n" + details_html(editor, source)
+
+
+def details_html(editor, mask_source: str) -> str:
+    """The developer's words (search mode and why, mask path, UNet path), folded away under "Details"."""
     search = editor.searcher
     reason = f" ({search.mode_reason})" if getattr(search, "mode_reason", "") else ""
-    lines.append(f"**Search:** {search.mode}{reason}")
-    masks = "clothes parser" if editor.preparer.parser is not None else "offline path (pose + person segmentation)"
-    lines.append(f"**Masks:** {masks}")
-    return "  \n".join(lines)
+    masks = "clothes parser" if mask_source == "parser" else "offline path (pose + person segmentation)"
+    items = [f"search: {search.mode}{reason}", f"masks: {masks}"]
+    speed = getattr(getattr(editor, "_pipeline", None), "speed_path", None)
+    if speed is not None:
+        items.append(f"UNet: {speed.describe()}")
+    listed = "".join(f"<li>{html.escape(item)}</li>" for item in items)
+    return f'<details id="status-details"><summary>Details</summary><ul>{listed}</ul></details>'
 
 
 def loading_markdown(editor, progress) -> str:

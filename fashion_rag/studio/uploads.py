@@ -6,6 +6,12 @@ which resolves the path (symbolic links followed, `..` removed) and accepts it o
 upload folder, where the upload route and the example cache put files. Anything else is refused before
 it is opened, with the same message whether or not the path exists, so the refusal says nothing about
 the server's files.
+
+An MCP tool call (`python app.py --mcp`) hands a file input over as the URL Gradio serves an upload at
+(`http://host/gradio_api/file=/tmp/gradio/…/photo.png`, what Gradio's `upload_file_to_gradio` tool
+returns): only the path in it is read, and checked like any other. Nothing is ever fetched from a URL.
+A `data:` URL (the file inline, as some MCP clients send it) is written into the upload folder with
+Gradio's own decoder; the request-size limit (admission.py) bounds it.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from fashion_rag.errors import InputError
 
@@ -36,6 +43,10 @@ def uploaded_file(value: Any, what: str, root: Path | None = None) -> str | None
     if value is None or value == "":
         return None
     path = value.get("path") if isinstance(value, dict) else value
+    if isinstance(path, str) and path.startswith(("http://", "https://")):
+        path = served_path(path)
+    elif isinstance(path, str) and path.startswith("data:"):
+        path = inline_upload(path, what)
     if not isinstance(path, str | os.PathLike) or not str(path):
         raise InputError(
             f"the {what} must be an uploaded file (gradio_client.handle_file(...)), not {type(value).__name__}"
@@ -45,3 +56,21 @@ def uploaded_file(value: Any, what: str, root: Path | None = None) -> str | None
     if not resolved.is_relative_to(root) or resolved == root:
         raise InputError("the " + NOT_AN_UPLOAD.format(what=what))
     return str(resolved)
+
+
+def served_path(url: str) -> str:
+    """The server path in a Gradio file URL (`…/gradio_api/file=PATH`), or the URL itself (refused later)."""
+    _, marker, rest = urlsplit(url).path.partition("/gradio_api/file=")
+    return unquote(rest) if marker and rest else url
+
+
+def inline_upload(data_url: str, what: str) -> str:
+    """A `data:…;base64,…` file written into the upload folder; its path."""
+    import binascii
+
+    from gradio.processing_utils import save_base64_to_cache
+
+    try:
+        return save_base64_to_cache(data_url, str(upload_root()))
+    except (binascii.Error, ValueError, IndexError) as error:
+        raise InputError(f"the {what} is a data: URL that is not valid base64 ({error})") from None
