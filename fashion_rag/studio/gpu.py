@@ -29,13 +29,14 @@ def edit_duration(editor, person, garment_ids, garment_images, description, seed
     return gpu_seconds(options.steps, options.num_images)
 
 
-def gpu_function(fn):
-    """`fn` marked for ZeroGPU with a computed duration where the `spaces` package is installed; else `fn`."""
+def gpu_function(fn, duration=edit_duration):
+    """`fn` marked for ZeroGPU with a computed `duration` (a callable of fn's arguments) where the `spaces`
+    package is installed; else `fn`."""
     try:
         import spaces
     except ImportError:
         return fn
-    return spaces.GPU(duration=edit_duration)(fn)
+    return spaces.GPU(duration=duration)(fn)
 
 
 def _edit_on_gpu(editor, person, garment_ids, garment_images, description, seed, options, progress=None):

@@ -207,19 +207,28 @@ def generate(editor, person, picks: list[str], garment_images: list[Image.Image]
     try:
         result = gpu.edit_on_gpu(editor, person, list(picks), garment_images, description or "",
                                  seed_value(settings.seed), options_of(settings), progress)  # fmt: skip
-        if notes:
-            result.recipe["notes"] = list(notes)
-        saved = editor.save_result(result, session)
-        views = save_views(editor, person, result.images, saved.images, session, garment_images[:1])
+        entry = file_result(editor, person, result, picks, garment_images, description, settings, history, session,
+                            notes)  # fmt: skip
     finally:
         hand_back_freed_heap()  # the edit's and the PNG encoder's freed buffers (studio/memory.py)
-    entry = HistoryEntry(
+    return entry, add_to_history(history, entry)
+
+
+def file_result(editor, person, result, picks: list[str], garment_images: list[Image.Image], description: str,
+                settings: Settings, history: list[HistoryEntry], session: str | None,
+                notes: tuple[str, ...] = ()) -> HistoryEntry:  # fmt: skip
+    """An EditResult saved (images, recipe, display views) as the session's next history entry."""
+    if notes:
+        result.recipe["notes"] = list(notes)
+    saved = editor.save_result(result, session)
+    views = save_views(editor, person, result.images, saved.images, session, garment_images[:1])
+    return HistoryEntry(
         number=next_number(history), images=tuple(saved.images), recipe=saved.recipe, views=views,
         notes=tuple(notes),
         garment_ids=tuple(picks), uploaded_garment=bool(garment_images), description=description or "",
-        category=person.category, prompt=result.recipe["prompt"], settings=replace(settings, seed=result.seed),
+        category=person.category, prompt=result.recipe["prompt"],
+        settings=replace(settings, seed=result.seed, num_images=len(result.images)),
     )  # fmt: skip
-    return entry, add_to_history(history, entry)
 
 
 def display_size(size: tuple[int, int]) -> tuple[int, int]:

@@ -15,7 +15,7 @@ import gradio as gr
 from fashion_rag.config import CATEGORIES, REPO_ROOT, AppSettings, GenerationSettings
 from fashion_rag.errors import InputError
 from fashion_rag.person.photo import load_photo
-from fashion_rag.studio import api, handlers, values
+from fashion_rag.studio import api, compare, handlers, outfit, values
 from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.categories import LABELS
 from fashion_rag.studio.errors import user_errors_as_gradio
@@ -55,6 +55,8 @@ def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
         wire_garments(editor, ui)
         wire_category(editor, ui)
         wire_result(editor, ui)
+        compare.build(editor, ui)  # 4 · Side by side (studio/compare.py), under the three columns
+        outfit.build(editor, ui)  # 5 · An outfit in one go (studio/outfit.py)
         api.register(editor)
         wire_status(demo, editor, status, ui.generate)
 
@@ -322,7 +324,10 @@ def wire_result(editor, ui) -> None:
     def on_history(history, show, path, person, variant, hits, k, event: gr.SelectData):
         if not 0 <= selected(event) < len(history or []):
             return (gr.skip(),) * len(history_outputs)  # a stale or forged click: nothing at that place
-        entry = history[event.index]
+        return restore(history[event.index], history, show, path, person, variant, hits, k)
+
+    def restore(entry, history, show, path, person, variant, hits, k):
+        """The values of `history_outputs` putting the page back to `entry` (also studio/compare.py's restore)."""
         view, words = handlers.restore_person(editor, entry, path, person, variant)
         kept, dropped = handlers.picks_in_category(editor, entry.garment_ids, view.category)
         found = handlers.results_for_category(editor, hits, entry.description, view.category, k)
@@ -352,8 +357,9 @@ def wire_result(editor, ui) -> None:
                 ui.num_images]  # fmt: skip
     person_column = [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.variant, ui.own, ui.own_preview]
     history_outputs = shown + restored + person_column + [ui.results, ui.state.hits]
-    ui.history.select(on_history, [ui.state.history, ui.show_mask, ui.upload, ui.state.person, ui.variant,
-                                   ui.state.hits, ui.k], history_outputs, **PREPARE_LANE, **PRIVATE)  # fmt: skip
+    history_inputs = [ui.state.history, ui.show_mask, ui.upload, ui.state.person, ui.variant, ui.state.hits, ui.k]
+    ui.history.select(on_history, history_inputs, history_outputs, **PREPARE_LANE, **PRIVATE)
+    ui.restore = SimpleNamespace(run=restore, inputs=history_inputs, outputs=history_outputs)  # studio/compare.py
 
 
 def kept_if_none(value):
