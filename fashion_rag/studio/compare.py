@@ -157,19 +157,20 @@ def wire(editor, ui, panel) -> None:
         gallery, files = side_by_side(editor, entries)
         return gallery, files, f"History #{entries[0].number} and #{entries[1].number} side by side.", entries
 
-    def on_pick(entries, *restore_inputs, event: gr.SelectData):
+    def on_pick(entries, history, show, path, person, variant, hits, k, event: gr.SelectData):
         index = event.index if isinstance(event.index, int) and not isinstance(event.index, bool) else -1
         if not 0 <= index < len(entries or []):
             return (gr.skip(),) * len(ui.restore.outputs)  # a stale or forged click
-        return ui.restore.run(entries[index], *restore_inputs)
+        return ui.restore.run(entries[index], history, show, path, person, variant, hits, k)  # page.py's restore
 
     inputs = [ui.state.person, ui.mask_editor, ui.variant, ui.picks, ui.own, ui.state.hits, ui.seed, ui.steps,
               ui.guidance, ui.scheduler, ui.paste_back, ui.state.history]  # fmt: skip
     shown = [panel.gallery, panel.files, panel.note, panel.entries]
     panel.button.click(on_compare, inputs, [*shown, ui.history, ui.state.history], **GPU_LANE, **PRIVATE)
     panel.pair.input(on_pair, [panel.pair, ui.state.history], shown, **PRIVATE)
-    ui.state.history.change(lambda history: gr.update(choices=history_choices(history)), [ui.state.history],
-                            [panel.pair], **PRIVATE)  # fmt: skip
+    # The history gallery, not its gr.State: a State's change event hashes its value (entries hold dicts).
+    ui.history.change(lambda history: gr.update(choices=history_choices(history)), [ui.state.history],
+                      [panel.pair], **PRIVATE)  # fmt: skip
     panel.gallery.select(on_pick, [panel.entries, *ui.restore.inputs], ui.restore.outputs, **PRIVATE)
 
 
