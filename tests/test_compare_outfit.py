@@ -144,3 +144,40 @@ def test_an_outfit_made_through_the_api_is_repeated_by_edit_recipe(studio_url, t
     np.testing.assert_array_equal(pixels(tmp_path / "again-step1.png"), first)
     with pytest.raises(Exception, match=r"the outfit has no lower body garment"):
         client.predict(handle_file(str(CAMERAMAN)), top, "", 12, 2, 7.5, "ddim", True, api_name="/outfit")
+
+
+class PoolOf:
+    """Serve mode's PooledEditor in miniature (serve/pool.py): the local editor, and `run_many` answering the
+    requests in reverse order, as a pool may finish them."""
+
+    def __init__(self, editor) -> None:
+        self.local, self.requests = editor, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.local, name)
+
+    def run_many(self, requests):
+        self.requests = list(requests)
+        for index in reversed(range(len(self.requests))):
+            yield index, self.local.run(self.requests[index]), None
+
+
+def test_in_serve_mode_the_alternatives_spread_over_the_pool_with_one_seed(tiny_editor, denoise_batches):
+    person = tiny_editor.prepare(Image.open(ASTRONAUT), "upper_body")
+    pool = PoolOf(tiny_editor)
+    results = edit_alternatives(pool, person, [((i,), ()) for i in TOPS[:2]], seed=6, options=FAST)
+    assert [r.garment_ids for r in pool.requests] == [(i,) for i in TOPS[:2]] and {r.seed for r in pool.requests} == {6}
+    assert [r.recipe["garment_ids"] for r in results] == [[i] for i in TOPS[:2]]  # in the order asked, not finished
+    batched = edit_alternatives(tiny_editor, person, [((i,), ()) for i in TOPS[:2]], seed=6, options=FAST)
+    for pooled, together in zip(results, batched, strict=True):
+        assert np.abs(pixels(pooled.images[0]) - pixels(together.images[0])).max() <= 2
+
+
+def test_zerogpu_is_asked_for_one_batch_or_one_edit_per_outfit_step():
+    from fashion_rag.studio import gpu
+    from fashion_rag.studio.compare import compare_duration
+    from fashion_rag.studio.outfit import outfit_duration
+
+    alternatives = [(("top-001",), ())] * 3
+    assert compare_duration(None, None, alternatives, 1, FAST) == gpu.gpu_seconds(FAST.steps, 3)
+    assert outfit_duration(None, None, [None, None], 1, FAST) == 2 * gpu.gpu_seconds(FAST.steps, 1)
