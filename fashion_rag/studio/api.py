@@ -22,7 +22,6 @@ import gradio as gr
 import numpy as np
 from gradio import FileData
 
-from fashion_rag.config import GenerationSettings
 from fashion_rag.errors import InputError
 from fashion_rag.person.photo import load_photo
 from fashion_rag.studio import handlers, values
@@ -30,7 +29,6 @@ from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.errors import user_errors_as_gradio
 from fashion_rag.studio.masks import load_mask
 from fashion_rag.studio.memory import hand_back_freed_heap
-from fashion_rag.studio.session import Settings
 from fashion_rag.studio.uploads import uploaded_file
 
 MAX_ID_TEXT = 512  # three catalog ids with room to spare; longer id lists are refused unread
@@ -72,14 +70,7 @@ def search(editor, text: str, category: str, k: Any) -> dict[str, Any]:
 def edit(editor, photo, category, garment_ids, garment_image, mask, description, seed, steps, guidance, sampler,
          num_images, paste_back, session):  # fmt: skip
     """(gallery, seed used, recipe file) of one edit; person preparation runs before the GPU function."""
-    settings = Settings(
-        seed=values.whole("seed", seed, handlers.RANDOM_SEED),
-        steps=values.whole("steps", steps, GenerationSettings.steps),  # 0 is refused, not replaced by 50
-        guidance=values.real("guidance", guidance, GenerationSettings.guidance),
-        scheduler=values.choice("sampler", sampler, GenerationSettings.scheduler),
-        num_images=values.whole("num_images", num_images, 1),
-        paste_back=values.flag("paste_back", paste_back, True),
-    )
+    checked = handlers.controls(seed, steps, guidance, sampler, num_images, paste_back)  # before any work
     text = values.description(description, editor.settings.limits.description_chars)
     ids = parse_ids(garment_ids)
     photo, scaled = person_photo(editor, photo)
@@ -89,10 +80,10 @@ def edit(editor, photo, category, garment_ids, garment_image, mask, description,
         person = editor.with_user_mask(person, load_mask(mask_path))
     garment_path = uploaded_file(garment_image, "garment image")
     garments = [load_photo(garment_path, name=Path(garment_path).name)] if garment_path else []
-    entry, _ = handlers.generate(editor, person, ids, garments, text, settings, [], session,
-                                 notes=(scaled,) if scaled else ())  # fmt: skip
+    request = handlers.edit_request(person, ids, garments, text, checked)
+    entry, _ = handlers.generate(editor, request, [], session, notes=(scaled,) if scaled else ())
     gallery = [{"image": file_data(image), "caption": None} for image in entry.images]
-    return gallery, entry.settings.seed, file_data(entry.recipe)
+    return gallery, entry.seed, file_data(entry.recipe)
 
 
 def person_photo(editor, value: Any):

@@ -7,20 +7,21 @@ API endpoint makes the same comparison from a photo and garment ids.
 """
 
 # No `from __future__ import annotations`: gr.api reads the endpoint's annotations as objects (see api.py).
+from dataclasses import replace
 from types import SimpleNamespace
 
 import gradio as gr
 from gradio import FileData
 
 from fashion_rag.alternatives import MAX_ALTERNATIVES, edit_alternatives
-from fashion_rag.config import GenerationSettings
 from fashion_rag.errors import InputError
 from fashion_rag.person.photo import load_photo
+from fashion_rag.request import EditRequest
 from fashion_rag.studio import gpu, handlers, values
 from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.errors import user_errors_as_gradio
 from fashion_rag.studio.memory import hand_back_freed_heap
-from fashion_rag.studio.session import HistoryEntry, Settings, add_to_history
+from fashion_rag.studio.session import HistoryEntry, add_to_history
 from fashion_rag.studio.uploads import uploaded_file
 
 PRIVATE = {"api_visibility": "private"}
@@ -46,15 +47,6 @@ def _compare_on_gpu(editor, person, alternatives, seed, options, progress=None):
 compare_on_gpu = gpu.gpu_function(_compare_on_gpu, compare_duration)
 
 
-def settings_of(seed, steps, guidance, scheduler, paste_back) -> Settings:
-    """The page's or the API's generation values, checked; one image per alternative."""
-    return Settings(seed=values.whole("seed", seed, handlers.RANDOM_SEED),
-                    steps=values.whole("steps", steps, GenerationSettings.steps),
-                    guidance=values.real("guidance", guidance, GenerationSettings.guidance),
-                    scheduler=values.choice("sampler", scheduler, GenerationSettings.scheduler), num_images=1,
-                    paste_back=values.flag("paste_back", paste_back, True))  # fmt: skip
-
-
 def alternatives_of(picks: list[str] | None, own_path: str | None, hits: list[str] | None):
     """(catalog ids, images) per alternative: each pick and the own garment, else the first search results."""
     own = uploaded_file(own_path, "garment image")
@@ -68,16 +60,17 @@ def alternatives_of(picks: list[str] | None, own_path: str | None, hits: list[st
     return alternatives
 
 
-def compare(editor, person, alternatives, settings: Settings, history: list[HistoryEntry], session: str | None,
+def compare(editor, request: EditRequest, alternatives, history: list[HistoryEntry], session: str | None,
             progress=None, notes: tuple[str, ...] = ()) -> tuple[list[HistoryEntry], list[HistoryEntry]]:  # fmt: skip
-    """(one history entry per alternative in their order, the new history) of one batched comparison."""
+    """(one history entry per alternative in their order, the new history) of one batched comparison of `request`'s
+    person, mask, seed and options; each entry's request is `request` with the alternative's garments."""
     try:
-        results = compare_on_gpu(editor, person, alternatives, handlers.seed_value(settings.seed),
-                                 handlers.options_of(settings), progress)  # fmt: skip
+        results = compare_on_gpu(editor, request.person.prepared(request.category), alternatives, request.seed,
+                                 request.options(), progress)  # fmt: skip
         entries = []
         for (ids, images), result in zip(alternatives, results, strict=True):
-            entry = handlers.file_result(editor, person, result, list(ids), list(images), "", settings, history,
-                                         session, notes)  # fmt: skip
+            alone = replace(request, garment_ids=ids, garment_images=images, num_images=1)
+            entry = handlers.file_result(editor, alone, result, history, session, notes)
             entries.append(entry)
             history = add_to_history(history, entry)
     finally:
@@ -89,7 +82,7 @@ def garment_name(editor, entry: HistoryEntry) -> str:
     """A side-by-side caption: the entry's number and its garments by name (catalog caption and id)."""
     names = [f"{editor.searcher.caption(i)} ({i})" if i in editor.searcher else i for i in entry.garment_ids]
     names += ["your own garment"] if entry.uploaded_garment else []
-    return f"#{entry.number} · {', '.join(names) or 'text-only: ' + entry.description} · seed {entry.settings.seed}"
+    return f"#{entry.number} · {', '.join(names) or 'text-only: ' + entry.description} · seed {entry.seed}"
 
 
 def side_by_side(editor, entries: list[HistoryEntry]):
@@ -140,12 +133,13 @@ def wire(editor, ui, panel) -> None:
                 raise InputError("upload a person photo first")
             prepared = handlers.person_for_edit(editor, person, value, variant)
             alternatives = alternatives_of(picks, own, hits)
+            checked = handlers.controls(seed, steps, guidance, scheduler, 1, paste)  # one image per alternative
             track = lambda done, total: progress((done, total), desc="denoising", unit="steps")  # noqa: E731
-            entries, history = compare(editor, prepared, alternatives, settings_of(seed, steps, guidance, scheduler,
-                                       paste), history, getattr(request, "session_hash", None), track,
+            entries, history = compare(editor, handlers.edit_request(prepared, [], [], "", checked), alternatives,
+                                       history, getattr(request, "session_hash", None), track,
                                        notes=(person.scale_note,) if person.scale_note else ())  # fmt: skip
         gallery, files = side_by_side(editor, entries)
-        said = (f"Compared {len(entries)} garments in one batch, seed {entries[0].settings.seed}: "
+        said = (f"Compared {len(entries)} garments in one batch, seed {entries[0].seed}: "
                 "click one to restore its settings.")  # fmt: skip
         shown = [(item.views["results"][0], item.caption) for item in history]
         return gallery, files, said, entries, shown, history
@@ -184,7 +178,7 @@ def compare_endpoint_run(editor, photo, category, garment_ids, mask, seed, steps
     from fashion_rag.studio import api
     from fashion_rag.studio.masks import load_mask
 
-    settings = settings_of(seed, steps, guidance, sampler, paste_back)
+    checked = handlers.controls(seed, steps, guidance, sampler, 1, paste_back)  # before any work
     ids = api.parse_ids(garment_ids)
     if not ids:
         raise InputError("garment_ids: give 1 to 4 catalog ids, comma-separated, one result each")
@@ -193,11 +187,11 @@ def compare_endpoint_run(editor, photo, category, garment_ids, mask, seed, steps
     mask_path = uploaded_file(mask, "mask")
     if mask_path:
         person = editor.with_user_mask(person, load_mask(mask_path))
-    entries, _ = compare(editor, person, [((i,), ()) for i in ids], settings, [], session,
-                         notes=(scaled,) if scaled else ())  # fmt: skip
+    entries, _ = compare(editor, handlers.edit_request(person, [], [], "", checked), [((i,), ()) for i in ids], [],
+                         session, notes=(scaled,) if scaled else ())  # fmt: skip
     results = [{"garment_ids": list(e.garment_ids), "caption": garment_name(editor, e),
                 "image": api.file_data(e.images[0]), "recipe": api.file_data(e.recipe)} for e in entries]  # fmt: skip
-    return {"seed": entries[0].settings.seed, "results": results}
+    return {"seed": entries[0].seed, "results": results}
 
 
 def register(editor) -> None:

@@ -6,20 +6,21 @@ prepared on the top's result. Both use the seed and options of the page's advanc
 """
 
 # No `from __future__ import annotations`: gr.api reads the endpoint's annotations as objects (see api.py).
+from dataclasses import replace
 from types import SimpleNamespace
 
 import gradio as gr
 from gradio import FileData
 
+from fashion_rag.config import GenerationSettings
 from fashion_rag.editor import EditResult
 from fashion_rag.errors import InputError
 from fashion_rag.outfit import OutfitStep, dress_outfit
 from fashion_rag.studio import api, gpu, handlers, values
 from fashion_rag.studio.admission import LANE_LIMITS
-from fashion_rag.studio.compare import settings_of
 from fashion_rag.studio.errors import user_errors_as_gradio
 from fashion_rag.studio.memory import hand_back_freed_heap
-from fashion_rag.studio.session import PersonState, Settings
+from fashion_rag.studio.session import PersonState
 
 PRIVATE = {"api_visibility": "private"}
 GPU_LANE = {"concurrency_id": "gpu", "concurrency_limit": LANE_LIMITS["gpu"]}
@@ -39,19 +40,20 @@ def _outfit_on_gpu(editor, photo, steps, seed, options, progress=None):
 outfit_on_gpu = gpu.gpu_function(_outfit_on_gpu, outfit_duration)
 
 
-def make_outfit(editor, photo, top: OutfitStep, bottom: OutfitStep, settings: Settings, session, progress=None):
-    """(OutfitResult, SavedResult): the two steps made and saved, images in step order, then the one recipe."""
+def make_outfit(editor, photo, top: OutfitStep, bottom: OutfitStep, checked: dict, session, progress=None):
+    """(OutfitResult, SavedResult): the two steps made and saved, images in step order, then the one recipe.
+    `checked`: handlers.controls' seed and options."""
+    options = replace(GenerationSettings(), **{k: v for k, v in checked.items() if k != "seed"})
     try:
-        result = outfit_on_gpu(editor, photo, [top, bottom], handlers.seed_value(settings.seed),
-                               handlers.options_of(settings), progress)  # fmt: skip
+        result = outfit_on_gpu(editor, photo, [top, bottom], checked["seed"], options, progress)
         saved = editor.save_result(EditResult(result.images, [], result.seed, {}, result.recipe), session)
     finally:
         hand_back_freed_heap()  # the two edits' and the PNG encoder's freed buffers (studio/memory.py)
     return result, saved
 
 
-def page_outfit(editor, state: PersonState | None, value, variant: str, top_id, bottom_id, settings: Settings,
-                session, progress=None):  # fmt: skip
+def page_outfit(editor, state: PersonState | None, value, variant: str, top_id, bottom_id, checked: dict, session,
+                progress=None):  # fmt: skip
     """The page's outfit: the uploaded photo, the top with the painted mask when prepared for upper body."""
     if state is None:
         raise InputError("upload a person photo first")
@@ -61,7 +63,7 @@ def page_outfit(editor, state: PersonState | None, value, variant: str, top_id, 
     person = handlers.person_for_edit(editor, state, value, variant) if state.category == "upper_body" else None
     top = OutfitStep("upper_body", (str(top_id),), person=person, mask_variant=variant)
     return make_outfit(editor, photo, top, OutfitStep("lower_body", (str(bottom_id),), mask_variant=variant),
-                       settings, session, progress)  # fmt: skip
+                       checked, session, progress)  # fmt: skip
 
 
 def captions(editor, result) -> list[str]:
@@ -111,9 +113,9 @@ def wire(editor, ui, panel) -> None:
     def on_outfit(person, value, variant, top, bottom, seed, steps, guidance, scheduler, paste,
                   request: gr.Request, progress=gr.Progress()):  # noqa: B008  # fmt: skip
         with user_errors_as_gradio():
-            settings = settings_of(seed, steps, guidance, scheduler, paste)
+            checked = handlers.controls(seed, steps, guidance, scheduler, 1, paste)
             track = lambda done, total: progress((done, total), desc="denoising", unit="steps")  # noqa: E731
-            result, saved = page_outfit(editor, person, value, variant, top, bottom, settings,
+            result, saved = page_outfit(editor, person, value, variant, top, bottom, checked,
                                         getattr(request, "session_hash", None), track)  # fmt: skip
         notes = "".join(f"  \n{note}" for step in result.results for note in step.notes)
         said = f"Outfit made in two steps, seed {result.seed}: the recipe repeats both.{notes}"
@@ -135,11 +137,11 @@ def wire(editor, ui, panel) -> None:
 def outfit_endpoint_run(editor, photo, upper_ids, lower_ids, seed, steps, guidance, sampler, paste_back,
                         session) -> dict:  # fmt: skip
     """{"seed", "images": [top, outfit], "recipe"} of one outfit from a photo and catalog ids per part."""
-    settings = settings_of(seed, steps, guidance, sampler, paste_back)
+    checked = handlers.controls(seed, steps, guidance, sampler, 1, paste_back)  # before any work
     upper, lower = api.parse_ids(upper_ids), api.parse_ids(lower_ids)
     photo, _ = api.person_photo(editor, photo)
     result, saved = make_outfit(editor, photo, OutfitStep("upper_body", tuple(upper)),
-                                OutfitStep("lower_body", tuple(lower)), settings, session)  # fmt: skip
+                                OutfitStep("lower_body", tuple(lower)), checked, session)  # fmt: skip
     return {"seed": result.seed, "images": [api.file_data(path) for path in saved.images],
             "recipe": api.file_data(saved.recipe), "notes": [n for step in result.results for n in step.notes]}  # fmt: skip
 

@@ -19,7 +19,7 @@ from fashion_rag.studio import api, compare, handlers, outfit, values
 from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.categories import LABELS
 from fashion_rag.studio.errors import user_errors_as_gradio
-from fashion_rag.studio.session import Settings, forget_closed_session
+from fashion_rag.studio.session import forget_closed_session
 from fashion_rag.studio.status import generate_ready, status_markdown
 from fashion_rag.studio.uploads import uploaded_file
 
@@ -305,14 +305,10 @@ def wire_result(editor, ui) -> None:
             own = uploaded_file(own, "garment image")
             garments = [load_photo(own, name="your garment image")] if own else []
             text = values.description(text, editor.settings.limits.description_chars)
-            settings = Settings(seed=values.whole("seed", seed, handlers.RANDOM_SEED),
-                                steps=values.whole("steps", steps, 50), guidance=values.real("guidance", guidance, 7.5),
-                                scheduler=values.choice("sampler", scheduler, "ddim"),
-                                num_images=values.whole("num_images", images, 1),
-                                paste_back=values.flag("paste_back", paste, True))  # fmt: skip
+            checked = handlers.controls(seed, steps, guidance, scheduler, images, paste)
+            edit = handlers.edit_request(prepared, picks, garments, text, checked)
             track = lambda done, total: progress((done, total), desc="denoising", unit="steps")  # noqa: E731
-            entry, history = handlers.generate(editor, prepared, picks or [], garments, text, settings, history,
-                                               getattr(request, "session_hash", None), track,
+            entry, history = handlers.generate(editor, edit, history, getattr(request, "session_hash", None), track,
                                                notes=(person.scale_note,) if person.scale_note else ())  # fmt: skip
         return show_entry(entry, history)
 
@@ -395,4 +391,4 @@ def show_entry(entry, history):
                         visible=many)  # fmt: skip
     gallery = [(item.views["results"][0], item.caption) for item in history]
     return (handlers.comparison(entry), handlers.result_note(entry), samples, [*entry.images, entry.recipe],
-            str(entry.settings.seed), gallery, history, entry, 0)  # fmt: skip
+            str(entry.seed), gallery, history, entry, 0)  # fmt: skip
