@@ -181,3 +181,23 @@ def test_zerogpu_is_asked_for_one_batch_or_one_edit_per_outfit_step():
     alternatives = [(("top-001",), ())] * 3
     assert compare_duration(None, None, alternatives, 1, FAST) == gpu.gpu_seconds(FAST.steps, 3)
     assert outfit_duration(None, None, [None, None], 1, FAST) == 2 * gpu.gpu_seconds(FAST.steps, 1)
+
+
+def test_on_the_fast_path_the_comparison_replays_one_captured_graph_per_step(tiny_editor, monkeypatch):
+    """Where CUDA graphs are captured (generation/graphs.py), 3 alternatives with guidance are the batch-6 graph at
+    every step: one UNet launch per step for all of them. The capture is the stand-in of test_unet_graphs.py."""
+    from fashion_rag.generation.graphs import CFG_BATCHES, UNetGraphRunner
+
+    from .test_unet_graphs import StandInCapture
+
+    person = tiny_editor.prepare(Image.open(ASTRONAUT), "upper_body")
+    alternatives = [((i,), ()) for i in TOPS]
+    eager = edit_alternatives(tiny_editor, person, alternatives, seed=8, options=FAST)
+    pipeline, stand_in = tiny_editor.pipeline, StandInCapture()
+    runner = UNetGraphRunner(pipeline.unet, capture=stand_in)
+    runner.capture(CFG_BATCHES, 77, (64, 48))
+    monkeypatch.setattr(pipeline, "unet_runner", runner)
+    replayed = edit_alternatives(tiny_editor, person, alternatives, seed=8, options=FAST)
+    assert stand_in.replays == FAST.steps  # one batch-6 replay a step, no eager call
+    for graph, plain in zip(replayed, eager, strict=True):
+        np.testing.assert_array_equal(pixels(graph.images[0]), pixels(plain.images[0]))
