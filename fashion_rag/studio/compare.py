@@ -2,7 +2,8 @@
 with the same person, mask and seed (fashion_rag/alternatives.py); or two history entries next to each other.
 
 Each result is a history entry: its files download from the panel, and a click puts its settings back into
-the main controls (the page's history restore), so Generate makes that picture alone again. The `compare`
+the main controls (the page's history restore), so Generate makes that picture alone again (up to the batch's
+float order: within 2 grey levels on the CPU, tests/test_compare_outfit.py). The `compare`
 API endpoint makes the same comparison from a photo and garment ids.
 """
 
