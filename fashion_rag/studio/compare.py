@@ -152,7 +152,7 @@ def wire(editor, ui, panel) -> None:
         gallery, files = side_by_side(editor, entries)
         return gallery, files, f"History #{entries[0].number} and #{entries[1].number} side by side.", entries
 
-    def on_pick(entries, history, show, path, person, variant, hits, k, event: gr.SelectData):
+    def on_side_pick(entries, history, show, path, person, variant, hits, k, event: gr.SelectData):
         index = event.index if isinstance(event.index, int) and not isinstance(event.index, bool) else -1
         if not 0 <= index < len(entries or []):
             return (gr.skip(),) * len(ui.restore.outputs)  # a stale or forged click
@@ -166,7 +166,7 @@ def wire(editor, ui, panel) -> None:
     # The history gallery, not its gr.State: a State's change event hashes its value (entries hold dicts).
     ui.history.change(lambda history: gr.update(choices=history_choices(history)), [ui.state.history],
                       [panel.pair], **PRIVATE)  # fmt: skip
-    panel.gallery.select(on_pick, [panel.entries, *ui.restore.inputs], ui.restore.outputs, **PRIVATE)
+    panel.gallery.select(on_side_pick, [panel.entries, *ui.restore.inputs], ui.restore.outputs, **PRIVATE)
 
 
 # --------------------------------------------------------------------------------------------------
