@@ -33,10 +33,13 @@ def test_page_builds_with_every_control(tiny_editor):
                 "results", "picks", "own-garment", "generate-button", "compare", "show-mask", "samples", "downloads",
                 "history", "result-note", "plan-note", "seed-used", "advanced", "steps", "guidance", "seed",
                 "scheduler", "mask-variant", "mask-grow", "mask-shrink", "mask-reset", "grow-px",
-                "category-suggestion", "paste-back", "num-images", "status"}  # fmt: skip
+                "category-suggestion", "paste-back", "num-images", "status",
+                "compare-picks", "history-pair", "side-by-side", "side-downloads", "side-note",  # studio/compare.py
+                "outfit-top-text", "outfit-top", "outfit-bottom-text", "outfit-bottom", "outfit-button",
+                "outfit-result", "outfit-downloads", "outfit-note"}  # studio/outfit.py  # fmt: skip
     assert expected <= ids
     names = {dep.api_name for dep in demo.fns.values() if dep.api_visibility == "public"}
-    assert names == {"prepare", "search", "edit", "batch"}
+    assert names == {"prepare", "search", "edit", "batch", "compare", "outfit"}
     # The API is declared with gr.api from typed functions (no hidden components): its parameters are the
     # functions' own, in the order README's client example passes them.
     info = demo.get_api_info()["named_endpoints"]
@@ -45,6 +48,10 @@ def test_page_builds_with_every_control(tiny_editor):
         "sampler", "num_images", "paste_back",
     ]  # fmt: skip
     assert [p["parameter_name"] for p in info["/search"]["parameters"]] == ["text", "category", "k"]
+    assert [p["parameter_name"] for p in info["/compare"]["parameters"]] == [
+        "photo", "category", "garment_ids", "mask", "seed", "steps", "guidance", "sampler", "paste_back"]  # fmt: skip
+    assert [p["parameter_name"] for p in info["/outfit"]["parameters"]] == [
+        "photo", "upper_ids", "lower_ids", "seed", "steps", "guidance", "sampler", "paste_back"]  # fmt: skip
     assert len(info["/prepare"]["returns"]) == 5 and len(info["/edit"]["returns"]) == 3
     hidden = [b for b in demo.blocks.values() if getattr(b, "visible", True) is False and b.elem_id is None]
     assert hidden == []

@@ -94,8 +94,9 @@ def test_serve_mode_lets_the_page_run_as_many_edits_as_the_pool_has_workers(tiny
 
     demo = build_demo(tiny_editor)
     gpu = [fn for fn in demo.fns.values() if fn.concurrency_id == "gpu"]
-    assert len(gpu) == 3 and all(fn.concurrency_limit == 1 for fn in gpu)  # Generate, /edit, /batch: one at a time
-    assert follow_pool(demo, 3) == 3 and all(fn.concurrency_limit == 3 for fn in gpu)
+    # Generate, Compare picks, Dress the outfit, /edit, /batch, /compare, /outfit: one at a time
+    assert len(gpu) == 7 and all(fn.concurrency_limit == 1 for fn in gpu)
+    assert follow_pool(demo, 3) == 7 and all(fn.concurrency_limit == 3 for fn in gpu)
 
 
 def test_the_local_mode_never_imports_ray():

@@ -499,6 +499,8 @@ def test_out_of_range_gallery_clicks_change_nothing(tiny_editor):
     assert len(restored) == 27 and all(value == gr.skip() for value in restored)
     assert fns["on_sample"](None, False, event) == (gr.skip(), gr.skip())
     assert fns["on_pick"](["top-001"], ["top-001"], event) == ["top-001"]
+    side = fns["on_side_pick"]([], [], False, None, None, "box", [], 6, event)  # studio/compare.py: entries, …
+    assert len(side) == 27 and all(value == gr.skip() for value in side)
 
 
 def test_admission_counts_requests_by_lane(strict_app):

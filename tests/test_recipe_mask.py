@@ -12,7 +12,6 @@ from PIL import Image, ImageDraw
 from fashion_rag.errors import InputError
 from fashion_rag.person.mask_codec import decode_mask, encode_mask
 from fashion_rag.studio import handlers, masks
-from fashion_rag.studio.session import Settings
 
 from .conftest import ASTRONAUT, as_upload
 
@@ -55,9 +54,10 @@ def test_an_app_edit_with_a_painted_and_grown_mask_repeats_from_its_recipe(
     value = handlers.mask_tool(state, {**value, "layers": [layer]}, "precise", "grow", 6)
     person = handlers.person_for_edit(tiny_editor, state, value, "precise")
     assert person.mask_source == "user" and (person.mask & ~state.mask_precise).sum() > 500
-    settings = Settings(seed=13, steps=2, guidance=7.5, scheduler="ddim", num_images=1, paste_back=True)
+    checked = handlers.controls(13, 2, 7.5, "ddim", 1, True)
     ids = [hit.id for hit in tiny_editor.search("striped shirt", "upper_body", 1)]
-    entry, _ = handlers.generate(tiny_editor, person, ids, [], "striped shirt", settings, [], "recipe-test")
+    entry, _ = handlers.generate(tiny_editor, handlers.edit_request(person, ids, [], "striped shirt", checked), [],
+                                 "recipe-test")  # fmt: skip
     recipe = json.loads(Path(entry.recipe).read_text())
     assert recipe["mask_variant"] == "precise" and recipe["mask_source"] == "user"
     np.testing.assert_array_equal(decode_mask(recipe["mask"]), person.mask)

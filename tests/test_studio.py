@@ -8,6 +8,7 @@ import struct
 import sys
 import types
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -19,15 +20,15 @@ from PIL import Image, ImageDraw
 from fashion_rag.errors import GpuOutOfMemoryError, InputError
 from fashion_rag.generation.pipeline import FashionRAGPipeline
 from fashion_rag.person.pose import pose_heatmaps
+from fashion_rag.request import EditRequest, PersonFrame
 from fashion_rag.studio import gpu, handlers, masks
 from fashion_rag.studio.categories import suggested_category
 from fashion_rag.studio.errors import user_errors_as_gradio
-from fashion_rag.studio.session import Settings
 
 from .conftest import ASTRONAUT, as_upload
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-FAST = Settings(seed=11, steps=1, guidance=7.5, scheduler="ddim", num_images=1, paste_back=True)
+FAST = handlers.controls(11, 1, 7.5, "ddim", 1, True)  # seed, steps, guidance, sampler, samples, paste-back
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,8 @@ def test_text_only_edit_from_the_page_uses_the_description_and_says_so(tiny_edit
     assert "text-only" in handlers.plan_note([], None, "red floral summer dress")
     assert "2 picked garments" in handlers.plan_note(["top-001", "top-002"], None, "red floral summer dress")
     person = handlers.person_for_edit(tiny_editor, state, value, "box")
-    entry, history = handlers.generate(tiny_editor, person, [], [], "red floral summer dress", FAST, [], "pagetest")
+    edit = handlers.edit_request(person, [], [], "red floral summer dress", FAST)
+    entry, history = handlers.generate(tiny_editor, edit, [], "pagetest")
     call = pipeline_calls[-1]
     assert call["garment_tokens"] is None and call["description"] == "red floral summer dress"  # garment tokens rule 8
     assert entry.prompt == "text-only" and json.loads(Path(entry.recipe).read_text())["prompt"] == "text-only"
@@ -129,8 +131,10 @@ def test_text_only_edit_from_the_page_uses_the_description_and_says_so(tiny_edit
 def test_compare_at_the_photos_aspect_with_the_mask_toggle_samples_and_downloads(tiny_editor, uploaded):
     state, value = uploaded
     person = handlers.person_for_edit(tiny_editor, state, value, "box")
-    two = Settings(seed=5, steps=1, guidance=7.5, scheduler="ddim", num_images=2, paste_back=True)
-    entry, _ = handlers.generate(tiny_editor, person, ["top-001"], [], "", two, [], "comparetest")
+    two = handlers.controls(5, 1, 7.5, "ddim", 2, True)
+    entry, _ = handlers.generate(
+        tiny_editor, handlers.edit_request(person, ["top-001"], [], "", two), [], "comparetest"
+    )
     width, height = state.photo_size
     assert [Image.open(path).size for path in entry.images] == [(width, height)] * 2  # downloads: full size
     assert json.loads(Path(entry.recipe).read_text())["seed"] == 5
@@ -151,24 +155,20 @@ def test_compare_at_the_photos_aspect_with_the_mask_toggle_samples_and_downloads
 def test_history_is_newest_first_and_restores_the_settings_of_an_entry(tiny_editor, uploaded):
     state, value = uploaded
     person = handlers.person_for_edit(tiny_editor, state, value, "box")
-    first, history = handlers.generate(tiny_editor, person, ["top-001"], [], "striped shirt", FAST, [], "histtest")
-    later = Settings(seed=-1, steps=2, guidance=3.0, scheduler="dpm++", num_images=1, paste_back=False)
-    second, history = handlers.generate(tiny_editor, person, [], [], "red dress", later, history, "histtest")
-    assert [entry.number for entry in history] == [2, 1] and 0 <= second.settings.seed < 2**32
-    assert handlers.restored_values(history[1]) == (
-        ["top-001"],
-        "striped shirt",
-        "upper_body",
-        11,
-        1,
-        7.5,
-        "ddim",
-        True,
-        1,
-    )
-    assert handlers.restored_values(history[0])[3:7] == (second.settings.seed, 2, 3.0, "dpm++")
-    # Restored settings reproduce the picture exactly.
-    again, _ = handlers.generate(tiny_editor, person, ["top-001"], [], "striped shirt", first.settings, [], "histtest")
+    edit = handlers.edit_request(person, ["top-001"], [], "striped shirt", FAST)
+    first, history = handlers.generate(tiny_editor, edit, [], "histtest")
+    later = handlers.controls(-1, 2, 3.0, "dpm++", 1, False)  # the seed box's -1: the request's None (random)
+    assert later["seed"] is None and handlers.controls(None, 2, 3.0, "dpm++", 1, False)["seed"] is None  # an empty box
+    second, history = handlers.generate(tiny_editor, handlers.edit_request(person, [], [], "red dress", later), history,
+                                        "histtest")  # fmt: skip
+    assert [entry.number for entry in history] == [2, 1] and 0 <= second.seed < 2**32
+    assert handlers.restored_values(history[1]) == (["top-001"], "striped shirt", "upper_body", 11, 1, 7.5, "ddim",
+                                                    True, 1)  # fmt: skip
+    assert handlers.restored_values(history[0])[3:7] == (second.seed, 2, 3.0, "dpm++")
+    # An entry holds its request without pixels: with the person again it is the typed request, and repeats the picture.
+    again_request = EditRequest.from_dict(first.request, person=PersonFrame.of(person))
+    assert again_request == replace(edit, seed=11)
+    again, _ = handlers.generate(tiny_editor, again_request, [], "histtest")
     np.testing.assert_array_equal(np.asarray(Image.open(again.images[0])), np.asarray(Image.open(first.images[0])))
 
 
@@ -266,7 +266,7 @@ def test_freed_heap_goes_back_to_the_system_after_each_edit_even_a_failed_one(ti
     monkeypatch.setattr(handlers, "hand_back_freed_heap", lambda: calls.append(1))
     state, value = uploaded
     person = handlers.person_for_edit(tiny_editor, state, value, "box")
-    handlers.generate(tiny_editor, person, ["top-001"], [], "", FAST, [], "trimtest")
+    handlers.generate(tiny_editor, handlers.edit_request(person, ["top-001"], [], "", FAST), [], "trimtest")
     assert calls == [1]
 
     def out_of_memory(*args, **kwargs):
@@ -274,7 +274,7 @@ def test_freed_heap_goes_back_to_the_system_after_each_edit_even_a_failed_one(ti
 
     monkeypatch.setattr(gpu, "edit_on_gpu", out_of_memory)
     with pytest.raises(GpuOutOfMemoryError):
-        handlers.generate(tiny_editor, person, ["top-001"], [], "", FAST, [], "trimtest")
+        handlers.generate(tiny_editor, handlers.edit_request(person, ["top-001"], [], "", FAST), [], "trimtest")
     assert calls == [1, 1]
 
 

@@ -9,14 +9,13 @@ from PIL import Image, ImageDraw
 
 from fashion_rag.errors import InputError
 from fashion_rag.studio import handlers, masks
-from fashion_rag.studio.session import Settings
 
 from .conftest import ASTRONAUT, as_upload
 
 UPLOADED = as_upload(ASTRONAUT)  # where the page's upload box would have put the photo
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-FAST = Settings(seed=9, steps=1, guidance=7.5, scheduler="ddim", num_images=1, paste_back=True)
+FAST = handlers.controls(9, 1, 7.5, "ddim", 1, True)  # seed, steps, guidance, sampler, samples, paste-back
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +54,11 @@ def test_history_restore_brings_back_picks_outside_the_current_hits_mask_and_gar
     painted = {**value, "layers": [layer]}
     person = handlers.person_for_edit(tiny_editor, state, painted, "box")
     garment = Image.new("RGB", (300, 400), (20, 160, 40))
-    first, history = handlers.generate(tiny_editor, person, ["top-001"], [garment], "", FAST, [], "restoretest")
+    first, history = handlers.generate(tiny_editor, handlers.edit_request(person, ["top-001"], [garment], "", FAST), [],
+                                       "restoretest")  # fmt: skip
     automatic = handlers.person_for_edit(tiny_editor, state, value, "box")
-    second, history = handlers.generate(tiny_editor, automatic, ["top-002"], [], "", FAST, history, "restoretest")
+    second, history = handlers.generate(tiny_editor, handlers.edit_request(automatic, ["top-002"], [], "", FAST),
+                                        history, "restoretest")  # fmt: skip
 
     # The picks dropdown's choices hold the restored ids even when the current search shows others.
     hits = [hit.id for hit in tiny_editor.search("red skirt", "lower_body", 3)]

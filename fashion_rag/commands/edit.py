@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_rag.cli import add_models_flags, print_json
+from fashion_rag.commands.edit_outfit import replay as replay_outfit
 from fashion_rag.config import CATEGORIES, GenerationSettings, app_from_env, runtime_from_env
 from fashion_rag.errors import InputError
 
@@ -31,7 +32,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--garment", action="append", type=Path, default=[], help="your own garment image (repeatable)")
     parser.add_argument("--garment-id", action="append", default=[], help="catalog garment id (repeatable)")
-    parser.add_argument("--recipe", type=Path, help="a recipe JSON from the app: its garments, seed and options")
+    parser.add_argument(
+        "--recipe",
+        type=Path,
+        help="a recipe JSON from the app: its garments, seed and options (an outfit recipe repeats each of its steps)",
+    )
     parser.add_argument(
         "--mask", type=Path, help="hand-made mask image (white = regenerate) instead of the automatic one"
     )
@@ -104,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     from fashion_rag.person.photo import load_photo
     from fashion_rag.request import EditRequest, PersonFrame
 
+    if args.recipe is not None and "outfit" in (outfit := json.loads(args.recipe.read_text())):
+        return replay_outfit(args, outfit)  # an outfit recipe: its steps in turn (fashion_rag/outfit.py)
     recipe = apply_recipe(args) if args.recipe is not None else {}
     runtime = runtime_from_env(
         models=args.models, weights_dir=args.weights_dir, device=args.device, low_vram=args.low_vram or None,

@@ -257,6 +257,36 @@ class FashionRAGPipeline(DiffusionPipeline):
                 generator, callback,
             )  # fmt: skip
 
+    @torch.no_grad()
+    def alternatives(
+        self,
+        image: Image.Image | np.ndarray,
+        mask: Image.Image | np.ndarray,
+        conditionals: torch.Tensor,
+        unconditional: torch.Tensor,
+        pose_map: np.ndarray | torch.Tensor | None = None,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 7.5,
+        generator: torch.Generator | None = None,
+        callback: ProgressCallback | None = None,
+    ) -> np.ndarray:
+        """One edited frame per prompt, (n, 512, 384, 3) float32 in [0, 1], in one denoising batch.
+
+        The n images share the person, mask, pose, initial noise and masked-frame latents and differ only in their
+        conditional prompt (`conditionals`, (n, 77, width)), so image i is the edit that `__call__` makes with
+        prompt i and the same generator seed (the draws come in the same order: noise (1, 4, 64, 48), then the
+        posterior sample). With guidance the UNet batch is 2n: n <= 4 replays the CUDA graphs captured for 1-4
+        images.
+        """
+        count = conditionals.shape[0]
+        self.check_options(num_inference_steps, guidance_scale, count)
+        with self._lock:
+            frame, mask_full, pose_full = self.frame_tensor(image), self.mask_tensor(mask), self.pose_tensor(pose_map)
+            return self._denoise(
+                frame, mask_full, pose_full, (unconditional, conditionals), num_inference_steps, guidance_scale, count,
+                generator, callback, shared_noise=True,
+            )  # fmt: skip
+
     def _denoise(
         self,
         frame: torch.Tensor,
@@ -268,7 +298,10 @@ class FashionRAGPipeline(DiffusionPipeline):
         batch: int,
         generator: torch.Generator | None,
         callback: ProgressCallback | None,
+        shared_noise: bool = False,
     ) -> np.ndarray:
+        """`prompt_embeds`' conditional half is (1, 77, width), repeated for the batch, or (batch, 77, width): one
+        prompt per image (`alternatives`). `shared_noise`: every image starts from the same initial noise."""
         device, dtype = self._execution_device, self.unet.dtype
         # With model CPU offload the inputs were built on the CPU: move them where the UNet runs.
         frame, mask_full, pose_full = (t.to(device) for t in (frame, mask_full, pose_full))
@@ -280,9 +313,9 @@ class FashionRAGPipeline(DiffusionPipeline):
 
         self.scheduler.set_timesteps(steps, device=device)
         # Initial noise first, then the posterior sample: diffusers' order (see module docstring).
-        shape = (batch, self.vae.config.latent_channels, latent_h, latent_w)
+        shape = (1 if shared_noise else batch, self.vae.config.latent_channels, latent_h, latent_w)
         latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
-        latents = latents * self.scheduler.init_noise_sigma
+        latents = latents.repeat(batch // shape[0], 1, 1, 1) * self.scheduler.init_noise_sigma
 
         masked_frame = frame * (mask_full < 0.5)
         posterior = self.vae.encode(masked_frame.to(self.vae.dtype)).latent_dist
@@ -295,7 +328,7 @@ class FashionRAGPipeline(DiffusionPipeline):
         if pose_channels:
             condition.append(pose_latent.repeat(batch, 1, 1, 1))
         condition = torch.cat(condition, dim=1).to(device, dtype)  # (B, 5 + 18, 64, 48)
-        text = conditional.repeat(batch, 1, 1)
+        text = conditional.repeat(batch // conditional.shape[0], 1, 1)  # (batch, 77, width)
         if use_guidance:
             unconditional_condition = condition.clone()
             if pose_channels:

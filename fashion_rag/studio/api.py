@@ -22,10 +22,9 @@ import gradio as gr
 import numpy as np
 from gradio import FileData
 
-from fashion_rag.config import GenerationSettings
 from fashion_rag.errors import InputError
 from fashion_rag.person.photo import load_photo
-from fashion_rag.request import RANDOM, EditRequest
+from fashion_rag.request import EditRequest
 from fashion_rag.studio import handlers, values
 from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.errors import user_errors_as_gradio
@@ -74,15 +73,8 @@ def edit(editor, photo, category, garment_ids, garment_image, mask, description,
          num_images, paste_back, session):  # fmt: skip
     """(gallery, seed used, recipe file) of one edit, run as one EditRequest: in serve mode one call to one worker
     (prepare and edit there); locally the person is prepared before the GPU function (studio/gpu.py)."""
-    options = dict(
-        seed=values.whole("seed", seed, RANDOM),
-        steps=values.whole("steps", steps, GenerationSettings.steps),  # 0 is refused, not replaced by 50
-        guidance=values.real("guidance", guidance, GenerationSettings.guidance),
-        scheduler=values.choice("sampler", sampler, GenerationSettings.scheduler),
-        num_images=values.whole("num_images", num_images, 1),
-        paste_back=values.flag("paste_back", paste_back, True),
-        description=values.description(description, editor.settings.limits.description_chars),
-    )  # fmt: skip
+    checked = handlers.controls(seed, steps, guidance, sampler, num_images, paste_back)  # before any work
+    text = values.description(description, editor.settings.limits.description_chars)
     ids = parse_ids(garment_ids)
     category = values.choice("category", category, None)
     photo, scaled = person_photo(editor, photo)
@@ -90,7 +82,7 @@ def edit(editor, photo, category, garment_ids, garment_image, mask, description,
     garment_path = uploaded_file(garment_image, "garment image")
     garments = (load_photo(garment_path, name=Path(garment_path).name),) if garment_path else ()
     request = EditRequest(category, photo=photo, mask=np.asarray(load_mask(mask_path)) if mask_path else None,
-                          garment_ids=tuple(ids), garment_images=garments, **options)  # fmt: skip
+                          garment_ids=tuple(ids), garment_images=garments, description=text, **checked)  # fmt: skip
     try:
         result = run_on_gpu(editor, request)
         if scaled:

@@ -24,24 +24,25 @@ def gpu_seconds(steps: int, num_images: int) -> int:
     return FIXED_S + math.ceil(PER_STEP_IMAGE_S * max(1, int(steps)) * max(1, int(num_images)))
 
 
-def edit_duration(editor, person, garment_ids, garment_images, description, seed, options, progress=None) -> int:
-    """spaces.GPU's duration callable: it receives the arguments of `edit_on_gpu`."""
-    return gpu_seconds(options.steps, options.num_images)
+def edit_duration(editor, request, progress=None) -> int:
+    """spaces.GPU's duration callable: it receives the arguments of `edit_on_gpu` (an EditRequest)."""
+    return gpu_seconds(request.steps, request.num_images)
 
 
-def gpu_function(fn):
-    """`fn` marked for ZeroGPU with a computed duration where the `spaces` package is installed; else `fn`."""
+def gpu_function(fn, duration=edit_duration):
+    """`fn` marked for ZeroGPU with a computed `duration` (a callable of fn's arguments) where the `spaces`
+    package is installed; else `fn`."""
     try:
         import spaces
     except ImportError:
         return fn
-    return spaces.GPU(duration=edit_duration)(fn)
+    return spaces.GPU(duration=duration)(fn)
 
 
-def _edit_on_gpu(editor, person, garment_ids, garment_images, description, seed, options, progress=None):
-    """Editor.edit: garment encoding, denoising and decoding (GPU), then the paste-back (cheap, CPU)."""
-    return editor.edit(person, garment_ids=garment_ids, garment_images=garment_images, description=description,
-                       seed=seed, options=options, progress=progress)  # fmt: skip
+def _edit_on_gpu(editor, request, progress=None):
+    """Editor.run of a request with a prepared person: garment encoding, denoising and decoding (GPU), then the
+    paste-back (cheap, CPU)."""
+    return editor.run(request, progress=progress)
 
 
 edit_on_gpu = gpu_function(_edit_on_gpu)

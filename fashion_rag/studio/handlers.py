@@ -5,8 +5,9 @@ so every step can be tested without a browser). `page.py` wires them to componen
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -15,14 +16,15 @@ from fashion_rag.config import GenerationSettings
 from fashion_rag.errors import InputError
 from fashion_rag.person.mask_codec import decode_mask
 from fashion_rag.person.photo import fit_megapixels, load_photo
-from fashion_rag.studio import gpu, masks
+from fashion_rag.request import RANDOM, EditRequest, PersonFrame
+from fashion_rag.studio import gpu, masks, values
 from fashion_rag.studio.categories import LABELS, suggested_category
 from fashion_rag.studio.memory import hand_back_freed_heap
-from fashion_rag.studio.session import HistoryEntry, PersonState, Settings, add_to_history, next_number
+from fashion_rag.studio.session import HistoryEntry, PersonState, add_to_history, next_number
 from fashion_rag.studio.status import MASK_WORDS
 from fashion_rag.studio.uploads import uploaded_file
 
-RANDOM_SEED = -1  # the seed box's value for "pick one at random"
+RANDOM_SEED = RANDOM  # the seed box's value for "pick one at random": the form convention of fashion_rag/request.py
 DISPLAY_LONG_SIDE = 1024  # the comparison shows copies this large at most; downloads are full size
 MAX_PICKS = 3
 
@@ -193,34 +195,55 @@ def seed_value(seed: float | int | None) -> int | None:
     return int(float(seed))
 
 
-def options_of(settings: Settings) -> GenerationSettings:
-    return replace(GenerationSettings(), steps=settings.steps, guidance=settings.guidance,
-                   scheduler=settings.scheduler, num_images=settings.num_images, paste_back=settings.paste_back)  # fmt: skip
+def controls(seed, steps, guidance, scheduler, num_images, paste_back) -> dict[str, Any]:
+    """The generation controls of the page or the API, each checked, as EditRequest fields (fashion_rag/request.py).
+    The only place where the seed box's convention (-1 or empty: random) becomes the request's (None: random)."""
+    return {"seed": seed_value(values.whole("seed", seed, RANDOM_SEED)),
+            "steps": values.whole("steps", steps, GenerationSettings.steps),  # 0 is refused, not replaced by 50
+            "guidance": values.real("guidance", guidance, GenerationSettings.guidance),
+            "scheduler": values.choice("sampler", scheduler, GenerationSettings.scheduler),
+            "num_images": values.whole("num_images", num_images, 1),
+            "paste_back": values.flag("paste_back", paste_back, True)}  # fmt: skip
 
 
-def generate(editor, person, picks: list[str], garment_images: list[Image.Image], description: str,
-             settings: Settings, history: list[HistoryEntry], session: str | None = None, progress=None,
+def edit_request(person, picks: list[str] | None, garment_images: list[Image.Image] | None, description: str | None,
+                 checked: dict[str, Any]) -> EditRequest:  # fmt: skip
+    """The EditRequest of a prepared person (its mask painted or not), garments, description and `controls`."""
+    return EditRequest(
+        person.category, person=PersonFrame.of(person), mask_variant=getattr(person, "mask_variant", "box"),
+        garment_ids=tuple(picks or ()), garment_images=tuple(garment_images or ()), description=description or "",
+        **checked,
+    )  # fmt: skip
+
+
+def generate(editor, request: EditRequest, history: list[HistoryEntry], session: str | None = None, progress=None,
              notes: tuple[str, ...] = ()):  # fmt: skip
-    """Run one edit and file it: (the new HistoryEntry, the new history). `settings.seed` -1 is random.
+    """Run one edit and file it: (the new HistoryEntry, the new history).
 
     `notes` are said with the result and kept in its recipe (e.g. that the photo was scaled for the edit).
     """
     try:
-        result = gpu.edit_on_gpu(editor, person, list(picks), garment_images, description or "",
-                                 seed_value(settings.seed), options_of(settings), progress)  # fmt: skip
-        if notes:
-            result.recipe["notes"] = list(notes)
-        saved = editor.save_result(result, session)
-        views = save_views(editor, person, result.images, saved.images, session, garment_images[:1])
+        result = gpu.edit_on_gpu(editor, request, progress)
+        entry = file_result(editor, request, result, history, session, notes)
     finally:
         hand_back_freed_heap()  # the edit's and the PNG encoder's freed buffers (studio/memory.py)
-    entry = HistoryEntry(
-        number=next_number(history), images=tuple(saved.images), recipe=saved.recipe, views=views,
-        notes=tuple(notes),
-        garment_ids=tuple(picks), uploaded_garment=bool(garment_images), description=description or "",
-        category=person.category, prompt=result.recipe["prompt"], settings=replace(settings, seed=result.seed),
-    )  # fmt: skip
     return entry, add_to_history(history, entry)
+
+
+def file_result(editor, request: EditRequest, result, history: list[HistoryEntry], session: str | None,
+                notes: tuple[str, ...] = ()) -> HistoryEntry:  # fmt: skip
+    """An EditResult of `request` saved (images, recipe, display views) as the session's next history entry."""
+    # The request's person keeps the mask it started from, not the automatic variant's name: the page's is.
+    result.recipe["mask_variant"] = request.mask_variant
+    if notes:
+        result.recipe["notes"] = list(notes)
+    saved = editor.save_result(result, session)
+    views = save_views(editor, request.person, result.images, saved.images, session, request.garment_images[:1])
+    return HistoryEntry(
+        number=next_number(history), images=tuple(saved.images), recipe=saved.recipe,
+        request={**request.to_dict(pixels=False), "seed": result.seed, "num_images": len(result.images)},
+        prompt=result.recipe["prompt"], notes=tuple(notes), views=views,
+    )  # fmt: skip
 
 
 def display_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -263,9 +286,9 @@ def comparison(entry: HistoryEntry | None, sample: int = 0, show_mask: bool = Fa
 def restored_values(entry: HistoryEntry) -> tuple:
     """The page's controls as they were for `entry`: picks, description, category, seed, steps, guidance,
     sampler, paste-back, samples (the seed is the one used, so Generate makes the same picture again)."""
-    s = entry.settings
-    return (list(entry.garment_ids), entry.description, entry.category, s.seed, s.steps, s.guidance, s.scheduler,
-            s.paste_back, s.num_images)  # fmt: skip
+    r = entry.request
+    return (list(entry.garment_ids), entry.description, entry.category, entry.seed, r["steps"], r["guidance"],
+            r["scheduler"], r["paste_back"], r["num_images"])  # fmt: skip
 
 
 @dataclass
@@ -326,7 +349,7 @@ def restore_words(entry: HistoryEntry, person_words: list[str], kept: list[str],
         words.append(f"dropped {', '.join(dropped)} (another category)")
     if entry.uploaded_garment and not entry.views.get("garment"):
         words.append("upload your own garment again")
-    words.append(f"seed {entry.settings.seed} is now fixed, so Generate repeats it: set the seed to -1 for new ones")
+    words.append(f"seed {entry.seed} is now fixed, so Generate repeats it: set the seed to -1 for new ones")
     return "; ".join(words) + "."
 
 
@@ -339,4 +362,4 @@ def result_note(entry: HistoryEntry) -> str:
         made = f"Edit with {', '.join(garments)}"
     count = len(entry.images)
     said = "".join(f"  \n{note}" for note in entry.notes)
-    return f"{made} · seed {entry.settings.seed} · {count} sample{'s' if count > 1 else ''}{said}"
+    return f"{made} · seed {entry.seed} · {count} sample{'s' if count > 1 else ''}{said}"

@@ -16,11 +16,11 @@ from fashion_rag.config import CATEGORIES, REPO_ROOT, AppSettings, GenerationSet
 from fashion_rag.errors import InputError
 from fashion_rag.images import FRAME_SIZE
 from fashion_rag.person.photo import load_photo
-from fashion_rag.studio import api, handlers, values
+from fashion_rag.studio import api, compare, handlers, outfit, values
 from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.categories import LABELS
 from fashion_rag.studio.errors import user_errors_as_gradio
-from fashion_rag.studio.session import Settings, forget_closed_session
+from fashion_rag.studio.session import forget_closed_session
 from fashion_rag.studio.status import generate_ready, status_markdown
 from fashion_rag.studio.style import wire_pick_highlight
 from fashion_rag.studio.uploads import uploaded_file
@@ -52,6 +52,8 @@ def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
         wire_garments(editor, ui)
         wire_category(editor, ui)
         wire_result(editor, ui)
+        compare.build(editor, ui)  # 4 · Side by side (studio/compare.py), under the three columns
+        outfit.build(editor, ui)  # 5 · An outfit in one go (studio/outfit.py)
         api.register(editor)
         wire_status(demo, editor, status, ui.generate)
 
@@ -302,14 +304,10 @@ def wire_result(editor, ui) -> None:
             own = uploaded_file(own, "garment image")
             garments = [load_photo(own, name="your garment image")] if own else []
             text = values.description(text, editor.settings.limits.description_chars)
-            settings = Settings(seed=values.whole("seed", seed, handlers.RANDOM_SEED),
-                                steps=values.whole("steps", steps, 50), guidance=values.real("guidance", guidance, 7.5),
-                                scheduler=values.choice("sampler", scheduler, "ddim"),
-                                num_images=values.whole("num_images", images, 1),
-                                paste_back=values.flag("paste_back", paste, True))  # fmt: skip
+            checked = handlers.controls(seed, steps, guidance, scheduler, images, paste)
+            edit = handlers.edit_request(prepared, picks, garments, text, checked)
             track = lambda done, total: progress((done, total), desc="denoising", unit="steps")  # noqa: E731
-            entry, history = handlers.generate(editor, prepared, picks or [], garments, text, settings, history,
-                                               getattr(request, "session_hash", None), track,
+            entry, history = handlers.generate(editor, edit, history, getattr(request, "session_hash", None), track,
                                                notes=(person.scale_note,) if person.scale_note else ())  # fmt: skip
         return show_entry(entry, history)
 
@@ -321,7 +319,10 @@ def wire_result(editor, ui) -> None:
     def on_history(history, show, path, person, variant, hits, k, event: gr.SelectData):
         if not 0 <= selected(event) < len(history or []):
             return (gr.skip(),) * len(history_outputs)  # a stale or forged click: nothing at that place
-        entry = history[event.index]
+        return restore(history[event.index], history, show, path, person, variant, hits, k)
+
+    def restore(entry, history, show, path, person, variant, hits, k):
+        """The values of `history_outputs` putting the page back to `entry` (also studio/compare.py's restore)."""
         view, words = handlers.restore_person(editor, entry, path, person, variant)
         kept, dropped = handlers.picks_in_category(editor, entry.garment_ids, view.category)
         found = handlers.results_for_category(editor, hits, entry.description, view.category, k)
@@ -351,8 +352,9 @@ def wire_result(editor, ui) -> None:
                 ui.num_images]  # fmt: skip
     person_column = [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.variant, ui.own, ui.own_preview]
     history_outputs = shown + restored + person_column + [ui.results, ui.state.hits]
-    ui.history.select(on_history, [ui.state.history, ui.show_mask, ui.upload, ui.state.person, ui.variant,
-                                   ui.state.hits, ui.k], history_outputs, **PREPARE_LANE, **PRIVATE)  # fmt: skip
+    history_inputs = [ui.state.history, ui.show_mask, ui.upload, ui.state.person, ui.variant, ui.state.hits, ui.k]
+    ui.history.select(on_history, history_inputs, history_outputs, **PREPARE_LANE, **PRIVATE)
+    ui.restore = SimpleNamespace(run=restore, inputs=history_inputs, outputs=history_outputs)  # studio/compare.py
 
 
 def kept_if_none(value):
@@ -388,4 +390,4 @@ def show_entry(entry, history):
                         visible=many)  # fmt: skip
     gallery = [(item.views["results"][0], item.caption) for item in history]
     return (handlers.comparison(entry), handlers.result_note(entry), samples, [*entry.images, entry.recipe],
-            str(entry.settings.seed), gallery, history, entry, 0)  # fmt: skip
+            str(entry.seed), gallery, history, entry, 0)  # fmt: skip

@@ -64,37 +64,46 @@ class PersonState:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The page's generation controls, as a history entry remembers them."""
-
-    seed: int
-    steps: int
-    guidance: float
-    scheduler: str
-    num_images: int
-    paste_back: bool
-
-
-@dataclass(frozen=True)
 class HistoryEntry:
-    """One result of the session: its files and everything needed to set the page back to it."""
+    """One result of the session: its files and everything needed to set the page back to it.
+
+    `request` is the edit's EditRequest as a dict without pixels (`EditRequest.to_dict(pixels=False)`, the recipe's
+    part of the request; fashion_rag/request.py), with the seed used: the photo stays on disk (see above), and
+    `EditRequest.from_dict(entry.request, person=...)` makes the typed request again.
+    """
 
     number: int  # 1, 2, … in the order made
     images: tuple[str, ...]  # full-resolution PNGs
     recipe: str  # the recipe JSON beside them
-    garment_ids: tuple[str, ...]
-    uploaded_garment: bool
-    description: str
-    category: str
+    request: dict = field(repr=False)  # garment_ids, uploaded_garments, description, category, seed, steps, …
     prompt: str  # "text-only" or "garment-tokens" (the recipe's)
-    settings: Settings
     notes: tuple[str, ...]  # what the result note adds, e.g. that the photo was scaled for the edit
     views: dict = field(repr=False)  # display-size files: "original", "mask" (photo framing), "results" (list)
 
     @property
+    def garment_ids(self) -> tuple[str, ...]:
+        return tuple(self.request["garment_ids"])
+
+    @property
+    def uploaded_garment(self) -> bool:
+        return bool(self.request["uploaded_garments"])
+
+    @property
+    def description(self) -> str:
+        return self.request["description"]
+
+    @property
+    def category(self) -> str:
+        return self.request["category"]
+
+    @property
+    def seed(self) -> int:
+        return self.request["seed"]
+
+    @property
     def caption(self) -> str:
         garments = "text-only" if self.prompt == "text-only" else ", ".join(self.garment_ids) or "own garment"
-        return f"#{self.number} · seed {self.settings.seed} · {garments} · {self.settings.steps} steps"
+        return f"#{self.number} · seed {self.seed} · {garments} · {self.request['steps']} steps"
 
 
 def add_to_history(history: list[HistoryEntry], entry: HistoryEntry) -> list[HistoryEntry]:
