@@ -149,7 +149,7 @@ def step_person(editor, photo: Image.Image, current: Image.Image, category: str,
 
 
 def step_mask(editor, person, step: dict):
-    """`person` with the step's recorded mask (commands/edit.py's rule for a single edit's recipe)."""
-    from fashion_rag.commands.edit import recipe_mask
+    """`person` with the step's recorded mask (request.recipe_mask: the rule for a single edit's recipe)."""
+    from fashion_rag.request import recipe_mask
 
     return recipe_mask(editor, person, step)

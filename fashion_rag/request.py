@@ -255,6 +255,26 @@ def prepared_person(editor, request: EditRequest):
     return editor.with_user_mask(person, mask_values(request.mask))
 
 
+def recipe_mask(editor, person, recipe: dict):
+    """`person` with the recipe's mask when it differs from the automatic one (painted, grown, or another
+    mask path); InputError when the photo is framed differently from the recipe's (another photo)."""
+    from fashion_rag.person.mask_codec import decode_mask
+
+    if "mask" not in recipe:  # recipes written before the mask was recorded
+        return person
+    if recipe.get("transform") and recipe["transform"] != person.transform.to_dict():
+        raise InputError(
+            f"{person.transform.original_width}x{person.transform.original_height} photo framed differently "
+            "from the recipe's: pass the photo the recipe was made from (or --mask for a mask of this photo)"
+        )
+    mask = decode_mask(recipe["mask"])
+    if mask.shape != person.mask.shape:
+        raise InputError(
+            f"the recipe's mask is {mask.shape[1]}x{mask.shape[0]}, the frame is {person.mask.shape[1]}x{person.mask.shape[0]}"
+        )
+    return person if np.array_equal(mask, person.mask) else editor.with_user_mask(person, mask)
+
+
 def mask_values(mask: np.ndarray) -> np.ndarray:
     """A request's mask as 8-bit values (apply_user_mask's form): uint8 as given, bool as 0/255."""
     mask = np.asarray(mask)

@@ -13,8 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from fashion_rag.cli import add_models_flags, print_json
 from fashion_rag.commands.edit_outfit import replay as replay_outfit
 from fashion_rag.config import CATEGORIES, GenerationSettings, app_from_env, runtime_from_env
@@ -83,31 +81,13 @@ def apply_recipe(args: argparse.Namespace) -> dict:
     return recipe
 
 
-def recipe_mask(editor, person, recipe: dict):
-    """`person` with the recipe's mask when it differs from the automatic one (painted, grown, or another
-    mask path); InputError when the photo is framed differently from the recipe's (another photo)."""
-    from fashion_rag.person.mask_codec import decode_mask
-
-    if "mask" not in recipe:  # recipes written before the mask was recorded
-        return person
-    if recipe.get("transform") and recipe["transform"] != person.transform.to_dict():
-        raise InputError(
-            f"{person.transform.original_width}x{person.transform.original_height} photo framed differently "
-            "from the recipe's: pass the photo the recipe was made from (or --mask for a mask of this photo)"
-        )
-    mask = decode_mask(recipe["mask"])
-    if mask.shape != person.mask.shape:
-        raise InputError(f"the recipe's mask is {mask.shape[1]}x{mask.shape[0]}, the frame is 384x512")
-    return person if np.array_equal(mask, person.mask) else editor.with_user_mask(person, mask)
-
-
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
     from fashion_rag.editor import Editor
     from fashion_rag.person.photo import load_photo
-    from fashion_rag.request import EditRequest, PersonFrame
+    from fashion_rag.request import EditRequest, PersonFrame, recipe_mask
 
     if args.recipe is not None and "outfit" in (outfit := json.loads(args.recipe.read_text())):
         return replay_outfit(args, outfit)  # an outfit recipe: its steps in turn (fashion_rag/outfit.py)

@@ -14,6 +14,7 @@ Per step and image: the eager fp16 UNet step at batch 2 (one image with classifi
 from __future__ import annotations
 
 import math
+import time
 
 FIXED_S = 20  # attach, first-call weight transfer, garment encoding, VAE decode
 PER_STEP_IMAGE_S = 0.1  # one denoising step of one image, with margin
@@ -49,12 +50,18 @@ edit_on_gpu = gpu_function(_edit_on_gpu)
 
 
 def run_on_gpu(editor, request, progress=None):
-    """One EditRequest (fashion_rag/request.py) with only its edit in the GPU function: the person is prepared
+    """One EditRequest (fashion_rag/request.py) with only its edit in the GPU function: a photo is prepared
     before it, on the CPU. A worker pool (serve mode, `editor.remote`) takes the whole request in one call."""
     if getattr(editor, "remote", False):
         return editor.run(request, progress)
-    from functools import partial
+    from dataclasses import replace
 
-    from fashion_rag.request import run_request
+    from fashion_rag.request import PersonFrame, prepared_person
 
-    return run_request(editor, request, progress, edit=partial(edit_on_gpu, editor))
+    started = time.perf_counter()
+    person = prepared_person(editor, request)  # the photo and its painted mask, or the frame it already holds
+    prepare_s = time.perf_counter() - started
+    result = edit_on_gpu(editor, replace(request, photo=None, mask=None, person=PersonFrame.of(person)), progress)
+    result.timings["prepare_s"] = round(prepare_s, 4)
+    result.notes.extend(getattr(person, "notes", None) or [])  # e.g. "2 people found; used the largest"
+    return result
