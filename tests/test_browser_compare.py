@@ -32,6 +32,12 @@ def two_steps(page) -> None:
     page.locator("#steps input[type=number]").press("Enter")
 
 
+def open_panel(page, elem_id: str) -> None:
+    """Open a collapsed panel under the three columns (4 · Side by side, 5 · Outfit) by its header."""
+    page.locator(f"#{elem_id} > button.label-wrap").click()
+    page.locator(f"#{elem_id} > button.label-wrap + *").first.wait_for(state="visible", timeout=10_000)
+
+
 def thumbnails(page, elem_id: str) -> int:
     return page.evaluate(f"() => document.querySelectorAll('#{elem_id} .thumbnail-item').length")
 
@@ -60,6 +66,7 @@ def test_compare_picks_shows_one_result_per_pick_side_by_side_and_restores_one(p
     two_steps(page)
     search_and_pick(page, "striped shirt", picks=2)
     ids = [text.split(" (")[-1].rstrip(")") for text in picked(page)]
+    open_panel(page, "side-panel")
     page.locator("#compare-picks").click()
     wait_for_thumbnails(page, "side-by-side", 2, 120_000)
     page.wait_for_selector("#side-note :text('Compared 2 garments in one batch')", timeout=20_000)
@@ -84,6 +91,7 @@ def test_two_history_entries_side_by_side(page):
     search_and_pick(page, "striped shirt")
     generate(page, 1)
     generate(page, 2)
+    open_panel(page, "side-panel")
     pair = page.locator("#history-pair input")
     for number in ("#1", "#2"):
         pair.click()
@@ -97,6 +105,7 @@ def test_two_history_entries_side_by_side(page):
 def test_an_outfit_in_one_go_gives_both_steps_and_one_recipe(page, tiny_editor, tmp_path):
     upload(page, CAMERAMAN)
     two_steps(page)
+    open_panel(page, "outfit-panel")
     for part, text in (("top", "striped shirt"), ("bottom", "blue jeans")):
         page.locator(f"#outfit-{part}-text textarea, #outfit-{part}-text input").first.fill(text)
         page.locator(f"#outfit-{part}-text textarea, #outfit-{part}-text input").first.press("Enter")

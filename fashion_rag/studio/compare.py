@@ -109,17 +109,19 @@ def entries_numbered(history: list[HistoryEntry] | None, numbers: list[int] | No
 
 def build(editor, ui) -> SimpleNamespace:
     """The side-by-side panel under the page's columns, wired to the page's controls (`ui` from page.py)."""
-    gr.Markdown("### 4 · Side by side", elem_classes="step-title")
-    gr.Markdown(HELP)
-    with gr.Row(equal_height=True):
-        button = gr.Button("Compare picks", variant="secondary", elem_id="compare-picks", scale=1)
-        pair = gr.Dropdown([], value=[], multiselect=True, max_choices=2, label="Or two history entries",
-                           elem_id="history-pair", scale=3)  # fmt: skip
-    note = gr.Markdown("", elem_id="side-note")
-    gallery = gr.Gallery(label="Side by side (click one to restore its settings)", columns=MAX_ALTERNATIVES,
-                         height=420, allow_preview=False, object_fit="contain", elem_id="side-by-side")  # fmt: skip
-    files = gr.File(label="Their full-resolution results and recipes", file_count="multiple", interactive=False,
-                    elem_id="side-downloads", height=110)  # fmt: skip
+    # Collapsed under the three columns: the sticky result column stays in view down to the page's end
+    # (style.py), and the panel opens with one click.
+    with gr.Accordion("4 · Side by side: compare picks, or two history entries", open=False, elem_id="side-panel"):
+        gr.Markdown(HELP)
+        with gr.Row(equal_height=True):
+            button = gr.Button("Compare picks", variant="secondary", elem_id="compare-picks", scale=1)
+            pair = gr.Dropdown([], value=[], multiselect=True, max_choices=2, label="Or two history entries",
+                               elem_id="history-pair", scale=3)  # fmt: skip
+        note = gr.Markdown("", elem_id="side-note")
+        gallery = gr.Gallery(label="Side by side (click one to restore its settings)", columns=MAX_ALTERNATIVES,
+                             height=420, allow_preview=False, object_fit="contain", elem_id="side-by-side")  # fmt: skip
+        files = gr.File(label="Their full-resolution results and recipes", file_count="multiple", interactive=False,
+                        elem_id="side-downloads", height=110)  # fmt: skip
     panel = SimpleNamespace(button=button, pair=pair, note=note, gallery=gallery, files=files, entries=gr.State([]))
     wire(editor, ui, panel)
     register(editor)

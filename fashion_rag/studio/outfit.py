@@ -77,22 +77,24 @@ def captions(editor, result) -> list[str]:
 
 def build(editor, ui) -> SimpleNamespace:
     """The outfit panel under the side-by-side one, wired to the page's person and advanced controls."""
-    gr.Markdown("### 5 · An outfit in one go", elem_classes="step-title")
-    gr.Markdown(HELP)
-    with gr.Row(equal_height=True):
-        top_text = gr.Textbox(label="Top: describe", elem_id="outfit-top-text", max_lines=1,
-                              placeholder="striped shirt")  # fmt: skip
-        top = gr.Dropdown([], label="Top from the catalog", elem_id="outfit-top", allow_custom_value=True)
-        bottom_text = gr.Textbox(label="Bottom: describe", elem_id="outfit-bottom-text", max_lines=1,
-                                 placeholder="blue jeans")  # fmt: skip
-        bottom = gr.Dropdown([], label="Bottom from the catalog", elem_id="outfit-bottom", allow_custom_value=True)
-        button = gr.Button("Dress the outfit", variant="primary", elem_id="outfit-button")
-    note = gr.Markdown("", elem_id="outfit-note")
-    with gr.Row(equal_height=False):
-        gallery = gr.Gallery(label="Top, then the whole outfit", columns=2, height=420, allow_preview=False,
-                             object_fit="contain", elem_id="outfit-result", scale=3)  # fmt: skip
-        files = gr.File(label="Full-resolution results and the outfit recipe", file_count="multiple",
-                        interactive=False, elem_id="outfit-downloads", scale=1)  # fmt: skip
+    # Collapsed under the three columns: the sticky result column stays in view down to the page's end
+    # (style.py), and the panel opens with one click.
+    with gr.Accordion("5 · An outfit in one go: a top, then a bottom", open=False, elem_id="outfit-panel"):
+        gr.Markdown(HELP)
+        with gr.Row(equal_height=True):
+            top_text = gr.Textbox(label="Top: describe", elem_id="outfit-top-text", max_lines=1,
+                                  placeholder="striped shirt")  # fmt: skip
+            top = gr.Dropdown([], label="Top from the catalog", elem_id="outfit-top", allow_custom_value=True)
+            bottom_text = gr.Textbox(label="Bottom: describe", elem_id="outfit-bottom-text", max_lines=1,
+                                     placeholder="blue jeans")  # fmt: skip
+            bottom = gr.Dropdown([], label="Bottom from the catalog", elem_id="outfit-bottom", allow_custom_value=True)
+            button = gr.Button("Dress the outfit", variant="primary", elem_id="outfit-button")
+        note = gr.Markdown("", elem_id="outfit-note")
+        with gr.Row(equal_height=False):
+            gallery = gr.Gallery(label="Top, then the whole outfit", columns=2, height=420, allow_preview=False,
+                                 object_fit="contain", elem_id="outfit-result", scale=3)  # fmt: skip
+            files = gr.File(label="Full-resolution results and the outfit recipe", file_count="multiple",
+                            interactive=False, elem_id="outfit-downloads", scale=1)  # fmt: skip
     panel = SimpleNamespace(top_text=top_text, top=top, bottom_text=bottom_text, bottom=bottom, button=button,
                             note=note, gallery=gallery, files=files)  # fmt: skip
     wire(editor, ui, panel)

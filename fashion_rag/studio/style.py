@@ -24,10 +24,11 @@ CSS = """
 /* clip, not Gradio's hidden: the same look, but no scroll container, which would stop the sticky column */
 .gradio-container {overflow: clip !important}
 @media (min-width: 1024px) {
-  /* Shorter than the window by the page's footer: a sticky box stops at its row's end, which at the page's end
-     is that far above the window's bottom. Generate and the result stay on screen; history scrolls inside
-     (nowrap: Gradio's columns wrap, which would put what does not fit into a second, hidden column). */
-  #result-column {position: sticky; top: 4px; align-self: flex-start; max-height: calc(100vh - 96px);
+  /* Shorter than the window by what follows the columns (the two closed panels, 4 and 5, and the footer:
+     ~180 px): a sticky box stops at its row's end, which at the page's end is that far above the window's
+     bottom. Generate and the result stay on screen; history scrolls inside (nowrap: Gradio's columns wrap,
+     which would put what does not fit into a second, hidden column). */
+  #result-column {position: sticky; top: 4px; align-self: flex-start; max-height: calc(100vh - 184px);
                   flex-wrap: nowrap; overflow-y: auto; overscroll-behavior: contain}
   #result-column > * {flex-shrink: 0}  /* scroll, never squeeze the before/after */
 }
