@@ -18,10 +18,10 @@ import numpy as np
 from PIL import Image
 
 from fashion_rag.config import GenerationSettings
-from fashion_rag.editor import EditResult, check_seed
 from fashion_rag.errors import GpuOutOfMemoryError, InputError
 from fashion_rag.generation.compose import feathered_alpha, paste_back, raw_output
 from fashion_rag.generation.limits import MAX_IMAGES
+from fashion_rag.results import EditResult, check_seed
 
 MAX_ALTERNATIVES = MAX_IMAGES  # one batch: 2 x 4 with guidance is the largest CUDA graph captured
 Alternative = tuple[tuple[str, ...], tuple[Image.Image, ...]]  # (catalog ids, uploaded garment images)

@@ -6,39 +6,35 @@
     result = editor.edit(person, garment_ids=[hits[0].id], seed=7)  # generation/
 
 Models load lazily on first use, or all at once with `load()` (the app does this at start-up).
+The stages themselves are built in stages.py; the EditResult, its seed, images and recipe in results.py.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from PIL import Image
 
-from fashion_rag.config import REPO_ROOT, AppSettings, GenerationSettings
+from fashion_rag.config import AppSettings, GenerationSettings
 from fashion_rag.errors import (
-    CatalogIndexError,
     GpuOutOfMemoryError,
     InputError,
-    MissingWeightsError,
     ModelsLoadingError,
     WeightsIntegrityError,
     check_category,
 )
 from fashion_rag.files import sha256_file
-from fashion_rag.generation.compose import feathered_alpha, paste_back, raw_output
 from fashion_rag.generation.limits import MAX_GARMENTS, MAX_IMAGES, SCHEDULERS, check_options
 from fashion_rag.images import to_rgb
 from fashion_rag.outputs import Outputs, SavedResult, save_previews, save_result
-from fashion_rag.person.mask_codec import encode_mask
+from fashion_rag.results import EditResult, check_seed, compose_images, edit_recipe, public_name
+from fashion_rag.stages import Stages
 from fashion_rag.startup import LoadProgress, run_load
-from fashion_rag.weights import GENERATION_PARTS, ModelSources, missing_message
+from fashion_rag.weights import GENERATION_PARTS, ModelSources
 
 # torch, diffusers and transformers are imported where a model is built or run, not here: the app imports
 # this module before its page is up (docs/PERFORMANCE.md, "Start-up").
@@ -50,31 +46,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MAX_SEED = 2**32 - 1
 
-
-@dataclass
-class EditResult:
-    """Edited photos at the photo's own size, the raw decoded frames, and how they were made."""
-
-    images: list[Image.Image]
-    frames: list[Image.Image]
-    seed: int
-    timings: dict[str, float]
-    recipe: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
-
-
-def check_seed(seed: int | None) -> int:
-    """`seed`, or a fresh random one when None; InputError outside 0..2**32-1."""
-    if seed is None:
-        return secrets.randbelow(MAX_SEED + 1)
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= int(seed) <= MAX_SEED:
-        raise InputError(f"seed={seed!r}: use a whole number from 0 to {MAX_SEED}, or leave it empty for a random one")
-    return int(seed)
-
-
-class Editor:
+class Editor(Stages):  # the lazily built stages: stages.py
     def __init__(self, settings: AppSettings, sources: ModelSources) -> None:
         self.settings = settings
         self.sources = sources
@@ -156,145 +129,6 @@ class Editor:
             raise ModelsLoadingError(
                 f"models still loading ({self.progress.percent}%): Generate works once the status line says ready"
             )
-
-    # ----------------------------------------------------------------------------------------------
-    # Lazily built stages
-
-    @property
-    def preparer(self):
-        from fashion_rag.person.prepare import PersonPreparer
-
-        with self._locks["person"]:
-            if self._preparer is None:
-                # A bundle's parser has random weights (its labels are noise), so bundles take the
-                # offline mask path; the parser's loading code is exercised by its own tests.
-                parser_sources = self.sources if self.sources.kind == "real" else None
-                self._preparer = PersonPreparer.from_sources(parser_sources, device=self._device())
-            return self._preparer
-
-    @property
-    def searcher(self):
-        from fashion_rag.catalog.search import CatalogSearch
-
-        encoder = self.retrieval_encoder if self._search is None else None  # before the (non-reentrant) lock
-        with self._locks["search"]:
-            if self._search is None:
-                try:
-                    if self._index is not None and encoder is not None:
-                        # The index the start-up check just built or found up to date: not loaded twice.
-                        self._search = CatalogSearch.from_index(
-                            self._index, encoder, catalog_root=self.settings.catalog_dir
-                        )
-                    else:
-                        self._search = CatalogSearch.open(
-                            self.settings.catalog_dir, self.settings.resolved_index_dir, self.sources,
-                            device=self._device(), encoder=encoder,
-                        )  # fmt: skip
-                except CatalogIndexError as error:
-                    if not self.settings.catalog_dir.is_dir():
-                        raise
-                    # A corrupt, half-written or foreign index must not take search down: the captions still
-                    # work. The reason shows in the status line (`mode_reason`) until the index is rebuilt.
-                    from fashion_rag.catalog.catalog import load_catalog
-
-                    logger.warning("catalog index refused, searching captions only: %s", error)
-                    catalog = load_catalog(self.settings.catalog_dir)
-                    self._search = CatalogSearch.from_catalog(catalog, reason=f"lexical search only: {error}")
-                self._index = None  # the search holds it now
-            return self._search
-
-    def ensure_index(self):
-        """Bring the catalog index up to date when the retrieval encoder is there (called at start-up).
-
-        Cost follows change: an unchanged catalog folder is recognised from its files' sizes and mtimes
-        without reading them, writes no file and rebuilds no graph; otherwise only files whose size or
-        mtime changed are hashed, and only new or changed images are embedded. An index built by another encoder (say the tiny bundle's, then the real one) is rebuilt.
-        The loaded index is kept for `searcher`, so start-up loads it once. Returns the BuildReport, or
-        None when there is nothing to index with.
-        """
-        from fashion_rag.catalog.index import update_index
-
-        settings = self.settings
-        index_dir = settings.resolved_index_dir
-        if not self.sources.locate("retrieval-encoder").found or not settings.catalog_dir.is_dir():
-            return None
-        print(f"checking the catalog index at {index_dir} …", flush=True)
-        encoder = self.retrieval_encoder  # shared with the search, which opens after this
-        try:
-            report = update_index(settings.catalog_dir, encoder, index_dir)
-        except (InputError, CatalogIndexError) as error:
-            # E.g. a half-written index folder without its manifest: the app still starts and searches the
-            # captions; the status line says "no index at ..." and this line says why none was built.
-            print(f"could not build the catalog index: {error}", flush=True)
-            return None
-        with self._locks["search"]:
-            self._index, self._search = report.index, None  # a search opened before this used the old index
-        _ = self.searcher  # opened now, not at the first user's search (after a change: BM25 of every caption)
-        print(f"index ready: {report.summary()}", flush=True)
-        return report
-
-    @property
-    def retrieval_encoder(self):
-        """The catalog's open_clip encoder, loaded once (None without its weights): the start-up index
-        check and the search share it."""
-        from fashion_rag.catalog.encoder import RetrievalEncoder
-
-        with self._locks["encoder"]:
-            if self._retrieval_encoder is None and self.sources.locate("retrieval-encoder").found:
-                self._retrieval_encoder = RetrievalEncoder.from_sources(self.sources, device=self._device())
-            return self._retrieval_encoder
-
-    @property
-    def pipeline(self) -> FashionRAGPipeline:
-        """The generation pipeline, loaded (and its fast path warmed up) on first use."""
-        return self._load_pipeline(warm_up=True)
-
-    def _load_pipeline(self, warm_up: bool) -> FashionRAGPipeline:
-        import torch
-
-        from fashion_rag.generation.garment_cache import GarmentTokenCache, encoder_identity
-        from fashion_rag.generation.pipeline import FashionRAGPipeline
-
-        with self._locks["pipeline"]:
-            if self._pipeline is None:
-                missing = self.missing_generation_parts()
-                if missing:
-                    raise MissingWeightsError(missing_message(missing, self.sources))
-                from fashion_rag.devices import default_dtype
-
-                runtime = self.settings.runtime
-                device = self._device()
-                # --low-vram: load into CPU memory in the GPU's precision; offload moves one component at a time
-                # to `device` (loading onto the GPU first would need the whole pipeline's memory there).
-                load_device = torch.device("cpu") if runtime.low_vram else device
-                pipeline = FashionRAGPipeline.from_sources(self.sources, load_device, default_dtype(device))
-                pipeline.set_progress_bar_config(disable=True)
-                if runtime.low_vram:  # offload to the --device GPU; eager
-                    pipeline.enable_low_vram(device)
-                else:  # CUDA graphs (or compile) on a GPU, none in a ZeroGPU Space's main process; eager elsewhere
-                    pipeline.enable_fast_path(compile_unet=runtime.compile_unet, cuda_graphs=not self.settings.on_space)
-                if warm_up:
-                    pipeline.warm_up()
-                identity = encoder_identity(
-                    self.sources.require("garment-encoder"), self.sources.require("fashion-rag")
-                )
-                self._cache = GarmentTokenCache(identity, self.settings.output_dir.parent / ".cache" / "garment-tokens")
-                self._pipeline = pipeline
-                self.generation_problem = None
-            return self._pipeline
-
-    @property
-    def garment_cache(self) -> GarmentTokenCache:
-        self.pipeline  # noqa: B018 - the cache is keyed by the loaded encoder
-        assert self._cache is not None
-        return self._cache
-
-    def _device(self) -> torch.device:
-        from fashion_rag.devices import pick_device
-
-        if self.device is None:
-            self.device = pick_device(self.settings.runtime.device)
-        return self.device
 
     # ----------------------------------------------------------------------------------------------
     # The three operations
@@ -387,16 +221,7 @@ class Editor:
             timings["pipeline_s"] = time.perf_counter() - denoise_start
 
         compose_start = time.perf_counter()
-        original = np.asarray(person.original.convert("RGB"))
-        unframe = person.transform.unframe
-        alpha = feathered_alpha(person.mask, options.feather_px)
-        images, raw_frames = [], []
-        for frame in frames:
-            raw_frames.append(Image.fromarray(np.clip(np.rint(frame * 255), 0, 255).astype(np.uint8)))
-            if options.paste_back:
-                images.append(Image.fromarray(paste_back(original, frame, alpha, unframe)))
-            else:
-                images.append(Image.fromarray(raw_output(original.shape, frame, unframe)))
+        images, raw_frames = compose_images(person, frames, options)
         timings["compose_s"] = time.perf_counter() - compose_start
         timings["total_s"] = time.perf_counter() - started
         recipe = self.recipe(person, garment_ids, len(garment_images), description, seed, options)
@@ -447,43 +272,8 @@ class Editor:
             return save_previews(prepared, folder)
 
     def recipe(self, person, garment_ids, uploaded: int, description: str, seed: int, options: GenerationSettings):
-        """Everything needed to reproduce an edit from the CLI."""
-        return {
-            "category": person.category,
-            "description": description,
-            "garment_ids": list(garment_ids),
-            "uploaded_garments": uploaded,
-            # Garment tokens rule 8 (docs/recipe.md): with no garment the description drives the edit.
-            "prompt": "text-only" if not garment_ids and not uploaded else "garment-tokens",
-            "seed": seed,
-            "steps": options.steps,
-            "guidance": options.guidance,
-            "scheduler": options.scheduler,
-            "num_images": options.num_images,
-            "paste_back": options.paste_back,
-            "mask_source": getattr(person, "mask_source", "user"),
-            "mask_variant": getattr(person, "mask_variant", "box"),
-            # The mask this edit used (automatic, painted or grown) and the framing it belongs to.
-            "mask": encode_mask(person.mask),
-            "transform": person.transform.to_dict(),
-            "models": public_name(self.sources.models),
-            "model_sources": {
-                name: {"repo_id": self.sources.part(name).repo_id, "revision": self.sources.part(name).revision}
-                for name in GENERATION_PARTS
-            },
-            "catalog": public_name(self.settings.catalog_dir),
-        }
-
-
-def public_name(location: str | Path) -> str:
-    """A folder as a recipe names it: relative to the repository when inside it, else its own name.
-
-    Recipes are handed to visitors, so they carry no absolute server path; "default" stays as it is.
-    """
-    if str(location) == "default":
-        return "default"
-    path = Path(location).resolve()
-    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.name
+        """Everything needed to reproduce an edit from the CLI (results.py)."""
+        return edit_recipe(self.settings, self.sources, person, garment_ids, uploaded, description, seed, options)
 
 
 def _open_catalog_image(path: Path) -> Image.Image:

@@ -23,8 +23,8 @@ import numpy as np
 from PIL import Image
 
 from fashion_rag.config import GenerationSettings
-from fashion_rag.editor import check_seed
 from fashion_rag.errors import InputError
+from fashion_rag.results import check_seed
 
 OUTFIT_ORDER = ("upper_body", "lower_body")  # the top first: a lower-body mask keeps the upper garment
 

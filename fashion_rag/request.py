@@ -306,7 +306,7 @@ def result_to_dict(result) -> dict[str, Any]:
 
 
 def result_from_dict(data: dict[str, Any]):
-    from fashion_rag.editor import EditResult
+    from fashion_rag.results import EditResult
 
     images = [image_from_text(text, f"result image {i + 1}") for i, text in enumerate(data["images"])]
     return EditResult(images, [], int(data["seed"]), dict(data.get("timings", {})), dict(data["recipe"]),

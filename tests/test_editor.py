@@ -13,9 +13,10 @@ import torch
 from PIL import Image
 
 from fashion_rag.config import GenerationSettings
-from fashion_rag.editor import Editor, check_seed
+from fashion_rag.editor import Editor
 from fashion_rag.errors import InputError, MissingWeightsError
 from fashion_rag.person.photo import load_photo
+from fashion_rag.results import check_seed
 
 from .conftest import ASTRONAUT, EXAMPLE_CATALOG, REPO
 

@@ -53,6 +53,7 @@ GARMENTS = "fashion_rag/generation/garments.py"
 ADAPTER = "fashion_rag/generation/adapter.py"
 PROMPT = "fashion_rag/generation/prompt.py"
 EDITOR = "fashion_rag/editor.py"
+RESULTS = "fashion_rag/results.py"
 POSE = "fashion_rag/person/pose.py"
 MASK = "fashion_rag/person/masks.py"
 DDIM_LINE = 'return DDIMScheduler.from_config(config, timestep_spacing="leading")'
@@ -193,7 +194,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     m("product/description-reaches-text-only", "the editor hands the description to the text-only prompt", EDITOR,
       'description=description if tokens is None else "",', 'description="",', TEXT_ONLY),
     # ---- Product rules
-    m("product/distinct-images", "n requested images are n distinct images", EDITOR, "for frame in frames:",
+    m("product/distinct-images", "n requested images are n distinct images", RESULTS, "for frame in frames:",
       "for frame in [frames[0]] * len(frames):", SEVERAL),
     m("product/own-noise", "each image gets its own initial noise", PIPELINE,
       "latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)",

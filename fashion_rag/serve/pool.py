@@ -58,7 +58,7 @@ class PooledEditor:
 
     def run(self, request: EditRequest, progress=None):
         """One request on one worker. With `progress(done, total)`, the worker streams its denoising steps."""
-        from fashion_rag.editor import check_seed
+        from fashion_rag.results import check_seed
 
         # The seed is drawn here, so that a retry on another replica makes the same pixels.
         request = replace(request, seed=check_seed(request.seed))

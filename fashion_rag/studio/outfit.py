@@ -13,9 +13,9 @@ import gradio as gr
 from gradio import FileData
 
 from fashion_rag.config import GenerationSettings
-from fashion_rag.editor import EditResult
 from fashion_rag.errors import InputError
 from fashion_rag.outfit import OutfitStep, dress_outfit
+from fashion_rag.results import EditResult
 from fashion_rag.studio import api, gpu, handlers, values
 from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.errors import user_errors_as_gradio
