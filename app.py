@@ -47,8 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mcp", action="store_true", help="prepare, search and edit as MCP tools too (README)")
     serve = parser.add_argument_group("serve mode (docs/DEPLOYMENT.md)")
     serve.add_argument("--serve", action="store_true", help="run the edit on a Ray Serve pool, one GPU per worker")
-    serve.add_argument("--replicas", type=int, default=None, help="a fixed pool of N workers (default: autoscale "
-                       "from 1 to one per GPU of the cluster)")  # fmt: skip
+    serve.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        help="a fixed pool of N workers (default: autoscale from 1 to one per GPU of the cluster)",
+    )
     serve.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start one here)")
     return parser
 
@@ -107,11 +111,23 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> AppSettings:
-    runtime = runtime_from_env(models=args.models, weights_dir=args.weights_dir, device=args.device,
-                               low_vram=args.low_vram or None, compile_unet=args.compile or None)  # fmt: skip
-    return app_from_env(runtime=runtime, catalog_dir=args.catalog, index_dir=args.index, host=args.host,
-                        port=args.port, share=args.share, max_upload_mb=args.max_upload_mb,
-                        output_dir=args.output_dir)  # fmt: skip
+    runtime = runtime_from_env(
+        models=args.models,
+        weights_dir=args.weights_dir,
+        device=args.device,
+        low_vram=args.low_vram or None,
+        compile_unet=args.compile or None,
+    )
+    return app_from_env(
+        runtime=runtime,
+        catalog_dir=args.catalog,
+        index_dir=args.index,
+        host=args.host,
+        port=args.port,
+        share=args.share,
+        max_upload_mb=args.max_upload_mb,
+        output_dir=args.output_dir,
+    )
 
 
 def launch(settings: AppSettings, prevent_thread_lock: bool = True, mcp_server: bool = False):
@@ -124,11 +140,15 @@ def launch(settings: AppSettings, prevent_thread_lock: bool = True, mcp_server: 
     demo = build_demo(editor, settings)
     enable_queue(demo, settings.limits, behind_proxy=settings.on_space)
     demo.launch(
-        server_name=settings.host, server_port=settings.port, share=settings.share,
-        max_file_size=f"{settings.max_upload_mb}mb", prevent_thread_lock=prevent_thread_lock,
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        max_file_size=f"{settings.max_upload_mb}mb",
+        prevent_thread_lock=prevent_thread_lock,
         allowed_paths=[str(EXAMPLES_DIR), str(settings.catalog_dir), str(settings.output_dir)],
-        mcp_server=mcp_server, css=CSS,
-    )  # fmt: skip
+        mcp_server=mcp_server,
+        css=CSS,
+    )
     return demo, editor
 
 

@@ -64,8 +64,10 @@ def machine() -> str:
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    return (f"{os.cpu_count()} cores of {cpu}, Python {sys.version.split()[0]}, torch {torch.__version__}, "
-            f"ray {ray.__version__}, gradio {gradio.__version__}")  # fmt: skip
+    return (
+        f"{os.cpu_count()} cores of {cpu}, Python {sys.version.split()[0]}, torch {torch.__version__}, "
+        f"ray {ray.__version__}, gradio {gradio.__version__}"
+    )
 
 
 def edit_once(client, seed: int, steps: int) -> None:
@@ -73,8 +75,22 @@ def edit_once(client, seed: int, steps: int) -> None:
 
     from tests.sequential_client import predict
 
-    predict(client, handle_file(str(ASTRONAUT)), "upper_body", "", None, None, "red shirt", seed, steps, 7.5, "ddim",
-            1, True, api_name="/edit")  # fmt: skip
+    predict(
+        client,
+        handle_file(str(ASTRONAUT)),
+        "upper_body",
+        "",
+        None,
+        None,
+        "red shirt",
+        seed,
+        steps,
+        7.5,
+        "ddim",
+        1,
+        True,
+        api_name="/edit",
+    )
 
 
 def client_of(url: str):
@@ -120,8 +136,10 @@ def crowd(url: str, clients: int, per_client: int, steps: int, on_answer=None) -
 
     context = multiprocessing.get_context("spawn")  # no fork of this process's Ray and Gradio threads
     ready, answers, go = context.Queue(), context.Queue(), context.Event()
-    processes = [context.Process(target=client_process, args=(url, i, per_client, steps, ready, go, answers))
-                 for i in range(clients)]  # fmt: skip
+    processes = [
+        context.Process(target=client_process, args=(url, i, per_client, steps, ready, go, answers))
+        for i in range(clients)
+    ]
     for process in processes:
         process.start()
     for _ in processes:
@@ -179,8 +197,13 @@ def local_studio(steps: int):
     editor.load()
     demo = build_demo(editor)
     demo.queue(default_concurrency_limit=4)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                            allowed_paths=[str(REPO / "examples"), str(settings.output_dir)])  # fmt: skip
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        allowed_paths=[str(REPO / "examples"), str(settings.output_dir)],
+    )
     timed_edits(url, 1, steps, 0)
     return editor, url
 
@@ -224,16 +247,24 @@ def breakdown_rows(editor, handle, local_url: str, url: str, steps: int, count: 
                 times.append(time.perf_counter() - start)
             http[name] = statistics.median(times)
     med = statistics.median
-    return [("Editor.run in this process (prepare + edit), p50", ms(med(local))),
-            ("the same request on the worker: its own time (prepare_s + total_s), p50", ms(med(own))),
-            ("EditWorker.run through the Ray handle, p50", ms(med(remote))),
-            ("  of which the handle, routing and transfer (p50 of call minus own time)",
-             ms(med([r - o for r, o in zip(remote, own, strict=True)]))),
-            ("  a no-op handle call (EditWorker.pid), p50", ms(med(noop))),
-            (f"pickling request + result ({sizes[0] / 1e6:.1f} + {sizes[1] / 1e6:.1f} MB), both ways, p50",
-             ms(med(pickling))),
-            ("one HTTP request to the page (GET /config), local / serve, p50",
-             f"{ms(http['local'])} / {ms(http['serve'])}")]  # fmt: skip
+    return [
+        ("Editor.run in this process (prepare + edit), p50", ms(med(local))),
+        ("the same request on the worker: its own time (prepare_s + total_s), p50", ms(med(own))),
+        ("EditWorker.run through the Ray handle, p50", ms(med(remote))),
+        (
+            "  of which the handle, routing and transfer (p50 of call minus own time)",
+            ms(med([r - o for r, o in zip(remote, own, strict=True)])),
+        ),
+        ("  a no-op handle call (EditWorker.pid), p50", ms(med(noop))),
+        (
+            f"pickling request + result ({sizes[0] / 1e6:.1f} + {sizes[1] / 1e6:.1f} MB), both ways, p50",
+            ms(med(pickling)),
+        ),
+        (
+            "one HTTP request to the page (GET /config), local / serve, p50",
+            f"{ms(http['local'])} / {ms(http['serve'])}",
+        ),
+    ]
 
 
 def overhead_rows(local_url: str, url: str, edits: int, steps: int) -> Rows:
@@ -244,10 +275,12 @@ def overhead_rows(local_url: str, url: str, edits: int, steps: int) -> Rows:
         served += timed_edits(url, 1, steps, 1 + n)
     overhead = statistics.median(served) - statistics.median(local)
     paired = statistics.median([a - b for a, b in zip(served, local, strict=True)])
-    return [("/edit p50, local mode", ms(statistics.median(local))),
-            ("/edit p50, serve mode, 1 worker", ms(statistics.median(served))),
-            ("**serve overhead per edit (p50 difference)**", f"**{ms(overhead)}**"),
-            ("serve overhead per edit (median of the paired differences)", ms(paired))]  # fmt: skip
+    return [
+        ("/edit p50, local mode", ms(statistics.median(local))),
+        ("/edit p50, serve mode, 1 worker", ms(statistics.median(served))),
+        ("**serve overhead per edit (p50 difference)**", f"**{ms(overhead)}**"),
+        ("serve overhead per edit (median of the paired differences)", ms(paired)),
+    ]
 
 
 def cpu_seconds() -> dict[str, float]:
@@ -262,9 +295,17 @@ def cpu_seconds() -> dict[str, float]:
             name, times = " ".join(process.cmdline()), process.cpu_times()
         except psutil.Error:
             continue  # ended meanwhile
-        role = ("edit workers" if "EditWorker" in name else "page (ingress)" if "StudioIngress" in name
-                else "clients" if "multiprocessing" in name else "this process" if process.pid == me.pid
-                else "Ray's own processes")  # fmt: skip
+        role = (
+            "edit workers"
+            if "EditWorker" in name
+            else "page (ingress)"
+            if "StudioIngress" in name
+            else "clients"
+            if "multiprocessing" in name
+            else "this process"
+            if process.pid == me.pid
+            else "Ray's own processes"
+        )
         roles[role] += times.user + times.system
     return roles
 
@@ -282,10 +323,12 @@ def throughput_rows(url: str, deploy, clients: int, steps: int) -> Rows:
         rates[workers] = (done / wall, errors)
         split = ", ".join(f"{role} {(after[role] - before[role]) / max(1, done):.2f}" for role in after)
     (rate_1, errors_1), (rate_2, errors_2) = rates[1], rates[2]
-    return [(f"throughput, {clients} clients, {steps} step(s), 1 worker", f"{rate_1:.2f} edits/s ({errors_1} errors)"),
-            (f"throughput, {clients} clients, {steps} step(s), 2 workers", f"{rate_2:.2f} edits/s ({errors_2} errors)"),
-            (f"CPU s per edit, {steps} step(s), 2 workers", split),
-            (f"**2 workers against 1, {steps} step(s)**", f"**{rate_2 / rate_1:.2f}x**")]  # fmt: skip
+    return [
+        (f"throughput, {clients} clients, {steps} step(s), 1 worker", f"{rate_1:.2f} edits/s ({errors_1} errors)"),
+        (f"throughput, {clients} clients, {steps} step(s), 2 workers", f"{rate_2:.2f} edits/s ({errors_2} errors)"),
+        (f"CPU s per edit, {steps} step(s), 2 workers", split),
+        (f"**2 workers against 1, {steps} step(s)**", f"**{rate_2 / rate_1:.2f}x**"),
+    ]
 
 
 def fault_rows(url: str, handle, clients: int, edits: int, steps: int) -> Rows:
@@ -310,10 +353,16 @@ def fault_rows(url: str, handle, clients: int, edits: int, steps: int) -> Rows:
     busy.clear()
     searcher.join()
     total = per_client * clients
-    return [(f"{total} edits from {clients} clients, 1 of 2 workers killed at half",
-             f"{answered} answered, **{errors} errors**, {total - answered - errors} unanswered ({wall:.0f} s)"),
-            (f"/search while {clients} edits run: p50 / p95 ({len(search_times)} searches)",
-             f"{ms(p(search_times, 50))} / **{ms(p(search_times, 95))}**")]  # fmt: skip
+    return [
+        (
+            f"{total} edits from {clients} clients, 1 of 2 workers killed at half",
+            f"{answered} answered, **{errors} errors**, {total - answered - errors} unanswered ({wall:.0f} s)",
+        ),
+        (
+            f"/search while {clients} edits run: p50 / p95 ({len(search_times)} searches)",
+            f"{ms(p(search_times, 50))} / **{ms(p(search_times, 95))}**",
+        ),
+    ]
 
 
 def parse_args() -> argparse.Namespace:
@@ -376,16 +425,19 @@ def main() -> None:
 
     print(f"{machine()}; load average at start {os.getloadavg()}", flush=True)
     editor, local_url = local_studio(args.steps)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-             runtime_env=runtime_env())  # fmt: skip
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, runtime_env=runtime_env()
+    )
     try:
         rows = run_phases(args, editor, local_url)
     finally:
         serve.shutdown()
         ray.shutdown()
     command = " ".join(["python", "benchmarks/bench_serve_cpu.py", *sys.argv[1:]])
-    print(f"\n{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {machine()}, tiny bundle, {args.steps} DDIM "
-          f"step(s) per edit, `{command}`; [load] is the 1-minute load average when the phase began\n")  # fmt: skip
+    print(
+        f"\n{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {machine()}, tiny bundle, {args.steps} DDIM "
+        f"step(s) per edit, `{command}`; [load] is the 1-minute load average when the phase began\n"
+    )
     print("| measure | value |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")

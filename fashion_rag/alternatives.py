@@ -38,8 +38,14 @@ def check_alternatives(editor, person, alternatives: Sequence[Alternative], opti
         editor._check_edit(person, list(ids), len(ids) + len(images), "", options)
 
 
-def edit_alternatives(editor, person, alternatives: Sequence[Alternative], seed: int | None = None,
-                      options: GenerationSettings | None = None, progress=None) -> list[EditResult]:  # fmt: skip
+def edit_alternatives(
+    editor,
+    person,
+    alternatives: Sequence[Alternative],
+    seed: int | None = None,
+    options: GenerationSettings | None = None,
+    progress=None,
+) -> list[EditResult]:
     """One EditResult per alternative (one image each), all with the same seed, made in one denoising batch."""
     import torch
 
@@ -54,8 +60,10 @@ def edit_alternatives(editor, person, alternatives: Sequence[Alternative], seed:
     with editor._generation_lock:
         started = time.perf_counter()
         pipeline = editor.pipeline
-        prompts = [pipeline.encode_prompts(person.category, editor.garment_tokens(list(ids), list(images)))
-                   for ids, images in alternatives]  # fmt: skip
+        prompts = [
+            pipeline.encode_prompts(person.category, editor.garment_tokens(list(ids), list(images)))
+            for ids, images in alternatives
+        ]
         conditionals = torch.cat([conditional for _, conditional in prompts])  # (n, 77, width)
         timings["garments_s"] = time.perf_counter() - started
         pipeline.use_scheduler(options.scheduler)
@@ -63,10 +71,16 @@ def edit_alternatives(editor, person, alternatives: Sequence[Alternative], seed:
         denoise_start = time.perf_counter()
         try:
             frames = pipeline.alternatives(
-                person.frame, person.mask, conditionals, prompts[0][0], pose_map=person.pose_map,
-                num_inference_steps=options.steps, guidance_scale=options.guidance, generator=generator,
+                person.frame,
+                person.mask,
+                conditionals,
+                prompts[0][0],
+                pose_map=person.pose_map,
+                num_inference_steps=options.steps,
+                guidance_scale=options.guidance,
+                generator=generator,
                 callback=progress,
-            )  # fmt: skip
+            )
         except torch.OutOfMemoryError as error:
             raise GpuOutOfMemoryError(
                 f"the GPU ran out of memory comparing {len(alternatives)} garments: compare fewer at a time"

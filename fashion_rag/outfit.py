@@ -59,8 +59,14 @@ def check_steps(steps: Sequence[OutfitStep]) -> None:
             raise InputError(f"the outfit has no {step.category.replace('_', ' ')} garment: pick one for each part")
 
 
-def dress_outfit(editor, photo: Image.Image, steps: Sequence[OutfitStep], seed: int | None = None,
-                 options: GenerationSettings | None = None, progress=None) -> OutfitResult:  # fmt: skip
+def dress_outfit(
+    editor,
+    photo: Image.Image,
+    steps: Sequence[OutfitStep],
+    seed: int | None = None,
+    options: GenerationSettings | None = None,
+    progress=None,
+) -> OutfitResult:
     """Each step on the previous one's result, all with one seed (random when None); one image per step."""
     from fashion_rag.request import EditRequest, PersonFrame
 
@@ -77,10 +83,17 @@ def dress_outfit(editor, photo: Image.Image, steps: Sequence[OutfitStep], seed: 
             person = step_person(editor, photo, current, step.category, step.mask_variant, previous)
         previous = person
         request = EditRequest(
-            step.category, person=PersonFrame.of(person), garment_ids=step.garment_ids,
-            garment_images=step.garment_images, seed=seed, steps=options.steps, guidance=options.guidance,
-            scheduler=options.scheduler, num_images=1, paste_back=options.paste_back,
-        )  # fmt: skip
+            step.category,
+            person=PersonFrame.of(person),
+            garment_ids=step.garment_ids,
+            garment_images=step.garment_images,
+            seed=seed,
+            steps=options.steps,
+            guidance=options.guidance,
+            scheduler=options.scheduler,
+            num_images=1,
+            paste_back=options.paste_back,
+        )
         result = editor.run(request, progress=progress)
         result.recipe["mask_variant"] = getattr(person, "mask_variant", step.mask_variant)
         results.append(result)
@@ -99,8 +112,9 @@ def is_outfit(recipe: dict) -> bool:
     return isinstance(recipe, dict) and "outfit" in recipe
 
 
-def replay_outfit(editor, photo: Image.Image, recipe: dict,
-                  garment_images: Sequence[Image.Image] = (), progress=None) -> OutfitResult:  # fmt: skip
+def replay_outfit(
+    editor, photo: Image.Image, recipe: dict, garment_images: Sequence[Image.Image] = (), progress=None
+) -> OutfitResult:
     """The outfit a recipe describes, made again on `photo`: each step prepared on the previous result with
     the recipe's mask (refused when the photo is framed differently from the recipe's)."""
     from fashion_rag.request import EditRequest, PersonFrame
@@ -143,9 +157,14 @@ def step_person(editor, photo: Image.Image, current: Image.Image, category: str,
         raise InputError(f"{note}, but the photo frames differently for {category}: edit the parts one at a time")
     kept = ~np.asarray(previous.mask, dtype=bool)  # (512, 384): the region the previous step painted stays
     return dataclasses.replace(
-        base, original=current, frame=base.transform.frame_image(current), mask=base.mask & kept,
-        mask_box=base.mask_box & kept, mask_precise=base.mask_precise & kept, notes=[*base.notes, note],
-    )  # fmt: skip
+        base,
+        original=current,
+        frame=base.transform.frame_image(current),
+        mask=base.mask & kept,
+        mask_box=base.mask_box & kept,
+        mask_precise=base.mask_precise & kept,
+        notes=[*base.notes, note],
+    )
 
 
 def step_mask(editor, person, step: dict):

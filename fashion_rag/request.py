@@ -85,8 +85,14 @@ class PersonFrame:
     @classmethod
     def of(cls, prepared) -> PersonFrame:
         """From a PreparedPerson (person/prepare.py)."""
-        return cls(prepared.original, prepared.frame, prepared.transform, np.asarray(prepared.keypoints),
-                   np.asarray(prepared.mask, dtype=bool), prepared.mask_source)  # fmt: skip
+        return cls(
+            prepared.original,
+            prepared.frame,
+            prepared.transform,
+            np.asarray(prepared.keypoints),
+            np.asarray(prepared.mask, dtype=bool),
+            prepared.mask_source,
+        )
 
     def prepared(self, category: str):
         """The PreparedPerson the editor takes."""
@@ -94,16 +100,28 @@ class PersonFrame:
         from fashion_rag.person.prepare import PreparedPerson
 
         return PreparedPerson(
-            original=self.original, frame=self.frame, transform=self.transform, keypoints=self.keypoints,
-            pose_map=pose_heatmaps(self.keypoints), mask=self.mask, mask_precise=self.mask, mask_box=self.mask,
-            mask_source=self.mask_source, category=category,
-        )  # fmt: skip
+            original=self.original,
+            frame=self.frame,
+            transform=self.transform,
+            keypoints=self.keypoints,
+            pose_map=pose_heatmaps(self.keypoints),
+            mask=self.mask,
+            mask_precise=self.mask,
+            mask_box=self.mask,
+            mask_source=self.mask_source,
+            category=category,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         points = [None if np.isnan(p).any() else [float(p[0]), float(p[1])] for p in self.keypoints]
-        return {"original": image_to_text(self.original), "frame": image_to_text(self.frame),
-                "transform": self.transform.to_dict(), "keypoints": points, "mask": mask_to_text(self.mask),
-                "mask_source": self.mask_source}  # fmt: skip
+        return {
+            "original": image_to_text(self.original),
+            "frame": image_to_text(self.frame),
+            "transform": self.transform.to_dict(),
+            "keypoints": points,
+            "mask": mask_to_text(self.mask),
+            "mask_source": self.mask_source,
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> PersonFrame:
@@ -123,8 +141,14 @@ class PersonFrame:
         frame = image_from_text(data.get("frame"), "person frame")
         if mask.shape != (frame.height, frame.width):
             raise InputError(f"person mask is {mask.shape[1]}x{mask.shape[0]}: it must match the frame, {frame.size}")
-        return cls(image_from_text(data.get("original"), "person original"), frame, transform, keypoints, mask,
-                   str(data.get("mask_source", "user")))  # fmt: skip
+        return cls(
+            image_from_text(data.get("original"), "person original"),
+            frame,
+            transform,
+            keypoints,
+            mask,
+            str(data.get("mask_source", "user")),
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -160,8 +184,14 @@ class EditRequest:
         object.__setattr__(self, "garment_images", tuple(self.garment_images))
 
     def options(self) -> GenerationSettings:
-        return replace(GenerationSettings(), steps=self.steps, guidance=self.guidance, scheduler=self.scheduler,
-                       num_images=self.num_images, paste_back=self.paste_back)  # fmt: skip
+        return replace(
+            GenerationSettings(),
+            steps=self.steps,
+            guidance=self.guidance,
+            scheduler=self.scheduler,
+            num_images=self.num_images,
+            paste_back=self.paste_back,
+        )
 
     def to_dict(self, pixels: bool = True) -> dict[str, Any]:
         """JSON-able. Without pixels it is the recipe's part of the request: images are only counted."""
@@ -230,15 +260,23 @@ def check_ids(ids: Any) -> list[str]:
     return [i.strip() for i in ids if i.strip()]
 
 
-def request_of(person, garment_ids, garment_images, description: str, seed: int | None,
-               options: GenerationSettings) -> EditRequest:  # fmt: skip
+def request_of(
+    person, garment_ids, garment_images, description: str, seed: int | None, options: GenerationSettings
+) -> EditRequest:
     """The request for the editor's `edit` arguments (a PreparedPerson and GenerationSettings)."""
     return EditRequest(
-        person.category, person=PersonFrame.of(person), garment_ids=tuple(garment_ids or ()),
-        garment_images=tuple(garment_images or ()), description=description or "", seed=seed, steps=options.steps,
-        guidance=options.guidance, scheduler=options.scheduler, num_images=options.num_images,
+        person.category,
+        person=PersonFrame.of(person),
+        garment_ids=tuple(garment_ids or ()),
+        garment_images=tuple(garment_images or ()),
+        description=description or "",
+        seed=seed,
+        steps=options.steps,
+        guidance=options.guidance,
+        scheduler=options.scheduler,
+        num_images=options.num_images,
         paste_back=options.paste_back,
-    )  # fmt: skip
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -291,9 +329,14 @@ def run_request(editor, request: EditRequest, progress=None, edit=None):
     person = prepared_person(editor, request)
     prepare_s = time.perf_counter() - started
     result = (edit or editor.edit)(
-        person, garment_ids=list(request.garment_ids), garment_images=list(request.garment_images),
-        description=request.description, seed=request.seed, options=request.options(), progress=progress,
-    )  # fmt: skip
+        person,
+        garment_ids=list(request.garment_ids),
+        garment_images=list(request.garment_images),
+        description=request.description,
+        seed=request.seed,
+        options=request.options(),
+        progress=progress,
+    )
     result.timings["prepare_s"] = round(prepare_s, 4)
     result.notes.extend(getattr(person, "notes", None) or [])  # e.g. "2 people found; used the largest"
     return result
@@ -301,16 +344,22 @@ def run_request(editor, request: EditRequest, progress=None, edit=None):
 
 def result_to_dict(result) -> dict[str, Any]:
     """An EditResult as JSON: images (base64 PNG at the photo's size), seed, recipe, timings, notes."""
-    return {"images": [image_to_text(image) for image in result.images], "seed": result.seed,
-            "recipe": result.recipe, "timings": result.timings, "notes": list(result.notes)}  # fmt: skip
+    return {
+        "images": [image_to_text(image) for image in result.images],
+        "seed": result.seed,
+        "recipe": result.recipe,
+        "timings": result.timings,
+        "notes": list(result.notes),
+    }
 
 
 def result_from_dict(data: dict[str, Any]):
     from fashion_rag.results import EditResult
 
     images = [image_from_text(text, f"result image {i + 1}") for i, text in enumerate(data["images"])]
-    return EditResult(images, [], int(data["seed"]), dict(data.get("timings", {})), dict(data["recipe"]),
-                      list(data.get("notes", [])))  # fmt: skip
+    return EditResult(
+        images, [], int(data["seed"]), dict(data.get("timings", {})), dict(data["recipe"]), list(data.get("notes", []))
+    )
 
 
 __all__ = ["EditRequest", "PersonFrame", "request_of", "result_from_dict", "result_to_dict", "run_request"]

@@ -72,9 +72,16 @@ def chromium():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=executable,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
-        )  # fmt: skip
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
         yield browser
         browser.close()
 
@@ -144,8 +151,13 @@ def studio_url(tiny_editor):
     limits = replace(tiny_editor.settings.limits, edits_per_address=1000, prepares_per_address=1000)
     enable_queue(demo, limits)
     _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, css=CSS,
-        max_file_size="20mb", allowed_paths=[str(REPO / "examples"), str(tiny_editor.settings.output_dir)],
-    )  # fmt: skip
+        server_name="127.0.0.1",
+        server_port=None,
+        prevent_thread_lock=True,
+        quiet=True,
+        css=CSS,
+        max_file_size="20mb",
+        allowed_paths=[str(REPO / "examples"), str(tiny_editor.settings.output_dir)],
+    )
     yield url
     demo.close()

@@ -18,8 +18,9 @@ from .sequential_client import predict
 
 def test_app_imports_without_loading_models():
     code = "import sys, app; print(json.dumps(sorted(m for m in ('torch', 'diffusers', 'transformers', 'open_clip', 'mediapipe') if m in sys.modules)))"
-    result = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, cwd=REPO,
-                            timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", "import json; " + code], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
 
@@ -29,14 +30,54 @@ def test_page_builds_with_every_control(tiny_editor):
 
     demo = build_demo(tiny_editor)
     ids = {block.elem_id for block in demo.blocks.values() if getattr(block, "elem_id", None)}
-    expected = {"person-upload", "category", "mask-editor", "pose-preview", "description", "top-k", "search-button",
-                "results", "picks", "own-garment", "generate-button", "compare", "show-mask", "samples", "downloads",
-                "history", "result-note", "plan-note", "seed-used", "advanced", "steps", "guidance", "seed",
-                "scheduler", "mask-variant", "mask-grow", "mask-shrink", "mask-reset", "grow-px",
-                "category-suggestion", "paste-back", "num-images", "status",
-                "compare-picks", "history-pair", "side-by-side", "side-downloads", "side-note",  # studio/compare.py
-                "outfit-top-text", "outfit-top", "outfit-bottom-text", "outfit-bottom", "outfit-button",
-                "outfit-result", "outfit-downloads", "outfit-note"}  # studio/outfit.py  # fmt: skip
+    expected = {
+        "person-upload",
+        "category",
+        "mask-editor",
+        "pose-preview",
+        "description",
+        "top-k",
+        "search-button",
+        "results",
+        "picks",
+        "own-garment",
+        "generate-button",
+        "compare",
+        "show-mask",
+        "samples",
+        "downloads",
+        "history",
+        "result-note",
+        "plan-note",
+        "seed-used",
+        "advanced",
+        "steps",
+        "guidance",
+        "seed",
+        "scheduler",
+        "mask-variant",
+        "mask-grow",
+        "mask-shrink",
+        "mask-reset",
+        "grow-px",
+        "category-suggestion",
+        "paste-back",
+        "num-images",
+        "status",
+        "compare-picks",
+        "history-pair",
+        "side-by-side",
+        "side-downloads",
+        "side-note",  # studio/compare.py
+        "outfit-top-text",
+        "outfit-top",
+        "outfit-bottom-text",
+        "outfit-bottom",
+        "outfit-button",
+        "outfit-result",
+        "outfit-downloads",
+        "outfit-note",
+    }  # studio/outfit.py
     assert expected <= ids
     names = {dep.api_name for dep in demo.fns.values() if dep.api_visibility == "public"}
     assert names == {"prepare", "search", "edit", "batch", "compare", "outfit"}
@@ -44,14 +85,41 @@ def test_page_builds_with_every_control(tiny_editor):
     # functions' own, in the order README's client example passes them.
     info = demo.get_api_info()["named_endpoints"]
     assert [p["parameter_name"] for p in info["/edit"]["parameters"]] == [
-        "photo", "category", "garment_ids", "garment_image", "mask", "description", "seed", "steps", "guidance",
-        "sampler", "num_images", "paste_back",
-    ]  # fmt: skip
+        "photo",
+        "category",
+        "garment_ids",
+        "garment_image",
+        "mask",
+        "description",
+        "seed",
+        "steps",
+        "guidance",
+        "sampler",
+        "num_images",
+        "paste_back",
+    ]
     assert [p["parameter_name"] for p in info["/search"]["parameters"]] == ["text", "category", "k"]
     assert [p["parameter_name"] for p in info["/compare"]["parameters"]] == [
-        "photo", "category", "garment_ids", "mask", "seed", "steps", "guidance", "sampler", "paste_back"]  # fmt: skip
+        "photo",
+        "category",
+        "garment_ids",
+        "mask",
+        "seed",
+        "steps",
+        "guidance",
+        "sampler",
+        "paste_back",
+    ]
     assert [p["parameter_name"] for p in info["/outfit"]["parameters"]] == [
-        "photo", "upper_ids", "lower_ids", "seed", "steps", "guidance", "sampler", "paste_back"]  # fmt: skip
+        "photo",
+        "upper_ids",
+        "lower_ids",
+        "seed",
+        "steps",
+        "guidance",
+        "sampler",
+        "paste_back",
+    ]
     assert len(info["/prepare"]["returns"]) == 5 and len(info["/edit"]["returns"]) == 3
     hidden = [b for b in demo.blocks.values() if getattr(b, "visible", True) is False and b.elem_id is None]
     assert hidden == []
@@ -76,8 +144,9 @@ def client(studio_url):
 
 
 def test_prepare_endpoint_returns_frame_mask_and_keypoints(client):
-    frame, mask, overlay, pose, info = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "box",
-                                               api_name="/prepare")  # fmt: skip
+    frame, mask, overlay, pose, info = predict(
+        client, handle_file(str(ASTRONAUT)), "upper_body", "box", api_name="/prepare"
+    )
     assert Image.open(frame).size == (384, 512) and Image.open(mask).size == (384, 512)
     assert Image.open(overlay).size == (384, 512) and Image.open(pose).size == (384, 512)
     mask_array = np.asarray(Image.open(mask).convert("L")) > 127
@@ -125,18 +194,54 @@ def test_edit_endpoint_seed_reproduces_and_recipe_reproduces_through_the_cli(
     assert recipe["seed"] == seed and recipe["garment_ids"] == ids.split(",") and recipe["steps"] == 2
     out = tmp_path / "cli.png"
     result = subprocess.run(
-        [sys.executable, "-m", "fashion_rag", "edit", "--person", str(ASTRONAUT), "--category", "upper_body",
-         "--recipe", recipe_path, "--out", str(out), "--models", str(tiny_bundle), "--catalog", str(EXAMPLE_CATALOG),
-         "--index", str(tiny_settings.resolved_index_dir), "--device", "cpu"],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "fashion_rag",
+            "edit",
+            "--person",
+            str(ASTRONAUT),
+            "--category",
+            "upper_body",
+            "--recipe",
+            recipe_path,
+            "--out",
+            str(out),
+            "--models",
+            str(tiny_bundle),
+            "--catalog",
+            str(EXAMPLE_CATALOG),
+            "--index",
+            str(tiny_settings.resolved_index_dir),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     np.testing.assert_array_equal(first, np.asarray(Image.open(out)))
 
 
 def test_edit_endpoint_gives_several_images(client):
-    gallery, _, _ = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "", 5, 2, 7.5,
-                            "dpm++", 2, True, api_name="/edit")  # fmt: skip
+    gallery, _, _ = predict(
+        client,
+        handle_file(str(ASTRONAUT)),
+        "upper_body",
+        "top-001",
+        None,
+        None,
+        "",
+        5,
+        2,
+        7.5,
+        "dpm++",
+        2,
+        True,
+        api_name="/edit",
+    )
     assert len(gallery) == 2
 
 
@@ -144,8 +249,22 @@ def test_bad_request_is_a_readable_error_and_the_next_one_works(client):
     with pytest.raises(Exception, match="unknown category 'hats'"):
         predict(client, "red dress", "hats", 3, api_name="/search")
     with pytest.raises(Exception, match="unknown catalog id"):
-        predict(client, handle_file(str(ASTRONAUT)), "upper_body", "../../etc/passwd", None, None, "", 1, 2, 7.5,
-                "ddim", 1, True, api_name="/edit")  # fmt: skip
+        predict(
+            client,
+            handle_file(str(ASTRONAUT)),
+            "upper_body",
+            "../../etc/passwd",
+            None,
+            None,
+            "",
+            1,
+            2,
+            7.5,
+            "ddim",
+            1,
+            True,
+            api_name="/edit",
+        )
     assert predict(client, "red dress", "dresses", 2, api_name="/search")["hits"]
 
 
@@ -169,8 +288,22 @@ def test_generate_without_weights_explains_and_the_page_keeps_working(tiny_setti
     try:
         client = Client(url, verbose=False)
         with pytest.raises(Exception, match="missing model weights: sd2-inpainting, fashion-rag, garment-encoder"):
-            predict(client, handle_file(str(ASTRONAUT)), "upper_body", "top-001", None, None, "", 1, 2, 7.5, "ddim", 1,
-                    True, api_name="/edit")  # fmt: skip
+            predict(
+                client,
+                handle_file(str(ASTRONAUT)),
+                "upper_body",
+                "top-001",
+                None,
+                None,
+                "",
+                1,
+                2,
+                7.5,
+                "ddim",
+                1,
+                True,
+                api_name="/edit",
+            )
         assert predict(client, "red striped shirt", "upper_body", 3, api_name="/search")["mode"] == "lexical"
         info = predict(client, handle_file(str(ASTRONAUT)), "upper_body", "box", api_name="/prepare")[4]
         assert info["mask_source"] == "offline"

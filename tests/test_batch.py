@@ -26,8 +26,11 @@ def test_jobs_are_every_photo_with_all_garments_or_with_each_in_turn():
     assert [(r.photo.size, r.garment_ids) for r in together] == [((30, 40), ("a", "b")), ((40, 30), ("a", "b"))]
     each = plan_jobs(photos, "dresses", ["a", "b"], each_garment=True)
     assert [(r.photo.size, r.garment_ids) for r in each] == [
-        ((30, 40), ("a",)), ((30, 40), ("b",)), ((40, 30), ("a",)), ((40, 30), ("b",)),
-    ]  # fmt: skip
+        ((30, 40), ("a",)),
+        ((30, 40), ("b",)),
+        ((40, 30), ("a",)),
+        ((40, 30), ("b",)),
+    ]
     assert all(r.seed == 4 and r.steps == 3 for r in together) and all(r.seed is None for r in each)
 
 
@@ -49,15 +52,17 @@ def test_the_batch_endpoint_streams_each_result_in_turn(studio_url, tiny_editor)
 
     ids = [hit.id for hit in tiny_editor.search("striped shirt", "upper_body", k=2)]
     client = Client(studio_url, verbose=False, analytics_enabled=False)
-    job = client.submit([handle_file(str(ASTRONAUT))], "upper_body", ",".join(ids), True, "", 3, 1, 7.5, "ddim", True,
-                        api_name="/batch")  # fmt: skip
+    job = client.submit(
+        [handle_file(str(ASTRONAUT))], "upper_body", ",".join(ids), True, "", 3, 1, 7.5, "ddim", True, api_name="/batch"
+    )
     final = job.result()
     dones = [update["done"] for update in job.outputs()]
     assert dones == [1, 2] and final["total"] == 2
     assert [r["job"] for r in final["results"]] == [0, 1]  # in turn, in order
     for result, garment in zip(final["results"], ids, strict=True):
-        expected = tiny_editor.run(EditRequest("upper_body", photo=load_photo(ASTRONAUT), garment_ids=(garment,),
-                                               seed=3, steps=1))  # fmt: skip
+        expected = tiny_editor.run(
+            EditRequest("upper_body", photo=load_photo(ASTRONAUT), garment_ids=(garment,), seed=3, steps=1)
+        )
         got = np.asarray(Image.open(result["images"][0]).convert("RGB"))
         np.testing.assert_array_equal(got, np.asarray(expected.images[0]))  # one torch thread everywhere (conftest)
         assert result["garment_ids"] == [garment] and result["seed"] == 3
@@ -67,17 +72,40 @@ def test_the_batch_endpoint_reports_a_failed_job_and_goes_on(studio_url):
     from gradio_client import Client, handle_file
 
     client = Client(studio_url, verbose=False, analytics_enabled=False)
-    final = client.predict([handle_file(str(ASTRONAUT))], "upper_body", "no-such-id", True, "", 3, 1, 7.5, "ddim",
-                           True, api_name="/batch")  # fmt: skip
+    final = client.predict(
+        [handle_file(str(ASTRONAUT))], "upper_body", "no-such-id", True, "", 3, 1, 7.5, "ddim", True, api_name="/batch"
+    )
     assert final["done"] == 1 and "no-such-id" in final["results"][0]["error"]
 
 
 @pytest.mark.slow  # ~30 s: a CLI process loading every model
 def test_the_batch_command_writes_each_job_with_progress(tiny_bundle, tiny_settings, tmp_path):
-    done = run_cli("batch", "--person", str(ASTRONAUT), "--category", "upper_body", "--text", "striped shirt", "--top",
-                   "2", "--steps", "1", "--seed", "4", "--out-dir", str(tmp_path), "--json", "--models",
-                   str(tiny_bundle), "--catalog", str(EXAMPLE_CATALOG), "--index", str(tiny_settings.resolved_index_dir),
-                   "--device", "cpu")  # fmt: skip
+    done = run_cli(
+        "batch",
+        "--person",
+        str(ASTRONAUT),
+        "--category",
+        "upper_body",
+        "--text",
+        "striped shirt",
+        "--top",
+        "2",
+        "--steps",
+        "1",
+        "--seed",
+        "4",
+        "--out-dir",
+        str(tmp_path),
+        "--json",
+        "--models",
+        str(tiny_bundle),
+        "--catalog",
+        str(EXAMPLE_CATALOG),
+        "--index",
+        str(tiny_settings.resolved_index_dir),
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 0, done.stderr
     jobs = json.loads(done.stdout)["jobs"]
     assert [job["job"] for job in jobs] == [0, 1] and all(job["seed"] == 4 for job in jobs)
@@ -100,8 +128,10 @@ def test_serve_mode_lets_the_page_run_as_many_edits_as_the_pool_has_workers(tiny
 
 
 def test_the_local_mode_never_imports_ray():
-    code = ("import sys, app; from fashion_rag.studio import build_demo; from fashion_rag import cli, batch, request;"
-            " cli.build_parser(); app.parse_args([]); print('ray' in sys.modules)")  # fmt: skip
+    code = (
+        "import sys, app; from fashion_rag.studio import build_demo; from fashion_rag import cli, batch, request;"
+        " cli.build_parser(); app.parse_args([]); print('ray' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
 

@@ -47,8 +47,9 @@ def wait_for_thumbnails(page, elem_id: str, count: int, timeout_ms: int) -> None
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:
-        page.wait_for_function(f"() => document.querySelectorAll('#{elem_id} .thumbnail-item').length === {count}",
-                               timeout=timeout_ms)  # fmt: skip
+        page.wait_for_function(
+            f"() => document.querySelectorAll('#{elem_id} .thumbnail-item').length === {count}", timeout=timeout_ms
+        )
     except PlaywrightTimeout:
         pytest.fail(f"#{elem_id}: {thumbnails(page, elem_id)} thumbnails, not {count}; toasts: {toasts(page)!r}")
 
@@ -109,8 +110,9 @@ def test_an_outfit_in_one_go_gives_both_steps_and_one_recipe(page, tiny_editor, 
     for part, text in (("top", "striped shirt"), ("bottom", "blue jeans")):
         page.locator(f"#outfit-{part}-text textarea, #outfit-{part}-text input").first.fill(text)
         page.locator(f"#outfit-{part}-text textarea, #outfit-{part}-text input").first.press("Enter")
-        page.wait_for_function(f"() => document.querySelector('#outfit-{part} input').value.includes('(')",
-                               timeout=30_000)  # fmt: skip
+        page.wait_for_function(
+            f"() => document.querySelector('#outfit-{part} input').value.includes('(')", timeout=30_000
+        )
     top = page.locator("#outfit-top input").input_value().split(" (")[-1].rstrip(")")
     bottom = page.locator("#outfit-bottom input").input_value().split(" (")[-1].rstrip(")")
     page.locator("#outfit-button").click()
@@ -122,5 +124,7 @@ def test_an_outfit_in_one_go_gives_both_steps_and_one_recipe(page, tiny_editor, 
     recipe_links = [href for href in downloads(page, "outfit-downloads") if href.endswith(".recipe.json")]
     assert len(recipe_links) == 1, downloads(page, "outfit-downloads")  # one recipe for the outfit
     recipe = json.loads(page.request.get(recipe_links[0]).text())
-    assert [(s["category"], s["garment_ids"]) for s in recipe["outfit"]] == [("upper_body", [top]),
-                                                                           ("lower_body", [bottom])]  # fmt: skip
+    assert [(s["category"], s["garment_ids"]) for s in recipe["outfit"]] == [
+        ("upper_body", [top]),
+        ("lower_body", [bottom]),
+    ]

@@ -78,8 +78,10 @@ def test_generate_and_the_result_stay_in_view_on_a_laptop_screen(chromium, studi
 
 
 # What a designer touches on the page: each must be wholly inside a 390 px wide window.
-CONTROLS = ("button, input:not([type=file]):not([type=hidden]), textarea, canvas, [role=radio], "
-            "label:has(input), .thumbnail-item")  # fmt: skip
+CONTROLS = (
+    "button, input:not([type=file]):not([type=hidden]), textarea, canvas, [role=radio], "
+    "label:has(input), .thumbnail-item"
+)
 
 
 def test_the_page_is_usable_at_390_px(chromium, studio_url):

@@ -73,8 +73,13 @@ def outfit_ids(editor) -> tuple[str, str]:
 def test_the_bottom_is_made_on_the_tops_result(tiny_editor):
     photo = Image.open(CAMERAMAN).convert("RGB")
     top, bottom = outfit_ids(tiny_editor)
-    result = dress_outfit(tiny_editor, photo, [OutfitStep("upper_body", (top,)), OutfitStep("lower_body", (bottom,))],
-                          seed=4, options=FAST)  # fmt: skip
+    result = dress_outfit(
+        tiny_editor,
+        photo,
+        [OutfitStep("upper_body", (top,)), OutfitStep("lower_body", (bottom,))],
+        seed=4,
+        options=FAST,
+    )
     original, first, outfit = pixels(photo), pixels(result.images[0]), pixels(result.images[1])
     top_pixels = np.abs(first - original).max(axis=2) > 0  # what the top's edit changed
     bottom_pixels = np.abs(outfit - first).max(axis=2) > 0  # what the bottom's edit changed on its result
@@ -93,11 +98,17 @@ def test_the_bottom_is_made_on_the_tops_result(tiny_editor):
 
 @pytest.mark.parametrize(
     ("steps", "message"),
-    [([OutfitStep("lower_body", ("bottom-001",)), OutfitStep("upper_body", ("top-001",))],
-      "an outfit is upper_body then lower_body garments, not lower_body, upper_body"),
-     ([OutfitStep("upper_body", ("top-001",)), OutfitStep("lower_body")],
-      "the outfit has no lower body garment: pick one for each part")],
-)  # fmt: skip
+    [
+        (
+            [OutfitStep("lower_body", ("bottom-001",)), OutfitStep("upper_body", ("top-001",))],
+            "an outfit is upper_body then lower_body garments, not lower_body, upper_body",
+        ),
+        (
+            [OutfitStep("upper_body", ("top-001",)), OutfitStep("lower_body")],
+            "the outfit has no lower body garment: pick one for each part",
+        ),
+    ],
+)
 def test_a_bad_outfit_says_what_is_accepted(tiny_editor, steps, message):
     with pytest.raises(InputError, match=message):
         dress_outfit(tiny_editor, Image.open(CAMERAMAN), steps, options=FAST)
@@ -107,8 +118,9 @@ def test_a_bad_outfit_says_what_is_accepted(tiny_editor, steps, message):
 
 def test_the_compare_endpoint_makes_one_result_per_garment_with_one_seed(studio_url, tiny_editor, denoise_batches):
     client = Client(studio_url, verbose=False, analytics_enabled=False)
-    answer = client.predict(handle_file(str(ASTRONAUT)), "upper_body", "top-001,top-003", None, 9, 2, 7.5, "ddim",
-                            True, api_name="/compare")  # fmt: skip
+    answer = client.predict(
+        handle_file(str(ASTRONAUT)), "upper_body", "top-001,top-003", None, 9, 2, 7.5, "ddim", True, api_name="/compare"
+    )
     assert denoise_batches == [2] and answer["seed"] == 9
     results = answer["results"]
     assert [r["garment_ids"] for r in results] == [["top-001"], ["top-003"]]
@@ -118,12 +130,14 @@ def test_the_compare_endpoint_makes_one_result_per_garment_with_one_seed(studio_
         assert recipe["garment_ids"] == [garment] and recipe["seed"] == 9
         assert Image.open(result["image"]).size == Image.open(ASTRONAUT).size  # full resolution
     with pytest.raises(Exception, match=r"garment_ids: give 1 to 4 catalog ids"):
-        client.predict(handle_file(str(ASTRONAUT)), "upper_body", "", None, 9, 2, 7.5, "ddim", True,
-                       api_name="/compare")  # fmt: skip
+        client.predict(
+            handle_file(str(ASTRONAUT)), "upper_body", "", None, 9, 2, 7.5, "ddim", True, api_name="/compare"
+        )
 
 
-def test_an_outfit_made_through_the_api_is_repeated_by_edit_recipe(studio_url, tiny_editor, tiny_bundle,
-                                                                   tiny_settings, tmp_path, capsys):  # fmt: skip
+def test_an_outfit_made_through_the_api_is_repeated_by_edit_recipe(
+    studio_url, tiny_editor, tiny_bundle, tiny_settings, tmp_path, capsys
+):
     from fashion_rag.cli import main as cli_main
 
     top, bottom = outfit_ids(tiny_editor)
@@ -134,9 +148,26 @@ def test_an_outfit_made_through_the_api_is_repeated_by_edit_recipe(studio_url, t
     recipe = json.loads(Path(answer["recipe"]).read_text())
     assert [s["garment_ids"] for s in recipe["outfit"]] == [[top], [bottom]]
     out = tmp_path / "again.png"
-    code = cli_main(["edit", "--recipe", answer["recipe"], "--person", str(CAMERAMAN), "--category",
-                     "upper_body", "--models", str(tiny_bundle), "--index", str(tiny_settings.resolved_index_dir),
-                     "--device", "cpu", "--out", str(out), "--json"])  # fmt: skip
+    code = cli_main(
+        [
+            "edit",
+            "--recipe",
+            answer["recipe"],
+            "--person",
+            str(CAMERAMAN),
+            "--category",
+            "upper_body",
+            "--models",
+            str(tiny_bundle),
+            "--index",
+            str(tiny_settings.resolved_index_dir),
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     report = json.loads(capsys.readouterr().out)
     assert report["prompt"] == "outfit" and report["seed"] == 12

@@ -122,8 +122,9 @@ def mcp_studio(tiny_editor):
 
     demo = build_demo(tiny_editor)
     enable_queue(demo, tiny_editor.settings.limits)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
-                            mcp_server=True)  # fmt: skip
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, mcp_server=True
+    )
     yield url
     demo.close()
 

@@ -56,8 +56,9 @@ def test_an_app_edit_with_a_painted_and_grown_mask_repeats_from_its_recipe(
     assert person.mask_source == "user" and (person.mask & ~state.mask_precise).sum() > 500
     checked = handlers.controls(13, 2, 7.5, "ddim", 1, True)
     ids = [hit.id for hit in tiny_editor.search("striped shirt", "upper_body", 1)]
-    entry, _ = handlers.generate(tiny_editor, handlers.edit_request(person, ids, [], "striped shirt", checked), [],
-                                 "recipe-test")  # fmt: skip
+    entry, _ = handlers.generate(
+        tiny_editor, handlers.edit_request(person, ids, [], "striped shirt", checked), [], "recipe-test"
+    )
     recipe = json.loads(Path(entry.recipe).read_text())
     assert recipe["mask_variant"] == "precise" and recipe["mask_source"] == "user"
     np.testing.assert_array_equal(decode_mask(recipe["mask"]), person.mask)

@@ -154,8 +154,9 @@ def test_cli_recipe_with_a_bad_value_fails_in_one_line(tiny_bundle, tmp_path):
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1] == "error: steps='20': use a whole number"
 
 
-def test_a_recipe_written_by_main_0961f2f_replays_through_edit_recipe(tiny_editor, tiny_bundle, tiny_settings, tmp_path,
-                                                                      capsys):  # fmt: skip
+def test_a_recipe_written_by_main_0961f2f_replays_through_edit_recipe(
+    tiny_editor, tiny_bundle, tiny_settings, tmp_path, capsys
+):
     """tests/fixtures/recipe_main_0961f2f.json was written by `edit ... --seed 77 --steps 2 --pick 2` of main at
     0961f2f (before EditRequest took over the CLI): its garments, seed, options and mask come back, and the pixels
     are those of the same edit made here."""
@@ -163,12 +164,37 @@ def test_a_recipe_written_by_main_0961f2f_replays_through_edit_recipe(tiny_edito
 
     fixture = Path(__file__).parent / "fixtures" / "recipe_main_0961f2f.json"
     out = tmp_path / "again.png"
-    assert cli_main(["edit", "--person", str(ASTRONAUT), "--category", "upper_body", "--recipe", str(fixture),
-                     "--models", str(tiny_bundle), "--index", str(tiny_settings.resolved_index_dir), "--device", "cpu",
-                     "--out", str(out), "--json"]) == 0  # fmt: skip
+    assert (
+        cli_main(
+            [
+                "edit",
+                "--person",
+                str(ASTRONAUT),
+                "--category",
+                "upper_body",
+                "--recipe",
+                str(fixture),
+                "--models",
+                str(tiny_bundle),
+                "--index",
+                str(tiny_settings.resolved_index_dir),
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["seed"] == 77 and report["garment_ids"] == ["top-031"] and report["prompt"] == "garment-tokens"
     options = replace(GenerationSettings(), steps=2)
-    expected = tiny_editor.edit(tiny_editor.prepare(load_photo(ASTRONAUT), "upper_body"), garment_ids=["top-031"],
-                                description="striped shirt", seed=77, options=options)  # fmt: skip
+    expected = tiny_editor.edit(
+        tiny_editor.prepare(load_photo(ASTRONAUT), "upper_body"),
+        garment_ids=["top-031"],
+        description="striped shirt",
+        seed=77,
+        options=options,
+    )
     np.testing.assert_array_equal(np.asarray(Image.open(out).convert("RGB")), np.asarray(expected.images[0]))

@@ -46,8 +46,9 @@ def served(tiny_editor, tiny_settings):
     from fashion_rag.serve.pool import PooledEditor
     from fashion_rag.serve.worker import PoolOptions
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-             runtime_env=runtime_env())  # fmt: skip
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, runtime_env=runtime_env()
+    )
     try:
         port = free_port()
         pool = PoolOptions(min_replicas=2, max_replicas=2, fixed=True)
@@ -66,8 +67,14 @@ def client(url: str):
 
 
 def local_edit(editor, seed: int, steps: int = 2, ids=(), description: str = "red shirt") -> np.ndarray:
-    request = EditRequest("upper_body", photo=load_photo(ASTRONAUT), garment_ids=tuple(ids), description=description,
-                          seed=seed, steps=steps)  # fmt: skip
+    request = EditRequest(
+        "upper_body",
+        photo=load_photo(ASTRONAUT),
+        garment_ids=tuple(ids),
+        description=description,
+        seed=seed,
+        steps=steps,
+    )
     return np.asarray(editor.run(request).images[0]).astype(int)
 
 
@@ -78,8 +85,22 @@ def close_to(a: np.ndarray, b: np.ndarray) -> bool:
 def edit_through_page(url: str, seed: int, ids: str = "") -> tuple[np.ndarray, int]:
     from gradio_client import handle_file
 
-    gallery, used, _ = predict(client(url), handle_file(str(ASTRONAUT)), "upper_body", ids, None, None, "red shirt",
-                               seed, 2, 7.5, "ddim", 1, True, api_name="/edit")  # fmt: skip
+    gallery, used, _ = predict(
+        client(url),
+        handle_file(str(ASTRONAUT)),
+        "upper_body",
+        ids,
+        None,
+        None,
+        "red shirt",
+        seed,
+        2,
+        7.5,
+        "ddim",
+        1,
+        True,
+        api_name="/edit",
+    )
     return np.asarray(Image.open(gallery[0]["image"]).convert("RGB")).astype(int), used
 
 
@@ -115,8 +136,9 @@ def test_the_batch_endpoint_spreads_jobs_and_streams_each_result(served, tiny_ed
     from gradio_client import handle_file
 
     ids = [hit.id for hit in tiny_editor.search("striped shirt", "upper_body", k=2)]
-    job = client(served.url).submit([handle_file(str(ASTRONAUT))], "upper_body", ",".join(ids), True, "", 3, 2, 7.5,
-                                    "ddim", True, api_name="/batch")  # fmt: skip
+    job = client(served.url).submit(
+        [handle_file(str(ASTRONAUT))], "upper_body", ",".join(ids), True, "", 3, 2, 7.5, "ddim", True, api_name="/batch"
+    )
     updates = [update[0] if isinstance(update, tuple) else update for update in job]
     final = job.result()
     assert [u["done"] for u in updates][-1] == 2 and final["total"] == 2 and len(final["results"]) == 2
@@ -160,8 +182,9 @@ def test_a_worker_killed_mid_edit_costs_one_retry_and_the_page_keeps_serving(ser
     steps, results, errors = 8, {}, []
 
     def one(seed: int) -> None:
-        request = EditRequest("upper_body", photo=load_photo(ASTRONAUT), description="red shirt", seed=seed,
-                              steps=steps)  # fmt: skip
+        request = EditRequest(
+            "upper_body", photo=load_photo(ASTRONAUT), description="red shirt", seed=seed, steps=steps
+        )
         try:
             results[seed] = np.asarray(served.pool.run(request).images[0]).astype(int)
         except BaseException as error:  # noqa: BLE001

@@ -92,8 +92,9 @@ def test_serve_flags_without_serve_are_refused():
 
     from .conftest import REPO
 
-    done = subprocess.run([sys.executable, "app.py", "--replicas", "2"], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "app.py", "--replicas", "2"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2 and "--replicas and --ray-address belong to serve mode: add --serve" in done.stderr
 
 
@@ -175,11 +176,13 @@ def test_an_api_edit_in_serve_mode_is_one_worker_call_with_the_local_pixels(tiny
     mask_upload = {"path": as_upload(tmp_path / "mask.png"), "meta": {"_type": "gradio.FileData"}}
     handle = InProcessHandle(tiny_editor)
     pool = PooledEditor(tiny_editor, handle, 1)
-    gallery, seed, _ = api.edit(pool, photo_upload, "upper_body", "", None, mask_upload, "red shirt", 4, 1, 7.5,
-                                "ddim", 1, True, "pooltest")  # fmt: skip
+    gallery, seed, _ = api.edit(
+        pool, photo_upload, "upper_body", "", None, mask_upload, "red shirt", 4, 1, 7.5, "ddim", 1, True, "pooltest"
+    )
     assert handle.called == ["run"] and seed == 4
-    person = tiny_editor.with_user_mask(tiny_editor.prepare(load_photo(ASTRONAUT), "upper_body"),
-                                        load_mask(mask_upload["path"]))  # fmt: skip
+    person = tiny_editor.with_user_mask(
+        tiny_editor.prepare(load_photo(ASTRONAUT), "upper_body"), load_mask(mask_upload["path"])
+    )
     expected = tiny_editor.edit(person, description="red shirt", seed=4, options=replace(GenerationSettings(), steps=1))
     got = Image.open(gallery[0]["image"]["path"]).convert("RGB")
     np.testing.assert_array_equal(np.asarray(got), np.asarray(expected.images[0]))

@@ -159,11 +159,21 @@ def test_history_is_newest_first_and_restores_the_settings_of_an_entry(tiny_edit
     first, history = handlers.generate(tiny_editor, edit, [], "histtest")
     later = handlers.controls(-1, 2, 3.0, "dpm++", 1, False)  # the seed box's -1: the request's None (random)
     assert later["seed"] is None and handlers.controls(None, 2, 3.0, "dpm++", 1, False)["seed"] is None  # an empty box
-    second, history = handlers.generate(tiny_editor, handlers.edit_request(person, [], [], "red dress", later), history,
-                                        "histtest")  # fmt: skip
+    second, history = handlers.generate(
+        tiny_editor, handlers.edit_request(person, [], [], "red dress", later), history, "histtest"
+    )
     assert [entry.number for entry in history] == [2, 1] and 0 <= second.seed < 2**32
-    assert handlers.restored_values(history[1]) == (["top-001"], "striped shirt", "upper_body", 11, 1, 7.5, "ddim",
-                                                    True, 1)  # fmt: skip
+    assert handlers.restored_values(history[1]) == (
+        ["top-001"],
+        "striped shirt",
+        "upper_body",
+        11,
+        1,
+        7.5,
+        "ddim",
+        True,
+        1,
+    )
     assert handlers.restored_values(history[0])[3:7] == (second.seed, 2, 3.0, "dpm++")
     # An entry holds its request without pixels: with the person again it is the typed request, and repeats the picture.
     again_request = EditRequest.from_dict(first.request, person=PersonFrame.of(person))
@@ -236,11 +246,17 @@ def test_grow_shrink_and_reset_the_mask(tiny_editor, uploaded):
 
 @pytest.mark.parametrize(
     ("text", "selected", "offer"),
-    [("red floral dress", "upper_body", "dresses"), ("blue denim jeans", "upper_body", "lower_body"),
-     ("navy blazer with gold buttons", "dresses", "upper_body"), ("red floral dress", "dresses", None),
-     ("striped shirts", "upper_body", None), ("something red", "upper_body", None),
-     ("shirt dress", "lower_body", None), ("pleated skirts", "dresses", "lower_body")],
-)  # fmt: skip
+    [
+        ("red floral dress", "upper_body", "dresses"),
+        ("blue denim jeans", "upper_body", "lower_body"),
+        ("navy blazer with gold buttons", "dresses", "upper_body"),
+        ("red floral dress", "dresses", None),
+        ("striped shirts", "upper_body", None),
+        ("something red", "upper_body", None),
+        ("shirt dress", "lower_body", None),
+        ("pleated skirts", "dresses", "lower_body"),
+    ],
+)
 def test_a_description_naming_another_category_offers_to_switch(text, selected, offer):
     assert handlers.category_hint(text, selected) == offer == suggested_category(text, selected)
     if offer:

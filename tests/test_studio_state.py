@@ -54,11 +54,13 @@ def test_history_restore_brings_back_picks_outside_the_current_hits_mask_and_gar
     painted = {**value, "layers": [layer]}
     person = handlers.person_for_edit(tiny_editor, state, painted, "box")
     garment = Image.new("RGB", (300, 400), (20, 160, 40))
-    first, history = handlers.generate(tiny_editor, handlers.edit_request(person, ["top-001"], [garment], "", FAST), [],
-                                       "restoretest")  # fmt: skip
+    first, history = handlers.generate(
+        tiny_editor, handlers.edit_request(person, ["top-001"], [garment], "", FAST), [], "restoretest"
+    )
     automatic = handlers.person_for_edit(tiny_editor, state, value, "box")
-    second, history = handlers.generate(tiny_editor, handlers.edit_request(automatic, ["top-002"], [], "", FAST),
-                                        history, "restoretest")  # fmt: skip
+    second, history = handlers.generate(
+        tiny_editor, handlers.edit_request(automatic, ["top-002"], [], "", FAST), history, "restoretest"
+    )
 
     # The picks dropdown's choices hold the restored ids even when the current search shows others.
     hits = [hit.id for hit in tiny_editor.search("red skirt", "lower_body", 3)]

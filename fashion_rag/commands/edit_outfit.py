@@ -19,9 +19,12 @@ def replay(args: argparse.Namespace, recipe: dict) -> int:
     from fashion_rag.person.photo import load_photo
 
     runtime = runtime_from_env(
-        models=args.models, weights_dir=args.weights_dir, device=args.device, low_vram=args.low_vram or None,
+        models=args.models,
+        weights_dir=args.weights_dir,
+        device=args.device,
+        low_vram=args.low_vram or None,
         compile_unet=args.compile or None,
-    )  # fmt: skip
+    )
     editor = Editor.from_settings(app_from_env(runtime=runtime, catalog_dir=args.catalog, index_dir=args.index))
     garments = [load_photo(path) for path in args.garment]
     result = replay_outfit(editor, load_photo(args.person), recipe, garment_images=garments)
@@ -33,9 +36,18 @@ def replay(args: argparse.Namespace, recipe: dict) -> int:
     recipe_path = args.out.with_suffix(".recipe.json")
     recipe_path.write_text(json.dumps(result.recipe, indent=2) + "\n")
     if args.json:
-        print_json({"outputs": [str(p) for p in paths], "recipe": str(recipe_path), "seed": result.seed,
-                    "prompt": "outfit", "notes": [n for r in result.results for n in r.notes]})  # fmt: skip
+        print_json(
+            {
+                "outputs": [str(p) for p in paths],
+                "recipe": str(recipe_path),
+                "seed": result.seed,
+                "prompt": "outfit",
+                "notes": [n for r in result.results for n in r.notes],
+            }
+        )
     else:
-        print(f"wrote the outfit to {args.out} (steps: {', '.join(map(str, paths))}, seed {result.seed}); "
-              f"recipe in {recipe_path}")  # fmt: skip
+        print(
+            f"wrote the outfit to {args.out} (steps: {', '.join(map(str, paths))}, seed {result.seed}); "
+            f"recipe in {recipe_path}"
+        )
     return 0

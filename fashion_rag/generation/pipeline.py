@@ -253,9 +253,16 @@ class FashionRAGPipeline(DiffusionPipeline):
                     raise InputError(f"{garment_tokens.shape[0]} garments given: Fashion-RAG takes 1 to {MAX_GARMENTS}")
                 prompt_embeds = self.encode_prompts(category, garment_tokens, description)
             return self._denoise(
-                frame, mask_full, pose_full, prompt_embeds, num_inference_steps, guidance_scale, num_images,
-                generator, callback,
-            )  # fmt: skip
+                frame,
+                mask_full,
+                pose_full,
+                prompt_embeds,
+                num_inference_steps,
+                guidance_scale,
+                num_images,
+                generator,
+                callback,
+            )
 
     @torch.no_grad()
     def alternatives(
@@ -283,9 +290,17 @@ class FashionRAGPipeline(DiffusionPipeline):
         with self._lock:
             frame, mask_full, pose_full = self.frame_tensor(image), self.mask_tensor(mask), self.pose_tensor(pose_map)
             return self._denoise(
-                frame, mask_full, pose_full, (unconditional, conditionals), num_inference_steps, guidance_scale, count,
-                generator, callback, shared_noise=True,
-            )  # fmt: skip
+                frame,
+                mask_full,
+                pose_full,
+                (unconditional, conditionals),
+                num_inference_steps,
+                guidance_scale,
+                count,
+                generator,
+                callback,
+                shared_noise=True,
+            )
 
     def _denoise(
         self,

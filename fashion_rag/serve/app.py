@@ -86,10 +86,14 @@ def launch_page(demo: gr.Blocks, settings: AppSettings, wait_s: float = PORT_WAI
     while True:
         try:
             demo.launch(
-                server_name=settings.host, server_port=settings.port, prevent_thread_lock=True, quiet=True, css=CSS,
+                server_name=settings.host,
+                server_port=settings.port,
+                prevent_thread_lock=True,
+                quiet=True,
+                css=CSS,
                 max_file_size=f"{settings.max_upload_mb}mb",
                 allowed_paths=[str(EXAMPLES_DIR), str(settings.catalog_dir), str(settings.output_dir)],
-            )  # fmt: skip
+            )
             return
         except OSError as error:
             if time.monotonic() > deadline:
@@ -135,9 +139,14 @@ def build_app(args: dict[str, Any]):
     if unknown:
         raise ValueError(f"unknown argument(s) {sorted(unknown)}: use {', '.join(sorted(known))}")
     runtime = runtime_from_env(models=args.get("models"), device=args.get("device"))
-    settings = app_from_env(runtime=runtime, catalog_dir=args.get("catalog"), index_dir=args.get("index"),
-                            output_dir=args.get("output_dir"), host=args.get("host"),
-                            port=int(args["port"]) if args.get("port") is not None else None)  # fmt: skip
+    settings = app_from_env(
+        runtime=runtime,
+        catalog_dir=args.get("catalog"),
+        index_dir=args.get("index"),
+        output_dir=args.get("output_dir"),
+        host=args.get("host"),
+        port=int(args["port"]) if args.get("port") is not None else None,
+    )
     resources = ray.cluster_resources() if ray.is_initialized() else {}
     replicas = int(args["replicas"]) if args.get("replicas") is not None else None
     return application(settings, pool_options(replicas, resources.get("GPU", 0), resources.get("CPU", 1)))
@@ -159,8 +168,11 @@ def start_serving(settings: AppSettings, replicas: int | None, ray_address: str 
     if pool.gpus is False and settings.runtime.device == "auto":
         settings = replace(settings, runtime=replace(settings.runtime, device="cpu"))
     deploy(settings, pool)
-    print(f"serving on http://{settings.host}:{settings.port} with {pool.min_replicas}..{pool.max_replicas} edit "
-          f"worker(s), {'one GPU' if pool.gpus else 'one CPU'} each", flush=True)  # fmt: skip
+    print(
+        f"serving on http://{settings.host}:{settings.port} with {pool.min_replicas}..{pool.max_replicas} edit "
+        f"worker(s), {'one GPU' if pool.gpus else 'one CPU'} each",
+        flush=True,
+    )
     if not blocking:
         return pool
     try:

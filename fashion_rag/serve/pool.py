@@ -50,8 +50,16 @@ class PooledEditor:
     def prepare(self, photo, category: str, mask_variant: str = "box"):
         return self.call("prepare", photo, category, mask_variant)
 
-    def edit(self, person, garment_ids=None, garment_images=None, description: str = "", seed: int | None = None,
-             options: GenerationSettings | None = None, progress=None):  # fmt: skip
+    def edit(
+        self,
+        person,
+        garment_ids=None,
+        garment_images=None,
+        description: str = "",
+        seed: int | None = None,
+        options: GenerationSettings | None = None,
+        progress=None,
+    ):
         """Editor.edit's signature; `progress(done, total)` follows the worker's denoising steps."""
         request = request_of(person, garment_ids, garment_images, description, seed, options or GenerationSettings())
         return self.run(request, progress)

@@ -57,9 +57,12 @@ class PoolOptions:
             # Queue length drives the pool: one ongoing edit per replica is the target, so a waiting request
             # asks for another replica (after upscale_delay_s), up to max_replicas.
             options["autoscaling_config"] = {
-                "min_replicas": self.min_replicas, "max_replicas": self.max_replicas,
-                "target_ongoing_requests": 1, "upscale_delay_s": 5, "downscale_delay_s": 300,
-            }  # fmt: skip
+                "min_replicas": self.min_replicas,
+                "max_replicas": self.max_replicas,
+                "target_ongoing_requests": 1,
+                "upscale_delay_s": 5,
+                "downscale_delay_s": 300,
+            }
         return options
 
 

@@ -54,10 +54,16 @@ def prepare(editor, photo: Any, category: str, mask_variant: str, session: str |
     if scaled:
         prepared.notes.insert(0, scaled)
     files = editor.save_previews(prepared, session)
-    keypoints = [None if np.isnan(p).any() else [round(float(p[0]), 1), round(float(p[1]), 1)]
-                 for p in prepared.keypoints]  # fmt: skip
-    info = {"mask_source": prepared.mask_source, "notes": prepared.notes, "keypoints": keypoints,
-            "transform": prepared.transform.to_dict(), "category": prepared.category}  # fmt: skip
+    keypoints = [
+        None if np.isnan(p).any() else [round(float(p[0]), 1), round(float(p[1]), 1)] for p in prepared.keypoints
+    ]
+    info = {
+        "mask_source": prepared.mask_source,
+        "notes": prepared.notes,
+        "keypoints": keypoints,
+        "transform": prepared.transform.to_dict(),
+        "category": prepared.category,
+    }
     return tuple(file_data(files[name]) for name in ("frame", "mask", "overlay", "pose")) + (info,)
 
 
@@ -69,8 +75,22 @@ def search(editor, text: str, category: str, k: Any) -> dict[str, Any]:
     return {"mode": editor.searcher.mode, "hits": [hit.to_dict() for hit in hits]}
 
 
-def edit(editor, photo, category, garment_ids, garment_image, mask, description, seed, steps, guidance, sampler,
-         num_images, paste_back, session):  # fmt: skip
+def edit(
+    editor,
+    photo,
+    category,
+    garment_ids,
+    garment_image,
+    mask,
+    description,
+    seed,
+    steps,
+    guidance,
+    sampler,
+    num_images,
+    paste_back,
+    session,
+):
     """(gallery, seed used, recipe file) of one edit, run as one EditRequest: in serve mode one call to one worker
     (prepare and edit there); locally the person is prepared before the GPU function (studio/gpu.py)."""
     checked = handlers.controls(seed, steps, guidance, sampler, num_images, paste_back)  # before any work
@@ -81,8 +101,15 @@ def edit(editor, photo, category, garment_ids, garment_image, mask, description,
     mask_path = uploaded_file(mask, "mask")
     garment_path = uploaded_file(garment_image, "garment image")
     garments = (load_photo(garment_path, name=Path(garment_path).name),) if garment_path else ()
-    request = EditRequest(category, photo=photo, mask=np.asarray(load_mask(mask_path)) if mask_path else None,
-                          garment_ids=tuple(ids), garment_images=garments, description=text, **checked)  # fmt: skip
+    request = EditRequest(
+        category,
+        photo=photo,
+        mask=np.asarray(load_mask(mask_path)) if mask_path else None,
+        garment_ids=tuple(ids),
+        garment_images=garments,
+        description=text,
+        **checked,
+    )
     try:
         result = run_on_gpu(editor, request)
         if scaled:
@@ -117,8 +144,11 @@ def parse_ids(text: str | list | None) -> list[str]:
 def register(editor) -> None:
     """Declare the endpoints inside the current gr.Blocks. With `python app.py --mcp` each one is also an MCP
     tool named after its endpoint; its docstring (a summary, `Args:` and `Returns:`) is what an agent reads."""
-    for endpoint, name, lane in ((prepare_tool(editor), "prepare", "prepare"), (search_tool(editor), "search", "search"),
-                                 (edit_tool(editor), "edit", "gpu")):  # fmt: skip
+    for endpoint, name, lane in (
+        (prepare_tool(editor), "prepare", "prepare"),
+        (search_tool(editor), "search", "search"),
+        (edit_tool(editor), "edit", "gpu"),
+    ):
         endpoint.__name__ = name  # the MCP tool name (Gradio names tools after the function)
         gr.api(endpoint, api_name=name, concurrency_id=lane, concurrency_limit=LANE_LIMITS[lane])
     from fashion_rag.studio.batch import register_batch  # many edits in one call (issue 22)
@@ -127,8 +157,9 @@ def register(editor) -> None:
 
 
 def prepare_tool(editor):
-    def prepare_endpoint(photo: FileData | None, category: str = "upper_body", mask_variant: str = "box",
-                         request: gr.Request = None) -> tuple[FileData, FileData, FileData, FileData, dict]:  # fmt: skip
+    def prepare_endpoint(
+        photo: FileData | None, category: str = "upper_body", mask_variant: str = "box", request: gr.Request = None
+    ) -> tuple[FileData, FileData, FileData, FileData, dict]:
         """Find the person in a photo and the garment region to repaint, before an edit (step 1 of 3).
         Optional: `edit` prepares the photo itself; call this to show or check the mask first.
 
@@ -169,11 +200,21 @@ def search_tool(editor):
 
 
 def edit_tool(editor):
-    def edit_endpoint(photo: FileData | None, category: str = "upper_body", garment_ids: str = "",
-                      garment_image: FileData | None = None, mask: FileData | None = None, description: str = "",
-                      seed: int = -1, steps: int = 50, guidance: float = 7.5, sampler: str = "ddim",
-                      num_images: int = 1, paste_back: bool = True,
-                      request: gr.Request = None) -> tuple[list[dict], int, FileData]:  # fmt: skip
+    def edit_endpoint(
+        photo: FileData | None,
+        category: str = "upper_body",
+        garment_ids: str = "",
+        garment_image: FileData | None = None,
+        mask: FileData | None = None,
+        description: str = "",
+        seed: int = -1,
+        steps: int = 50,
+        guidance: float = 7.5,
+        sampler: str = "ddim",
+        num_images: int = 1,
+        paste_back: bool = True,
+        request: gr.Request = None,
+    ) -> tuple[list[dict], int, FileData]:
         """Dress the person of a photo in new garments: the garment region is repainted (step 3 of 3). Slow:
         seconds on a GPU, minutes on a CPU. Garments come from catalog ids (from `search`) and/or one image of
         a garment; with neither, the description alone drives the edit (a text-only edit).
@@ -198,8 +239,22 @@ def edit_tool(editor):
             recipe: a JSON file that repeats this edit (`python -m fashion_rag edit --recipe FILE`)
         """  # noqa: E501
         with user_errors_as_gradio():
-            return edit(editor, photo, category, garment_ids, garment_image, mask, description, seed, steps,
-                        guidance, sampler, num_images, paste_back, session_of(request))  # fmt: skip
+            return edit(
+                editor,
+                photo,
+                category,
+                garment_ids,
+                garment_image,
+                mask,
+                description,
+                seed,
+                steps,
+                guidance,
+                sampler,
+                num_images,
+                paste_back,
+                session_of(request),
+            )
 
     return edit_endpoint
 

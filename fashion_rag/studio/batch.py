@@ -29,8 +29,20 @@ from fashion_rag.studio.errors import user_errors_as_gradio
 from fashion_rag.studio.uploads import uploaded_file
 
 
-def batch(editor, photos, category, garment_ids, each_garment, description, seed, steps, guidance, sampler,
-          paste_back, session):  # fmt: skip
+def batch(
+    editor,
+    photos,
+    category,
+    garment_ids,
+    each_garment,
+    description,
+    seed,
+    steps,
+    guidance,
+    sampler,
+    paste_back,
+    session,
+):
     """A generator of progress updates: {"done", "total", "results"}, one update per finished job."""
     if not isinstance(photos, list) or not photos:
         raise InputError("photos must be a list of uploaded person photos (gradio_client.handle_file(...))")
@@ -38,14 +50,17 @@ def batch(editor, photos, category, garment_ids, each_garment, description, seed
     images = [load_photo(path, name=Path(path).name) for path in paths if path]
     ids = parse_ids(garment_ids)
     requests = plan_jobs(
-        images, values.choice("category", category, None), ids,
+        images,
+        values.choice("category", category, None),
+        ids,
         each_garment=values.flag("each_garment", each_garment, False),
         description=values.description(description, editor.settings.limits.description_chars),
-        seed=values.whole("seed", seed, RANDOM), steps=values.whole("steps", steps, GenerationSettings.steps),
+        seed=values.whole("seed", seed, RANDOM),
+        steps=values.whole("steps", steps, GenerationSettings.steps),
         guidance=values.real("guidance", guidance, GenerationSettings.guidance),
         scheduler=values.choice("sampler", sampler, GenerationSettings.scheduler),
         paste_back=values.flag("paste_back", paste_back, True),
-    )  # fmt: skip
+    )
     groups = len(requests) // len(images)
     results: list[dict[str, Any]] = []
     for index, result, error in run_batch(editor, requests):
@@ -54,8 +69,9 @@ def batch(editor, photos, category, garment_ids, each_garment, description, seed
             job["error"] = error
         else:
             saved = editor.save_result(result, session)
-            job.update(images=[file_data(path) for path in saved.images], seed=result.seed,
-                       recipe=file_data(saved.recipe))  # fmt: skip
+            job.update(
+                images=[file_data(path) for path in saved.images], seed=result.seed, recipe=file_data(saved.recipe)
+            )
         results.append(job)
         yield {"done": len(results), "total": len(requests), "results": results}
 
@@ -63,15 +79,36 @@ def batch(editor, photos, category, garment_ids, each_garment, description, seed
 def register_batch(editor) -> None:
     """Declare the `batch` endpoint inside the current gr.Blocks (called from api.register)."""
 
-    def batch_endpoint(photos: list[FileData], category: str = "upper_body", garment_ids: str = "",
-                       each_garment: bool = False, description: str = "", seed: int = -1, steps: int = 50,
-                       guidance: float = 7.5, sampler: str = "ddim", paste_back: bool = True,
-                       request: gr.Request = None) -> dict:  # fmt: skip
+    def batch_endpoint(
+        photos: list[FileData],
+        category: str = "upper_body",
+        garment_ids: str = "",
+        each_garment: bool = False,
+        description: str = "",
+        seed: int = -1,
+        steps: int = 50,
+        guidance: float = 7.5,
+        sampler: str = "ddim",
+        paste_back: bool = True,
+        request: gr.Request = None,
+    ) -> dict:
         """Edit many photos and/or garments in one call; yields {"done", "total", "results"} as jobs finish.
         Each result: job, photo (index), garment_ids, and images + seed + recipe, or error."""
         with user_errors_as_gradio():
-            yield from batch(editor, photos, category, garment_ids, each_garment, description, seed, steps, guidance,
-                             sampler, paste_back, session_of(request))  # fmt: skip
+            yield from batch(
+                editor,
+                photos,
+                category,
+                garment_ids,
+                each_garment,
+                description,
+                seed,
+                steps,
+                guidance,
+                sampler,
+                paste_back,
+                session_of(request),
+            )
 
     batch_endpoint.__name__ = "batch"  # its MCP tool name (api.register)
     # One batch at a time per concurrency slot of the pool: its jobs already fill every worker.

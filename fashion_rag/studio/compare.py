@@ -27,9 +27,11 @@ from fashion_rag.studio.uploads import uploaded_file
 
 PRIVATE = {"api_visibility": "private"}
 GPU_LANE = {"concurrency_id": "gpu", "concurrency_limit": LANE_LIMITS["gpu"]}
-HELP = (f"**Compare picks** makes one result per picked garment (or per search result when none is picked, "
-        f"at most {MAX_ALTERNATIVES}) on the same person, mask and seed, in one batch. Click a result to restore "
-        "its settings. Or choose two history entries to see them side by side.")  # fmt: skip
+HELP = (
+    f"**Compare picks** makes one result per picked garment (or per search result when none is picked, "
+    f"at most {MAX_ALTERNATIVES}) on the same person, mask and seed, in one batch. Click a result to restore "
+    "its settings. Or choose two history entries to see them side by side."
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -61,13 +63,21 @@ def alternatives_of(picks: list[str] | None, own_path: str | None, hits: list[st
     return alternatives
 
 
-def compare(editor, request: EditRequest, alternatives, history: list[HistoryEntry], session: str | None,
-            progress=None, notes: tuple[str, ...] = ()) -> tuple[list[HistoryEntry], list[HistoryEntry]]:  # fmt: skip
+def compare(
+    editor,
+    request: EditRequest,
+    alternatives,
+    history: list[HistoryEntry],
+    session: str | None,
+    progress=None,
+    notes: tuple[str, ...] = (),
+) -> tuple[list[HistoryEntry], list[HistoryEntry]]:
     """(one history entry per alternative in their order, the new history) of one batched comparison of `request`'s
     person, mask, seed and options; each entry's request is `request` with the alternative's garments."""
     try:
-        results = compare_on_gpu(editor, request.person.prepared(request.category), alternatives, request.seed,
-                                 request.options(), progress)  # fmt: skip
+        results = compare_on_gpu(
+            editor, request.person.prepared(request.category), alternatives, request.seed, request.options(), progress
+        )
         entries = []
         for (ids, images), result in zip(alternatives, results, strict=True):
             alone = replace(request, garment_ids=ids, garment_images=images, num_images=1)
@@ -115,13 +125,31 @@ def build(editor, ui) -> SimpleNamespace:
         gr.Markdown(HELP)
         with gr.Row(equal_height=True):
             button = gr.Button("Compare picks", variant="secondary", elem_id="compare-picks", scale=1)
-            pair = gr.Dropdown([], value=[], multiselect=True, max_choices=2, label="Or two history entries",
-                               elem_id="history-pair", scale=3)  # fmt: skip
+            pair = gr.Dropdown(
+                [],
+                value=[],
+                multiselect=True,
+                max_choices=2,
+                label="Or two history entries",
+                elem_id="history-pair",
+                scale=3,
+            )
         note = gr.Markdown("", elem_id="side-note")
-        gallery = gr.Gallery(label="Side by side (click one to restore its settings)", columns=MAX_ALTERNATIVES,
-                             height=420, allow_preview=False, object_fit="contain", elem_id="side-by-side")  # fmt: skip
-        files = gr.File(label="Their full-resolution results and recipes", file_count="multiple", interactive=False,
-                        elem_id="side-downloads", height=110)  # fmt: skip
+        gallery = gr.Gallery(
+            label="Side by side (click one to restore its settings)",
+            columns=MAX_ALTERNATIVES,
+            height=420,
+            allow_preview=False,
+            object_fit="contain",
+            elem_id="side-by-side",
+        )
+        files = gr.File(
+            label="Their full-resolution results and recipes",
+            file_count="multiple",
+            interactive=False,
+            elem_id="side-downloads",
+            height=110,
+        )
     panel = SimpleNamespace(button=button, pair=pair, note=note, gallery=gallery, files=files, entries=gr.State([]))
     wire(editor, ui, panel)
     register(editor)
@@ -129,8 +157,22 @@ def build(editor, ui) -> SimpleNamespace:
 
 
 def wire(editor, ui, panel) -> None:
-    def on_compare(person, value, variant, picks, own, hits, seed, steps, guidance, scheduler, paste, history,
-                   request: gr.Request, progress=gr.Progress()):  # noqa: B008  # fmt: skip
+    def on_compare(
+        person,
+        value,
+        variant,
+        picks,
+        own,
+        hits,
+        seed,
+        steps,
+        guidance,
+        scheduler,
+        paste,
+        history,
+        request: gr.Request,
+        progress=gr.Progress(),  # noqa: B008  (Gradio injects the progress tracker through this default)
+    ):
         with user_errors_as_gradio():
             if person is None:
                 raise InputError("upload a person photo first")
@@ -138,12 +180,19 @@ def wire(editor, ui, panel) -> None:
             alternatives = alternatives_of(picks, own, hits)
             checked = handlers.controls(seed, steps, guidance, scheduler, 1, paste)  # one image per alternative
             track = lambda done, total: progress((done, total), desc="denoising", unit="steps")  # noqa: E731
-            entries, history = compare(editor, handlers.edit_request(prepared, [], [], "", checked), alternatives,
-                                       history, getattr(request, "session_hash", None), track,
-                                       notes=(person.scale_note,) if person.scale_note else ())  # fmt: skip
+            entries, history = compare(
+                editor,
+                handlers.edit_request(prepared, [], [], "", checked),
+                alternatives,
+                history,
+                getattr(request, "session_hash", None),
+                track,
+                notes=(person.scale_note,) if person.scale_note else (),
+            )
         gallery, files = side_by_side(editor, entries)
-        said = (f"Compared {len(entries)} garments in one batch, seed {entries[0].seed}: "
-                "click one to restore its settings.")  # fmt: skip
+        said = (
+            f"Compared {len(entries)} garments in one batch, seed {entries[0].seed}: click one to restore its settings."
+        )
         shown = [(item.views["results"][0], item.caption) for item in history]
         return gallery, files, said, entries, shown, history
 
@@ -160,14 +209,27 @@ def wire(editor, ui, panel) -> None:
             return (gr.skip(),) * len(ui.restore.outputs)  # a stale or forged click
         return ui.restore.run(entries[index], history, show, path, person, variant, hits, k)  # page.py's restore
 
-    inputs = [ui.state.person, ui.mask_editor, ui.variant, ui.picks, ui.own, ui.state.hits, ui.seed, ui.steps,
-              ui.guidance, ui.scheduler, ui.paste_back, ui.state.history]  # fmt: skip
+    inputs = [
+        ui.state.person,
+        ui.mask_editor,
+        ui.variant,
+        ui.picks,
+        ui.own,
+        ui.state.hits,
+        ui.seed,
+        ui.steps,
+        ui.guidance,
+        ui.scheduler,
+        ui.paste_back,
+        ui.state.history,
+    ]
     shown = [panel.gallery, panel.files, panel.note, panel.entries]
     panel.button.click(on_compare, inputs, [*shown, ui.history, ui.state.history], **GPU_LANE, **PRIVATE)
     panel.pair.input(on_pair, [panel.pair, ui.state.history], shown, **PRIVATE)
     # The history gallery, not its gr.State: a State's change event hashes its value (entries hold dicts).
-    ui.history.change(lambda history: gr.update(choices=history_choices(history)), [ui.state.history],
-                      [panel.pair], **PRIVATE)  # fmt: skip
+    ui.history.change(
+        lambda history: gr.update(choices=history_choices(history)), [ui.state.history], [panel.pair], **PRIVATE
+    )
     panel.gallery.select(on_side_pick, [panel.entries, *ui.restore.inputs], ui.restore.outputs, **PRIVATE)
 
 
@@ -175,8 +237,9 @@ def wire(editor, ui, panel) -> None:
 # The API endpoint
 
 
-def compare_endpoint_run(editor, photo, category, garment_ids, mask, seed, steps, guidance, sampler, paste_back,
-                         session) -> dict:  # fmt: skip
+def compare_endpoint_run(
+    editor, photo, category, garment_ids, mask, seed, steps, guidance, sampler, paste_back, session
+) -> dict:
     """{"seed", "results": [{"garment_ids", "caption", "image", "recipe"}]} of one batched comparison."""
     from fashion_rag.studio import api
     from fashion_rag.studio.masks import load_mask
@@ -190,10 +253,23 @@ def compare_endpoint_run(editor, photo, category, garment_ids, mask, seed, steps
     mask_path = uploaded_file(mask, "mask")
     if mask_path:
         person = editor.with_user_mask(person, load_mask(mask_path))
-    entries, _ = compare(editor, handlers.edit_request(person, [], [], "", checked), [((i,), ()) for i in ids], [],
-                         session, notes=(scaled,) if scaled else ())  # fmt: skip
-    results = [{"garment_ids": list(e.garment_ids), "caption": garment_name(editor, e),
-                "image": api.file_data(e.images[0]), "recipe": api.file_data(e.recipe)} for e in entries]  # fmt: skip
+    entries, _ = compare(
+        editor,
+        handlers.edit_request(person, [], [], "", checked),
+        [((i,), ()) for i in ids],
+        [],
+        session,
+        notes=(scaled,) if scaled else (),
+    )
+    results = [
+        {
+            "garment_ids": list(e.garment_ids),
+            "caption": garment_name(editor, e),
+            "image": api.file_data(e.images[0]),
+            "recipe": api.file_data(e.recipe),
+        }
+        for e in entries
+    ]
     return {"seed": entries[0].seed, "results": results}
 
 
@@ -201,13 +277,33 @@ def register(editor) -> None:
     """Declare the `compare` endpoint inside the current gr.Blocks."""
     from fashion_rag.studio.api import session_of
 
-    def compare_endpoint(photo: FileData | None, category: str = "upper_body", garment_ids: str = "",
-                         mask: FileData | None = None, seed: int = -1, steps: int = 50, guidance: float = 7.5,
-                         sampler: str = "ddim", paste_back: bool = True, request: gr.Request = None) -> dict:  # fmt: skip
+    def compare_endpoint(
+        photo: FileData | None,
+        category: str = "upper_body",
+        garment_ids: str = "",
+        mask: FileData | None = None,
+        seed: int = -1,
+        steps: int = 50,
+        guidance: float = 7.5,
+        sampler: str = "ddim",
+        paste_back: bool = True,
+        request: gr.Request = None,
+    ) -> dict:
         """One result per catalog garment id (comma-separated, 1 to 4) on the same person, mask and seed, made in
         one batch. Returns {"seed", "results": [{"garment_ids", "caption", "image", "recipe"}]}. Seed -1: random."""
         with user_errors_as_gradio():
-            return compare_endpoint_run(editor, photo, category, garment_ids, mask, seed, steps, guidance, sampler,
-                                        paste_back, session_of(request))  # fmt: skip
+            return compare_endpoint_run(
+                editor,
+                photo,
+                category,
+                garment_ids,
+                mask,
+                seed,
+                steps,
+                guidance,
+                sampler,
+                paste_back,
+                session_of(request),
+            )
 
     gr.api(compare_endpoint, api_name="compare", **GPU_LANE)

@@ -24,8 +24,10 @@ from fashion_rag.studio.session import PersonState
 
 PRIVATE = {"api_visibility": "private"}
 GPU_LANE = {"concurrency_id": "gpu", "concurrency_limit": LANE_LIMITS["gpu"]}
-HELP = ("A top and a bottom on the same photo: the top is made first and the bottom on its result, with one "
-        "recipe that repeats both. Describe each part and press Enter to find it in the catalog.")  # fmt: skip
+HELP = (
+    "A top and a bottom on the same photo: the top is made first and the bottom on its result, with one "
+    "recipe that repeats both. Describe each part and press Enter to find it in the catalog."
+)
 
 
 def outfit_duration(editor, photo, steps, seed, options, progress=None) -> int:
@@ -52,8 +54,9 @@ def make_outfit(editor, photo, top: OutfitStep, bottom: OutfitStep, checked: dic
     return result, saved
 
 
-def page_outfit(editor, state: PersonState | None, value, variant: str, top_id, bottom_id, checked: dict, session,
-                progress=None):  # fmt: skip
+def page_outfit(
+    editor, state: PersonState | None, value, variant: str, top_id, bottom_id, checked: dict, session, progress=None
+):
     """The page's outfit: the uploaded photo, the top with the painted mask when prepared for upper body."""
     if state is None:
         raise InputError("upload a person photo first")
@@ -62,8 +65,15 @@ def page_outfit(editor, state: PersonState | None, value, variant: str, top_id, 
     photo, _ = handlers.photo_for_editing(editor, state.photo_path)
     person = handlers.person_for_edit(editor, state, value, variant) if state.category == "upper_body" else None
     top = OutfitStep("upper_body", (str(top_id),), person=person, mask_variant=variant)
-    return make_outfit(editor, photo, top, OutfitStep("lower_body", (str(bottom_id),), mask_variant=variant),
-                       checked, session, progress)  # fmt: skip
+    return make_outfit(
+        editor,
+        photo,
+        top,
+        OutfitStep("lower_body", (str(bottom_id),), mask_variant=variant),
+        checked,
+        session,
+        progress,
+    )
 
 
 def captions(editor, result) -> list[str]:
@@ -82,21 +92,43 @@ def build(editor, ui) -> SimpleNamespace:
     with gr.Accordion("5 · An outfit in one go: a top, then a bottom", open=False, elem_id="outfit-panel"):
         gr.Markdown(HELP)
         with gr.Row(equal_height=True):
-            top_text = gr.Textbox(label="Top: describe", elem_id="outfit-top-text", max_lines=1,
-                                  placeholder="striped shirt")  # fmt: skip
+            top_text = gr.Textbox(
+                label="Top: describe", elem_id="outfit-top-text", max_lines=1, placeholder="striped shirt"
+            )
             top = gr.Dropdown([], label="Top from the catalog", elem_id="outfit-top", allow_custom_value=True)
-            bottom_text = gr.Textbox(label="Bottom: describe", elem_id="outfit-bottom-text", max_lines=1,
-                                     placeholder="blue jeans")  # fmt: skip
+            bottom_text = gr.Textbox(
+                label="Bottom: describe", elem_id="outfit-bottom-text", max_lines=1, placeholder="blue jeans"
+            )
             bottom = gr.Dropdown([], label="Bottom from the catalog", elem_id="outfit-bottom", allow_custom_value=True)
             button = gr.Button("Dress the outfit", variant="primary", elem_id="outfit-button")
         note = gr.Markdown("", elem_id="outfit-note")
         with gr.Row(equal_height=False):
-            gallery = gr.Gallery(label="Top, then the whole outfit", columns=2, height=420, allow_preview=False,
-                                 object_fit="contain", elem_id="outfit-result", scale=3)  # fmt: skip
-            files = gr.File(label="Full-resolution results and the outfit recipe", file_count="multiple",
-                            interactive=False, elem_id="outfit-downloads", scale=1)  # fmt: skip
-    panel = SimpleNamespace(top_text=top_text, top=top, bottom_text=bottom_text, bottom=bottom, button=button,
-                            note=note, gallery=gallery, files=files)  # fmt: skip
+            gallery = gr.Gallery(
+                label="Top, then the whole outfit",
+                columns=2,
+                height=420,
+                allow_preview=False,
+                object_fit="contain",
+                elem_id="outfit-result",
+                scale=3,
+            )
+            files = gr.File(
+                label="Full-resolution results and the outfit recipe",
+                file_count="multiple",
+                interactive=False,
+                elem_id="outfit-downloads",
+                scale=1,
+            )
+    panel = SimpleNamespace(
+        top_text=top_text,
+        top=top,
+        bottom_text=bottom_text,
+        bottom=bottom,
+        button=button,
+        note=note,
+        gallery=gallery,
+        files=files,
+    )
     wire(editor, ui, panel)
     register(editor)
     return panel
@@ -112,23 +144,48 @@ def wire(editor, ui, panel) -> None:
 
         return on_text
 
-    def on_outfit(person, value, variant, top, bottom, seed, steps, guidance, scheduler, paste,
-                  request: gr.Request, progress=gr.Progress()):  # noqa: B008  # fmt: skip
+    def on_outfit(
+        person,
+        value,
+        variant,
+        top,
+        bottom,
+        seed,
+        steps,
+        guidance,
+        scheduler,
+        paste,
+        request: gr.Request,
+        progress=gr.Progress(),  # noqa: B008  (Gradio injects the progress tracker through this default)
+    ):
         with user_errors_as_gradio():
             checked = handlers.controls(seed, steps, guidance, scheduler, 1, paste)
             track = lambda done, total: progress((done, total), desc="denoising", unit="steps")  # noqa: E731
-            result, saved = page_outfit(editor, person, value, variant, top, bottom, checked,
-                                        getattr(request, "session_hash", None), track)  # fmt: skip
+            result, saved = page_outfit(
+                editor, person, value, variant, top, bottom, checked, getattr(request, "session_hash", None), track
+            )
         notes = "".join(f"  \n{note}" for step in result.results for note in step.notes)
         said = f"Outfit made in two steps, seed {result.seed}: the recipe repeats both.{notes}"
         return list(zip(saved.images, captions(editor, result), strict=True)), [*saved.images, saved.recipe], said
 
-    for text, choice, category in ((panel.top_text, panel.top, "upper_body"),
-                                   (panel.bottom_text, panel.bottom, "lower_body")):  # fmt: skip
+    for text, choice, category in (
+        (panel.top_text, panel.top, "upper_body"),
+        (panel.bottom_text, panel.bottom, "lower_body"),
+    ):
         text.submit(finder(category), [text], [choice], **PRIVATE)
         text.blur(finder(category), [text], [choice], **PRIVATE)
-    inputs = [ui.state.person, ui.mask_editor, ui.variant, panel.top, panel.bottom, ui.seed, ui.steps, ui.guidance,
-              ui.scheduler, ui.paste_back]  # fmt: skip
+    inputs = [
+        ui.state.person,
+        ui.mask_editor,
+        ui.variant,
+        panel.top,
+        panel.bottom,
+        ui.seed,
+        ui.steps,
+        ui.guidance,
+        ui.scheduler,
+        ui.paste_back,
+    ]
     panel.button.click(on_outfit, inputs, [panel.gallery, panel.files, panel.note], **GPU_LANE, **PRIVATE)
 
 
@@ -136,29 +193,44 @@ def wire(editor, ui, panel) -> None:
 # The API endpoint
 
 
-def outfit_endpoint_run(editor, photo, upper_ids, lower_ids, seed, steps, guidance, sampler, paste_back,
-                        session) -> dict:  # fmt: skip
+def outfit_endpoint_run(
+    editor, photo, upper_ids, lower_ids, seed, steps, guidance, sampler, paste_back, session
+) -> dict:
     """{"seed", "images": [top, outfit], "recipe"} of one outfit from a photo and catalog ids per part."""
     checked = handlers.controls(seed, steps, guidance, sampler, 1, paste_back)  # before any work
     upper, lower = api.parse_ids(upper_ids), api.parse_ids(lower_ids)
     photo, _ = api.person_photo(editor, photo)
-    result, saved = make_outfit(editor, photo, OutfitStep("upper_body", tuple(upper)),
-                                OutfitStep("lower_body", tuple(lower)), checked, session)  # fmt: skip
-    return {"seed": result.seed, "images": [api.file_data(path) for path in saved.images],
-            "recipe": api.file_data(saved.recipe), "notes": [n for step in result.results for n in step.notes]}  # fmt: skip
+    result, saved = make_outfit(
+        editor, photo, OutfitStep("upper_body", tuple(upper)), OutfitStep("lower_body", tuple(lower)), checked, session
+    )
+    return {
+        "seed": result.seed,
+        "images": [api.file_data(path) for path in saved.images],
+        "recipe": api.file_data(saved.recipe),
+        "notes": [n for step in result.results for n in step.notes],
+    }
 
 
 def register(editor) -> None:
     """Declare the `outfit` endpoint inside the current gr.Blocks."""
 
-    def outfit_endpoint(photo: FileData | None, upper_ids: str = "", lower_ids: str = "", seed: int = -1,
-                        steps: int = 50, guidance: float = 7.5, sampler: str = "ddim", paste_back: bool = True,
-                        request: gr.Request = None) -> dict:  # fmt: skip
+    def outfit_endpoint(
+        photo: FileData | None,
+        upper_ids: str = "",
+        lower_ids: str = "",
+        seed: int = -1,
+        steps: int = 50,
+        guidance: float = 7.5,
+        sampler: str = "ddim",
+        paste_back: bool = True,
+        request: gr.Request = None,
+    ) -> dict:
         """An outfit: the upper-body catalog garments (comma-separated ids), then the lower-body ones on that
         result, one seed for both. Returns {"seed", "images": [top, outfit], "recipe", "notes"}; the recipe
         repeats both steps with `edit --recipe`. Seed -1: random."""
         with user_errors_as_gradio():
-            return outfit_endpoint_run(editor, photo, upper_ids, lower_ids, seed, steps, guidance, sampler,
-                                       paste_back, api.session_of(request))  # fmt: skip
+            return outfit_endpoint_run(
+                editor, photo, upper_ids, lower_ids, seed, steps, guidance, sampler, paste_back, api.session_of(request)
+            )
 
     gr.api(outfit_endpoint, api_name="outfit", **GPU_LANE)

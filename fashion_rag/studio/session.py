@@ -38,9 +38,19 @@ class PersonState:
 
     @classmethod
     def of(cls, prepared, photo_path: str, scale_note: str | None = None) -> PersonState:
-        return cls(photo_path, prepared.original.size, prepared.frame, prepared.transform, prepared.keypoints,
-                   prepared.mask_box, prepared.mask_precise, prepared.mask_source, prepared.category,
-                   tuple(prepared.notes), scale_note)  # fmt: skip
+        return cls(
+            photo_path,
+            prepared.original.size,
+            prepared.frame,
+            prepared.transform,
+            prepared.keypoints,
+            prepared.mask_box,
+            prepared.mask_precise,
+            prepared.mask_source,
+            prepared.category,
+            tuple(prepared.notes),
+            scale_note,
+        )
 
     def automatic_mask(self, variant: str) -> np.ndarray:
         return self.mask_box if variant == "box" else self.mask_precise
@@ -56,11 +66,19 @@ class PersonState:
         if original.size != self.photo_size:
             raise ValueError(f"photo decoded at {original.size}, prepared at {self.photo_size}")
         return PreparedPerson(
-            original=original, frame=self.frame, transform=self.transform, keypoints=self.keypoints,
-            pose_map=pose_heatmaps(self.keypoints), mask=self.automatic_mask(variant), mask_precise=self.mask_precise,
-            mask_box=self.mask_box, mask_source=self.mask_source, category=self.category, mask_variant=variant,
+            original=original,
+            frame=self.frame,
+            transform=self.transform,
+            keypoints=self.keypoints,
+            pose_map=pose_heatmaps(self.keypoints),
+            mask=self.automatic_mask(variant),
+            mask_precise=self.mask_precise,
+            mask_box=self.mask_box,
+            mask_source=self.mask_source,
+            category=self.category,
+            mask_variant=variant,
             notes=list(self.notes),
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)

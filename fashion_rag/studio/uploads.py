@@ -23,8 +23,10 @@ from urllib.parse import unquote, urlsplit
 
 from fashion_rag.errors import InputError
 
-NOT_AN_UPLOAD = ("{what} is not a file uploaded to this server: send it as an upload (gradio_client.handle_file(...), "
-                 "or the page's upload box); server paths are not accepted")  # fmt: skip
+NOT_AN_UPLOAD = (
+    "{what} is not a file uploaded to this server: send it as an upload (gradio_client.handle_file(...), "
+    "or the page's upload box); server paths are not accepted"
+)
 
 
 def upload_root() -> Path:
