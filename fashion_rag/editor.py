@@ -208,11 +208,18 @@ class Editor(Stages):  # the lazily built stages: stages.py
             denoise_start = time.perf_counter()
             try:
                 frames = pipeline(
-                    person.frame, person.mask, person.category, garment_tokens=tokens, pose_map=person.pose_map,
+                    person.frame,
+                    person.mask,
+                    person.category,
+                    garment_tokens=tokens,
+                    pose_map=person.pose_map,
                     description=description if tokens is None else "",
-                    num_inference_steps=options.steps, guidance_scale=options.guidance, num_images=options.num_images,
-                    generator=generator, callback=progress,
-                )  # fmt: skip
+                    num_inference_steps=options.steps,
+                    guidance_scale=options.guidance,
+                    num_images=options.num_images,
+                    generator=generator,
+                    callback=progress,
+                )
             except torch.OutOfMemoryError as error:
                 _release_memory()
                 raise GpuOutOfMemoryError(

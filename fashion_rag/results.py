@@ -64,9 +64,15 @@ def compose_images(
 
 
 def edit_recipe(
-    settings: AppSettings, sources: ModelSources, person, garment_ids, uploaded: int, description: str, seed: int,
+    settings: AppSettings,
+    sources: ModelSources,
+    person,
+    garment_ids,
+    uploaded: int,
+    description: str,
+    seed: int,
     options: GenerationSettings,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Everything needed to reproduce an edit from the CLI."""
     return {
         "category": person.category,

@@ -55,9 +55,12 @@ class Stages:
                         )
                     else:
                         self._search = CatalogSearch.open(
-                            self.settings.catalog_dir, self.settings.resolved_index_dir, self.sources,
-                            device=self._device(), encoder=encoder,
-                        )  # fmt: skip
+                            self.settings.catalog_dir,
+                            self.settings.resolved_index_dir,
+                            self.sources,
+                            device=self._device(),
+                            encoder=encoder,
+                        )
                 except CatalogIndexError as error:
                     if not self.settings.catalog_dir.is_dir():
                         raise
