@@ -122,7 +122,7 @@ def test_the_published_unet_architecture_has_the_tensor_count_doctor_expects():
     import torch
     from diffusers import UNet2DConditionModel
 
-    from fashion_rag.commands.doctor import PUBLISHED_UNET_PARAMETERS, PUBLISHED_UNET_TENSORS
+    from fashion_rag.commands.doctor_loading import PUBLISHED_UNET_PARAMETERS, PUBLISHED_UNET_TENSORS
     from fashion_rag.config import REPO_ROOT
 
     config = UNet2DConditionModel.load_config(str(REPO_ROOT / "weights/configs/sd2-inpainting/unet"))
