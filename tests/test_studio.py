@@ -21,7 +21,7 @@ from fashion_rag.errors import GpuOutOfMemoryError, InputError
 from fashion_rag.generation.pipeline import FashionRAGPipeline
 from fashion_rag.person.pose import pose_heatmaps
 from fashion_rag.request import EditRequest, PersonFrame
-from fashion_rag.studio import gpu, handlers, masks
+from fashion_rag.studio import gpu, handlers, masks, restoring
 from fashion_rag.studio.categories import suggested_category
 from fashion_rag.studio.errors import user_errors_as_gradio
 
@@ -163,7 +163,7 @@ def test_history_is_newest_first_and_restores_the_settings_of_an_entry(tiny_edit
         tiny_editor, handlers.edit_request(person, [], [], "red dress", later), history, "histtest"
     )
     assert [entry.number for entry in history] == [2, 1] and 0 <= second.seed < 2**32
-    assert handlers.restored_values(history[1]) == (
+    assert restoring.restored_values(history[1]) == (
         ["top-001"],
         "striped shirt",
         "upper_body",
@@ -174,7 +174,7 @@ def test_history_is_newest_first_and_restores_the_settings_of_an_entry(tiny_edit
         True,
         1,
     )
-    assert handlers.restored_values(history[0])[3:7] == (second.seed, 2, 3.0, "dpm++")
+    assert restoring.restored_values(history[0])[3:7] == (second.seed, 2, 3.0, "dpm++")
     # An entry holds its request without pixels: with the person again it is the typed request, and repeats the picture.
     again_request = EditRequest.from_dict(first.request, person=PersonFrame.of(person))
     assert again_request == replace(edit, seed=11)

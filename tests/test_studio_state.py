@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from fashion_rag.errors import InputError
-from fashion_rag.studio import handlers, masks
+from fashion_rag.studio import handlers, masks, restoring
 
 from .conftest import ASTRONAUT, as_upload
 
@@ -26,13 +26,13 @@ def uploaded(tiny_editor):
 
 def test_a_refused_category_switch_keeps_the_prepared_person_and_puts_the_radio_back(tiny_editor, uploaded):
     state, _ = uploaded
-    view, refusal = handlers.switch_category(tiny_editor, UPLOADED, state, "lower_body", "box")
+    view, refusal = restoring.switch_category(tiny_editor, UPLOADED, state, "lower_body", "box")
     assert "knee" in refusal and "kept upper body" in refusal
     assert view.category == "upper_body" and view.state is state  # radio back; state, mask and pose unchanged
     assert view.editor_value is None and view.pose is None
     # The radio back at the prepared category changes nothing (no second preparation).
-    assert handlers.switch_category(tiny_editor, UPLOADED, state, "upper_body", "box") == (None, None)
-    view, refusal = handlers.switch_category(tiny_editor, UPLOADED, None, "upper_body", "precise")
+    assert restoring.switch_category(tiny_editor, UPLOADED, state, "upper_body", "box") == (None, None)
+    view, refusal = restoring.switch_category(tiny_editor, UPLOADED, None, "upper_body", "precise")
     assert refusal is None and view.state.category == "upper_body"
     np.testing.assert_array_equal(masks.binary(masks.layers_mask(view.editor_value)), view.state.mask_precise)
 
@@ -66,18 +66,18 @@ def test_history_restore_brings_back_picks_outside_the_current_hits_mask_and_gar
     hits = [hit.id for hit in tiny_editor.search("red skirt", "lower_body", 3)]
     choices = handlers.pick_choices(tiny_editor, hits, list(first.garment_ids))
     assert [i for _, i in choices] == [*hits, "top-001"] and "purple t-shirt (top-001)" in choices[-1][0]
-    view, words = handlers.restore_person(tiny_editor, first, UPLOADED, state, "box")
+    view, words = restoring.restore_person(tiny_editor, first, UPLOADED, state, "box")
     np.testing.assert_array_equal(masks.binary(masks.layers_mask(view.editor_value)), person.mask)
     assert Image.open(first.views["garment"]).getpixel((5, 5)) == (20, 160, 40)
-    note = handlers.restore_words(first, words, ["top-001"], [])
+    note = restoring.restore_words(first, words, ["top-001"], [])
     assert "mask of #1 is back" in note and "seed 9 is now fixed" in note and "-1" in note
-    view, _ = handlers.restore_person(tiny_editor, second, UPLOADED, state, "box")
+    view, _ = restoring.restore_person(tiny_editor, second, UPLOADED, state, "box")
     np.testing.assert_array_equal(masks.binary(masks.layers_mask(view.editor_value)), state.mask_box)
     assert "garment" not in second.views  # restoring #2 clears the own-garment box
 
     wide = _wide_copy()
     other, *_ = handlers.prepare_upload(tiny_editor, wide, "upper_body", "precise")
-    view, words = handlers.restore_person(tiny_editor, first, wide, other, "precise")
+    view, words = restoring.restore_person(tiny_editor, first, wide, other, "precise")
     assert "another photo" in words[-1] and view.variant == "box"  # the entry's variant, this photo's mask
     np.testing.assert_array_equal(masks.binary(masks.layers_mask(view.editor_value)), other.mask_box)
 

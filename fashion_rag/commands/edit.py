@@ -93,9 +93,12 @@ def run(args: argparse.Namespace) -> int:
         return replay_outfit(args, outfit)  # an outfit recipe: its steps in turn (fashion_rag/outfit.py)
     recipe = apply_recipe(args) if args.recipe is not None else {}
     runtime = runtime_from_env(
-        models=args.models, weights_dir=args.weights_dir, device=args.device, low_vram=args.low_vram or None,
+        models=args.models,
+        weights_dir=args.weights_dir,
+        device=args.device,
+        low_vram=args.low_vram or None,
         compile_unet=args.compile or None,
-    )  # fmt: skip
+    )
     settings = app_from_env(runtime=runtime, catalog_dir=args.catalog, index_dir=args.index)
     editor = Editor.from_settings(settings)
     timings: dict[str, float] = {}
@@ -116,11 +119,21 @@ def run(args: argparse.Namespace) -> int:
         prepared = editor.prepare(photo, args.category, mask_variant=args.mask_variant)
         person = PersonFrame.of(recipe_mask(editor, prepared, recipe))
     request = EditRequest(
-        args.category, photo=None if person else photo, person=person, mask=mask, mask_variant=args.mask_variant,
-        garment_ids=tuple(garment_ids), garment_images=tuple(load_photo(path) for path in args.garment),
-        description=args.text, seed=args.seed, steps=args.steps, guidance=args.guidance, scheduler=args.scheduler,
-        num_images=args.num_images, paste_back=not args.no_paste_back,
-    )  # fmt: skip
+        args.category,
+        photo=None if person else photo,
+        person=person,
+        mask=mask,
+        mask_variant=args.mask_variant,
+        garment_ids=tuple(garment_ids),
+        garment_images=tuple(load_photo(path) for path in args.garment),
+        description=args.text,
+        seed=args.seed,
+        steps=args.steps,
+        guidance=args.guidance,
+        scheduler=args.scheduler,
+        num_images=args.num_images,
+        paste_back=not args.no_paste_back,
+    )
     bars: list[tqdm] = []  # opened at the first step: an edit refused before it prints its one error line only
 
     def track(done: int, total: int) -> None:
@@ -134,7 +147,12 @@ def run(args: argparse.Namespace) -> int:
         for bar in bars:
             bar.close()
     timings.update(result.timings)
+    write_outputs(args, result, garment_ids, hits, timings)
+    return 0
 
+
+def write_outputs(args: argparse.Namespace, result, garment_ids: list[str], hits: list, timings: dict) -> None:
+    """The images (-2, -3 … for more samples) and the recipe beside them, then a JSON object or one line."""
     args.out.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for index, image in enumerate(result.images):
@@ -160,7 +178,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         how = "text-only edit from the description" if result.recipe["prompt"] == "text-only" else "garment edit"
         print(f"wrote {', '.join(paths)} ({how}, seed {result.seed}); recipe in {recipe_path}")
-    return 0
 
 
 def check_text_only(args: argparse.Namespace) -> None:

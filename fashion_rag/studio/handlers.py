@@ -4,8 +4,6 @@ so every step can be tested without a browser). `page.py` wires them to componen
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,6 @@ from PIL import Image
 
 from fashion_rag.config import GenerationSettings
 from fashion_rag.errors import InputError
-from fashion_rag.person.mask_codec import decode_mask
 from fashion_rag.person.photo import fit_megapixels, load_photo
 from fashion_rag.request import RANDOM, EditRequest, PersonFrame
 from fashion_rag.studio import gpu, masks, values
@@ -78,8 +75,9 @@ def mask_tool(state: PersonState | None, value: dict | None, variant: str, actio
 UNDO_DEPTH = 10  # mask-tool steps that Undo can take back (each a (512, 384) bool mask, 196 kB)
 
 
-def mask_tool_with_undo(state: PersonState | None, value: dict | None, variant: str, action: str, pixels: int,
-                        undo: list[np.ndarray] | None):  # fmt: skip
+def mask_tool_with_undo(
+    state: PersonState | None, value: dict | None, variant: str, action: str, pixels: int, undo: list[np.ndarray] | None
+):
     """(new brush-editor value, undo stack) for "grow", "shrink" or "reset": the mask before the step is kept
     (the editor's own undo covers brush strokes only, a tool replaces its whole value)."""
     new_value = mask_tool(state, value, variant, action, pixels)
@@ -118,10 +116,13 @@ def search(editor, text: str, category: str, k: int):
     hits = editor.search(text, category, int(k))
     note = None
     if hits and editor.searcher.mode == "hybrid" and all(hit.lexical_rank is None for hit in hits):
-        note = (f"No {LABELS[category]} caption matches “{text.strip()}”: these are only the closest by look "
-                "(score 0). Try other words, such as the colour and the kind of garment.")  # fmt: skip
-    gallery = [(str(editor.searcher.image_path(hit.id)), f"{rank}. {hit.caption}")
-               for rank, hit in enumerate(hits, start=1)]  # fmt: skip
+        note = (
+            f"No {LABELS[category]} caption matches “{text.strip()}”: these are only the closest by look "
+            "(score 0). Try other words, such as the colour and the kind of garment."
+        )
+    gallery = [
+        (str(editor.searcher.image_path(hit.id)), f"{rank}. {hit.caption}") for rank, hit in enumerate(hits, start=1)
+    ]
     return gallery, [hit.id for hit in hits], pick_choices(editor, [hit.id for hit in hits], []), note
 
 
@@ -198,26 +199,43 @@ def seed_value(seed: float | int | None) -> int | None:
 def controls(seed, steps, guidance, scheduler, num_images, paste_back) -> dict[str, Any]:
     """The generation controls of the page or the API, each checked, as EditRequest fields (fashion_rag/request.py).
     The only place where the seed box's convention (-1 or empty: random) becomes the request's (None: random)."""
-    return {"seed": seed_value(values.whole("seed", seed, RANDOM_SEED)),
-            "steps": values.whole("steps", steps, GenerationSettings.steps),  # 0 is refused, not replaced by 50
-            "guidance": values.real("guidance", guidance, GenerationSettings.guidance),
-            "scheduler": values.choice("sampler", scheduler, GenerationSettings.scheduler),
-            "num_images": values.whole("num_images", num_images, 1),
-            "paste_back": values.flag("paste_back", paste_back, True)}  # fmt: skip
+    return {
+        "seed": seed_value(values.whole("seed", seed, RANDOM_SEED)),
+        "steps": values.whole("steps", steps, GenerationSettings.steps),  # 0 is refused, not replaced by 50
+        "guidance": values.real("guidance", guidance, GenerationSettings.guidance),
+        "scheduler": values.choice("sampler", scheduler, GenerationSettings.scheduler),
+        "num_images": values.whole("num_images", num_images, 1),
+        "paste_back": values.flag("paste_back", paste_back, True),
+    }
 
 
-def edit_request(person, picks: list[str] | None, garment_images: list[Image.Image] | None, description: str | None,
-                 checked: dict[str, Any]) -> EditRequest:  # fmt: skip
+def edit_request(
+    person,
+    picks: list[str] | None,
+    garment_images: list[Image.Image] | None,
+    description: str | None,
+    checked: dict[str, Any],
+) -> EditRequest:
     """The EditRequest of a prepared person (its mask painted or not), garments, description and `controls`."""
     return EditRequest(
-        person.category, person=PersonFrame.of(person), mask_variant=getattr(person, "mask_variant", "box"),
-        garment_ids=tuple(picks or ()), garment_images=tuple(garment_images or ()), description=description or "",
+        person.category,
+        person=PersonFrame.of(person),
+        mask_variant=getattr(person, "mask_variant", "box"),
+        garment_ids=tuple(picks or ()),
+        garment_images=tuple(garment_images or ()),
+        description=description or "",
         **checked,
-    )  # fmt: skip
+    )
 
 
-def generate(editor, request: EditRequest, history: list[HistoryEntry], session: str | None = None, progress=None,
-             notes: tuple[str, ...] = ()):  # fmt: skip
+def generate(
+    editor,
+    request: EditRequest,
+    history: list[HistoryEntry],
+    session: str | None = None,
+    progress=None,
+    notes: tuple[str, ...] = (),
+):
     """Run one edit and file it: (the new HistoryEntry, the new history).
 
     `notes` are said with the result and kept in its recipe (e.g. that the photo was scaled for the edit).
@@ -230,8 +248,9 @@ def generate(editor, request: EditRequest, history: list[HistoryEntry], session:
     return entry, add_to_history(history, entry)
 
 
-def file_result(editor, request: EditRequest, result, history: list[HistoryEntry], session: str | None,
-                notes: tuple[str, ...] = ()) -> HistoryEntry:  # fmt: skip
+def file_result(
+    editor, request: EditRequest, result, history: list[HistoryEntry], session: str | None, notes: tuple[str, ...] = ()
+) -> HistoryEntry:
     """An EditResult of `request` saved (images, recipe, display views) as the session's next history entry."""
     # The request's person keeps the mask it started from, not the automatic variant's name: the page's is.
     result.recipe["mask_variant"] = request.mask_variant
@@ -240,10 +259,14 @@ def file_result(editor, request: EditRequest, result, history: list[HistoryEntry
     saved = editor.save_result(result, session)
     views = save_views(editor, request.person, result.images, saved.images, session, request.garment_images[:1])
     return HistoryEntry(
-        number=next_number(history), images=tuple(saved.images), recipe=saved.recipe,
+        number=next_number(history),
+        images=tuple(saved.images),
+        recipe=saved.recipe,
         request={**request.to_dict(pixels=False), "seed": result.seed, "num_images": len(result.images)},
-        prompt=result.recipe["prompt"], notes=tuple(notes), views=views,
-    )  # fmt: skip
+        prompt=result.recipe["prompt"],
+        notes=tuple(notes),
+        views=views,
+    )
 
 
 def display_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -251,8 +274,9 @@ def display_size(size: tuple[int, int]) -> tuple[int, int]:
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
-def save_views(editor, person, images: list[Image.Image], paths: list[str], session: str | None,
-               garments: list[Image.Image] = ()) -> dict:  # fmt: skip
+def save_views(
+    editor, person, images: list[Image.Image], paths: list[str], session: str | None, garments: list[Image.Image] = ()
+) -> dict:
     """Display-size copies for the comparison (original, each result, the mask at the photo's framing), and
     the uploaded garment (full size: a history restore puts it back into the upload box)."""
     size = display_size(person.original.size)
@@ -281,76 +305,6 @@ def comparison(entry: HistoryEntry | None, sample: int = 0, show_mask: bool = Fa
     if show_mask:
         result = masks.overlay(result, np.asarray(Image.open(entry.views["mask"])) > 127)
     return entry.views["original"], result
-
-
-def restored_values(entry: HistoryEntry) -> tuple:
-    """The page's controls as they were for `entry`: picks, description, category, seed, steps, guidance,
-    sampler, paste-back, samples (the seed is the one used, so Generate makes the same picture again)."""
-    r = entry.request
-    return (list(entry.garment_ids), entry.description, entry.category, entry.seed, r["steps"], r["guidance"],
-            r["scheduler"], r["paste_back"], r["num_images"])  # fmt: skip
-
-
-@dataclass
-class PersonView:
-    """What the person column shows: state, brush-editor value, pose drawing, notes, category, mask variant."""
-
-    state: PersonState | None
-    editor_value: dict | None
-    pose: Image.Image | None
-    notes: str
-    category: str
-    variant: str
-
-
-def switch_category(editor, path: str | None, state: PersonState | None, category: str, variant: str):
-    """(PersonView or None when nothing changes, refusal message or None) for the category radio's change.
-
-    The photo is prepared again for the new category; when that is refused (say dresses on a half-body
-    photo) the view keeps the prepared person and puts the radio back to its category.
-    """
-    if not path or (state is not None and state.category == category):
-        return None, None
-    try:
-        new_state, value, pose, notes = prepare_upload(editor, path, category, variant)
-    except InputError as error:
-        if state is None:
-            return None, str(error)
-        return PersonView(state, None, None, "", state.category, variant), f"{error} (kept {LABELS[state.category]})"
-    return PersonView(new_state, value, pose, notes, category, variant), None
-
-
-def restore_person(editor, entry: HistoryEntry, path: str | None, state: PersonState | None, variant: str):
-    """(PersonView, words) putting the person column back as `entry` was made: its category (the photo
-    prepared again if it differs), its mask variant and its mask when the entry was made on this photo's
-    framing; otherwise the automatic mask, said in words."""
-    recipe = json.loads(Path(entry.recipe).read_text())
-    variant = recipe.get("mask_variant", variant)
-    view, refusal = switch_category(editor, path, state, entry.category, variant)
-    words = [refusal] if refusal else []
-    if view is None:
-        view = PersonView(state, None, None, "", state.category if state else entry.category, variant)
-    if view.state is None:
-        return view, words
-    same_photo = recipe.get("transform") == view.state.transform.to_dict() and view.category == entry.category
-    if same_photo and "mask" in recipe:
-        view.editor_value = masks.editor_value(view.state.frame, decode_mask(recipe["mask"]))
-        words.append(f"the mask of #{entry.number} is back in the editor")
-    else:
-        view.editor_value = masks.editor_value(view.state.frame, view.state.automatic_mask(variant))
-        words.append(f"#{entry.number} was made on another photo: the editor shows this photo's automatic mask")
-    return view, words
-
-
-def restore_words(entry: HistoryEntry, person_words: list[str], kept: list[str], dropped: list[str]) -> str:
-    """What a history restore did, for the result note: the seed is fixed from now on, and why."""
-    words = [f"Restored the settings of #{entry.number}", *person_words]
-    if dropped:
-        words.append(f"dropped {', '.join(dropped)} (another category)")
-    if entry.uploaded_garment and not entry.views.get("garment"):
-        words.append("upload your own garment again")
-    words.append(f"seed {entry.seed} is now fixed, so Generate repeats it: set the seed to -1 for new ones")
-    return "; ".join(words) + "."
 
 
 def result_note(entry: HistoryEntry) -> str:

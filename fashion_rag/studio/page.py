@@ -1,32 +1,29 @@
-"""The studio page: layout first (person and mask, garments, result and history), event wiring last.
+"""The studio page: its three columns (built in `layout.py`) side by side, then their event wiring.
 
-Every event calls a plain function of `handlers`; this module only moves values between components
-and those functions. The API endpoints are declared in `api.py`.
+Every event calls a plain function of `handlers` (or `restoring`); this module only moves values between
+components and those functions. The API endpoints are declared in `api.py`.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
 
-from fashion_rag.config import CATEGORIES, REPO_ROOT, AppSettings, GenerationSettings
+from fashion_rag.config import AppSettings
 from fashion_rag.errors import InputError
-from fashion_rag.images import FRAME_SIZE
 from fashion_rag.person.photo import load_photo
-from fashion_rag.studio import api, compare, handlers, outfit, values
+from fashion_rag.studio import api, compare, handlers, outfit, restoring, values
 from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.categories import LABELS
 from fashion_rag.studio.errors import user_errors_as_gradio
+from fashion_rag.studio.layout import garment_column, person_column, result_column
 from fashion_rag.studio.session import forget_closed_session
 from fashion_rag.studio.status import generate_ready, status_markdown
 from fashion_rag.studio.style import wire_pick_highlight
 from fashion_rag.studio.uploads import uploaded_file
 
-EXAMPLES_DIR = REPO_ROOT / "examples"
-IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"]
 PRIVATE = {"api_visibility": "private"}  # the page's own events; the public API is api.py's
 # Events that decode or prepare a photo share the API's prepare lane (studio/admission.py).
 PREPARE_LANE = {"concurrency_id": "prepare", "concurrency_limit": LANE_LIMITS["prepare"]}
@@ -36,8 +33,10 @@ def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
     """The studio page around an Editor (models load lazily on first use)."""
     settings = settings or editor.settings
     with gr.Blocks(title="Fashion-RAG studio", delete_cache=(3600, settings.output_max_age_s)) as demo:
-        gr.Markdown("# Fashion-RAG studio\n**1** Upload a person · **2** describe a garment and pick what the "
-                    "catalog finds (or pick nothing for a text-only edit) · **3** Generate and compare.")  # fmt: skip
+        gr.Markdown(
+            "# Fashion-RAG studio\n**1** Upload a person · **2** describe a garment and pick what the "
+            "catalog finds (or pick nothing for a text-only edit) · **3** Generate and compare."
+        )
         status = gr.Markdown(status_markdown(editor), elem_id="status")
         state = SimpleNamespace(person=gr.State(None), hits=gr.State([]), history=gr.State([]), current=gr.State(None))
         with gr.Row(equal_height=False):
@@ -62,105 +61,6 @@ def build_demo(editor, settings: AppSettings | None = None) -> gr.Blocks:
 
         demo.unload(on_close)
     return demo  # its CSS (style.CSS) goes to launch(css=...): Gradio 6 reads css there only
-
-
-# --------------------------------------------------------------------------------------------------
-# Layout
-
-
-def person_column() -> SimpleNamespace:
-    gr.Markdown("### 1 · Person", elem_classes="step-title")
-    # gr.File, not gr.Image: the photo reaches load_photo undecoded, so the pixel limit is checked from
-    # the header and EXIF, 16-bit and CMYK are handled as the API handles them.
-    upload = gr.File(label="Person photo (PNG, JPEG, WebP …)", file_types=IMAGE_TYPES, elem_id="person-upload")
-    people = sorted((EXAMPLES_DIR / "people").glob("*.png")) + sorted((EXAMPLES_DIR / "people").glob("*.jpg"))
-    if people:
-        gr.Examples([[str(p)] for p in people], inputs=[upload], label="Example people")
-    category = gr.Radio([(LABELS[c], c) for c in CATEGORIES], value="upper_body", label="Garment category",
-                        elem_id="category")  # fmt: skip
-    mask_editor = gr.ImageEditor(
-        label="Garment mask", type="pil", elem_id="mask-editor",
-        sources=(), transforms=(), layers=False, height=460, canvas_size=FRAME_SIZE, fixed_canvas=True,
-        brush=gr.Brush(colors=["#ff0040"], default_size=24, color_mode="fixed"), eraser=gr.Eraser(default_size=24),
-    )  # fmt: skip
-    with gr.Row(elem_id="mask-tools"):
-        variant = gr.Radio(["box", "precise"], value="box", label="Automatic mask", elem_id="mask-variant", scale=2)
-        grow_px = gr.Number(8, precision=0, minimum=1, maximum=64, label="px", elem_id="grow-px", scale=1)
-    with gr.Row():
-        grow = gr.Button("Grow", size="sm", elem_id="mask-grow")
-        shrink = gr.Button("Shrink", size="sm", elem_id="mask-shrink")
-        reset = gr.Button("Reset to automatic", size="sm", elem_id="mask-reset")
-        undo = gr.Button("Undo", size="sm", elem_id="mask-undo", interactive=False)
-    gr.Markdown("Paint on the photo to add to the mask, erase to remove.", elem_id="mask-hint")
-    notes = gr.Markdown("", elem_id="person-notes")
-    with gr.Accordion("Detected pose", open=False):
-        pose = gr.Image(label="Detected pose", interactive=False, elem_id="pose-preview", height=300)
-    return SimpleNamespace(upload=upload, category=category, mask_editor=mask_editor, variant=variant,
-                           grow_px=grow_px, grow=grow, shrink=shrink, reset=reset, undo=undo, notes=notes, pose=pose)  # fmt: skip
-
-
-def garment_column() -> SimpleNamespace:
-    gr.Markdown("### 2 · Garments", elem_classes="step-title")
-    description = gr.Textbox(label="Describe the garment", elem_id="description", max_lines=3,
-                             placeholder="navy double-breasted blazer with gold buttons")  # fmt: skip
-    switch = gr.Button("", visible=False, size="sm", variant="secondary", elem_id="category-suggestion")
-    texts = example_descriptions()
-    if texts:
-        gr.Examples([[t] for t in texts], inputs=[description], label="Example descriptions")
-    with gr.Row(equal_height=True):
-        k = gr.Slider(1, 12, value=6, step=1, label="Results", elem_id="top-k", scale=3)
-        search = gr.Button("Search", variant="secondary", elem_id="search-button", scale=1)
-    results = gr.Gallery(label="Catalog matches (click to pick, click again to drop)", columns=3, height=340,
-                         allow_preview=False, elem_id="results")  # fmt: skip
-    # allow_custom_value: events that read the picks while a restore or a search is replacing choices and
-    # value together must not fail Gradio's choices check; the editor refuses unknown ids by name anyway.
-    picks = gr.Dropdown([], value=[], multiselect=True, max_choices=3, label="Picked garments, in order",
-                        elem_id="picks", allow_custom_value=True)  # fmt: skip
-    with gr.Row(equal_height=True):
-        own = gr.File(label="Or add your own garment image", file_types=IMAGE_TYPES, elem_id="own-garment",
-                      height=110, scale=3)  # fmt: skip
-        own_preview = gr.Image(None, label="Your garment", interactive=False, height=110, visible=False, scale=1,
-                               elem_id="own-garment-preview")  # fmt: skip
-    plan = gr.Markdown(handlers.plan_note([], None, ""), elem_id="plan-note")
-    return SimpleNamespace(description=description, switch=switch, k=k, search=search, results=results,
-                           picks=picks, own=own, own_preview=own_preview, plan=plan)  # fmt: skip
-
-
-def result_column() -> SimpleNamespace:
-    gr.Markdown("### 3 · Result", elem_classes="step-title")
-    with gr.Row(equal_height=True):
-        num_images = gr.Slider(1, 4, value=1, step=1, label="Samples", elem_id="num-images", scale=2)
-        generate = gr.Button("Generate", variant="primary", elem_id="generate-button", scale=1)
-    note = gr.Markdown("", elem_id="result-note")
-    compare = gr.ImageSlider(label="Before / after (drag the handle)", type="pil", interactive=False,
-                             elem_id="compare", max_height=560, format="jpeg")  # fmt: skip
-    with gr.Row(equal_height=True):
-        show_mask = gr.Checkbox(False, label="Show the mask over the result", elem_id="show-mask")
-        # A textbox, not a Number: empty until the first edit (a Number shows 0, a seed never used).
-        seed_used = gr.Textbox("", label="Seed used", interactive=False, max_lines=1, elem_id="seed-used")
-    samples = gr.Gallery(label="Samples (click to compare)", columns=4, height=120, allow_preview=False,
-                         object_fit="contain", visible=False, elem_id="samples")  # fmt: skip
-    downloads = gr.File(label="Full-resolution results and recipe", file_count="multiple", interactive=False,
-                        elem_id="downloads", height=120)  # fmt: skip
-    history = gr.Gallery(label="History of this session (click one to restore its settings)", columns=6,
-                         height=150, allow_preview=False, object_fit="contain", elem_id="history")  # fmt: skip
-    with gr.Accordion("Advanced options", open=False, elem_id="advanced"):
-        steps = gr.Slider(1, 150, value=GenerationSettings.steps, step=1, label="Steps", elem_id="steps")
-        guidance = gr.Slider(0, 30, value=GenerationSettings.guidance, step=0.5, label="Guidance", elem_id="guidance")
-        seed = gr.Number(value=handlers.RANDOM_SEED, precision=0, label="Seed (-1: random)", elem_id="seed")
-        scheduler = gr.Radio(["ddim", "dpm++"], value=GenerationSettings.scheduler, label="Sampler",
-                             elem_id="scheduler")  # fmt: skip
-        paste_back = gr.Checkbox(value=True, label="Paste original pixels back outside the mask", elem_id="paste-back")
-    return SimpleNamespace(num_images=num_images, generate=generate, note=note, compare=compare, show_mask=show_mask,
-                           seed_used=seed_used, samples=samples, downloads=downloads, history=history, steps=steps,
-                           guidance=guidance, seed=seed, scheduler=scheduler, paste_back=paste_back)  # fmt: skip
-
-
-def example_descriptions() -> list[str]:
-    path = EXAMPLES_DIR / "queries.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()][:8]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -193,8 +93,12 @@ def wire_person(editor, ui) -> None:
     # Progress and a refusal show on the upload box (and in the toast), not as "Error" on the mask and notes.
     ui.upload.change(on_photo, inputs, outputs, show_progress_on=[ui.upload], **PREPARE_LANE, **PRIVATE)
     # The previous person's before/after, note and samples go with a new photo (history and downloads stay).
-    ui.upload.change(lambda: (None, "", gr.update(value=None, visible=False), ""), None,
-                     [ui.compare, ui.note, ui.samples, ui.seed_used], **PRIVATE)  # fmt: skip
+    ui.upload.change(
+        lambda: (None, "", gr.update(value=None, visible=False), ""),
+        None,
+        [ui.compare, ui.note, ui.samples, ui.seed_used],
+        **PRIVATE,
+    )
     undo = gr.State([])  # masks before each Grow/Shrink/Reset, oldest first
     tool_inputs = [ui.state.person, ui.mask_editor, ui.variant, ui.grow_px, undo]
     tool_outputs = [ui.mask_editor, undo, ui.undo]
@@ -268,7 +172,7 @@ def wire_category(editor, ui) -> None:
     and a `change` handler would race the picks it restores."""
 
     def on_category(path, category, variant, person, picks, hits, text, k):
-        view, refusal = handlers.switch_category(editor, path, person, category, variant)
+        view, refusal = restoring.switch_category(editor, path, person, category, variant)
         if refusal:
             gr.Warning(refusal)
         final = view.category if view else category
@@ -280,8 +184,16 @@ def wire_category(editor, ui) -> None:
         picks = gr.update(choices=handlers.pick_choices(editor, hits, kept), value=kept)
         if view is None:
             return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gallery, hits, picks
-        return (view.state, kept_if_none(view.editor_value), kept_if_none(view.pose), view.notes or gr.update(),
-                final if final != category else gr.update(), gallery, hits, picks)  # fmt: skip
+        return (
+            view.state,
+            kept_if_none(view.editor_value),
+            kept_if_none(view.pose),
+            view.notes or gr.update(),
+            final if final != category else gr.update(),
+            gallery,
+            hits,
+            picks,
+        )
 
     def on_switch(text, category):
         return handlers.category_hint(text, category) or category
@@ -295,8 +207,23 @@ def wire_category(editor, ui) -> None:
 
 
 def wire_result(editor, ui) -> None:
-    def on_generate(person, value, variant, picks, own, text, seed, steps, guidance, scheduler, paste, images,
-                    history, request: gr.Request, progress=gr.Progress()):  # noqa: B008  # fmt: skip
+    def on_generate(
+        person,
+        value,
+        variant,
+        picks,
+        own,
+        text,
+        seed,
+        steps,
+        guidance,
+        scheduler,
+        paste,
+        images,
+        history,
+        request: gr.Request,
+        progress=gr.Progress(),  # noqa: B008
+    ):
         with user_errors_as_gradio():
             if person is None:
                 raise InputError("upload a person photo first")
@@ -307,14 +234,62 @@ def wire_result(editor, ui) -> None:
             checked = handlers.controls(seed, steps, guidance, scheduler, images, paste)
             edit = handlers.edit_request(prepared, picks, garments, text, checked)
             track = lambda done, total: progress((done, total), desc="denoising", unit="steps")  # noqa: E731
-            entry, history = handlers.generate(editor, edit, history, getattr(request, "session_hash", None), track,
-                                               notes=(person.scale_note,) if person.scale_note else ())  # fmt: skip
+            entry, history = handlers.generate(
+                editor,
+                edit,
+                history,
+                getattr(request, "session_hash", None),
+                track,
+                notes=(person.scale_note,) if person.scale_note else (),
+            )
         return show_entry(entry, history)
 
     def on_sample(current, show, event: gr.SelectData):
         if current is None or not 0 <= selected(event) < len(current.images):
             return gr.skip(), gr.skip()  # a stale or forged click: nothing at that place
         return handlers.comparison(current, event.index, show), event.index
+
+    sample_index = gr.State(0)
+    shown = [
+        ui.compare,
+        ui.note,
+        ui.samples,
+        ui.downloads,
+        ui.seed_used,
+        ui.history,
+        ui.state.history,
+        ui.state.current,
+        sample_index,
+    ]
+    ui.generate.click(
+        on_generate,
+        [
+            ui.state.person,
+            ui.mask_editor,
+            ui.variant,
+            ui.picks,
+            ui.own,
+            ui.description,
+            ui.seed,
+            ui.steps,
+            ui.guidance,
+            ui.scheduler,
+            ui.paste_back,
+            ui.num_images,
+            ui.state.history,
+        ],
+        shown,
+        concurrency_limit=LANE_LIMITS["gpu"],
+        concurrency_id="gpu",
+        **PRIVATE,
+    )
+    ui.show_mask.change(handlers.comparison, [ui.state.current, sample_index, ui.show_mask], [ui.compare], **PRIVATE)
+    ui.samples.select(on_sample, [ui.state.current, ui.show_mask], [ui.compare, sample_index], **PRIVATE)
+    wire_history(editor, ui, shown)
+
+
+def wire_history(editor, ui, shown: list) -> None:
+    """A click on the history puts the page back as that entry was made (`shown`: the result outputs)."""
 
     def on_history(history, show, path, person, variant, hits, k, event: gr.SelectData):
         if not 0 <= selected(event) < len(history or []):
@@ -323,35 +298,39 @@ def wire_result(editor, ui) -> None:
 
     def restore(entry, history, show, path, person, variant, hits, k):
         """The values of `history_outputs` putting the page back to `entry` (also studio/compare.py's restore)."""
-        view, words = handlers.restore_person(editor, entry, path, person, variant)
+        view, words = restoring.restore_person(editor, entry, path, person, variant)
         kept, dropped = handlers.picks_in_category(editor, entry.garment_ids, view.category)
         found = handlers.results_for_category(editor, hits, entry.description, view.category, k)
         gallery, hits = found if found is not None else (gr.update(), hits)
         shown = list(show_entry(entry, history))
-        shown[1] += "  \n" + handlers.restore_words(entry, words, kept, dropped)
-        restored = list(handlers.restored_values(entry))
+        shown[1] += "  \n" + restoring.restore_words(entry, words, kept, dropped)
+        restored = list(restoring.restored_values(entry))
         restored[0] = gr.update(choices=handlers.pick_choices(editor, hits, kept), value=kept)
         restored[2] = view.category
-        person_column = [view.state, kept_if_none(view.editor_value), kept_if_none(view.pose),
-                         view.notes or gr.update(), view.variant, entry.views.get("garment"),
-                         gr.update(value=entry.views.get("garment"), visible="garment" in entry.views)]  # fmt: skip
-        return (*shown, *restored, *person_column, gallery, hits)
+        person_values = [
+            view.state,
+            kept_if_none(view.editor_value),
+            kept_if_none(view.pose),
+            view.notes or gr.update(),
+            view.variant,
+            entry.views.get("garment"),
+            gr.update(value=entry.views.get("garment"), visible="garment" in entry.views),
+        ]
+        return (*shown, *restored, *person_values, gallery, hits)
 
-    sample_index = gr.State(0)
-    shown = [ui.compare, ui.note, ui.samples, ui.downloads, ui.seed_used, ui.history, ui.state.history,
-             ui.state.current, sample_index]  # fmt: skip
-    ui.generate.click(
-        on_generate,
-        [ui.state.person, ui.mask_editor, ui.variant, ui.picks, ui.own, ui.description, ui.seed, ui.steps,
-         ui.guidance, ui.scheduler, ui.paste_back, ui.num_images, ui.state.history],
-        shown, concurrency_limit=LANE_LIMITS["gpu"], concurrency_id="gpu", **PRIVATE,
-    )  # fmt: skip
-    ui.show_mask.change(handlers.comparison, [ui.state.current, sample_index, ui.show_mask], [ui.compare], **PRIVATE)
-    ui.samples.select(on_sample, [ui.state.current, ui.show_mask], [ui.compare, sample_index], **PRIVATE)
-    restored = [ui.picks, ui.description, ui.category, ui.seed, ui.steps, ui.guidance, ui.scheduler, ui.paste_back,
-                ui.num_images]  # fmt: skip
-    person_column = [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.variant, ui.own, ui.own_preview]
-    history_outputs = shown + restored + person_column + [ui.results, ui.state.hits]
+    restored = [
+        ui.picks,
+        ui.description,
+        ui.category,
+        ui.seed,
+        ui.steps,
+        ui.guidance,
+        ui.scheduler,
+        ui.paste_back,
+        ui.num_images,
+    ]
+    person_outputs = [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.variant, ui.own, ui.own_preview]
+    history_outputs = shown + restored + person_outputs + [ui.results, ui.state.hits]
     history_inputs = [ui.state.history, ui.show_mask, ui.upload, ui.state.person, ui.variant, ui.state.hits, ui.k]
     ui.history.select(on_history, history_inputs, history_outputs, **PREPARE_LANE, **PRIVATE)
     ui.restore = SimpleNamespace(run=restore, inputs=history_inputs, outputs=history_outputs)  # studio/compare.py
@@ -386,8 +365,18 @@ def wire_status(demo: gr.Blocks, editor, status, generate) -> None:
 def show_entry(entry, history):
     """Component values showing one history entry (the first sample in the comparison)."""
     many = len(entry.images) > 1
-    samples = gr.update(value=[(path, f"sample {i + 1}") for i, path in enumerate(entry.views["results"])],
-                        visible=many)  # fmt: skip
+    samples = gr.update(
+        value=[(path, f"sample {i + 1}") for i, path in enumerate(entry.views["results"])], visible=many
+    )
     gallery = [(item.views["results"][0], item.caption) for item in history]
-    return (handlers.comparison(entry), handlers.result_note(entry), samples, [*entry.images, entry.recipe],
-            str(entry.seed), gallery, history, entry, 0)  # fmt: skip
+    return (
+        handlers.comparison(entry),
+        handlers.result_note(entry),
+        samples,
+        [*entry.images, entry.recipe],
+        str(entry.seed),
+        gallery,
+        history,
+        entry,
+        0,
+    )
