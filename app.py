@@ -14,14 +14,13 @@ import argparse
 import logging
 import time
 
-from fashion_rag.config import REPO_ROOT, AppSettings, app_from_env, runtime_from_env
+from fashion_rag.config import EXAMPLES_DIR, AppSettings, app_from_env, runtime_from_env
 from fashion_rag.errors import USER_ERRORS, user_message
 from fashion_rag.outputs import Outputs
 from fashion_rag.studio import CSS, build_demo, status_markdown
 from fashion_rag.studio.admission import enable_queue
 from fashion_rag.studio.api import parse_ids
-
-EXAMPLES_DIR = REPO_ROOT / "examples"
+from fashion_rag.studio.memory import limit_malloc_arenas
 
 __all__ = ["CSS", "AppSettings", "Outputs", "build_demo", "main", "parse_args", "parse_ids", "status_markdown"]
 
@@ -68,26 +67,6 @@ def fetch_weights(editor) -> None:
         download(missing, editor.sources)
     except USER_ERRORS as error:
         print(f"weights not fetched: {user_message(error)}", flush=True)
-
-
-MALLOC_ARENAS = 2  # glibc malloc arenas for the whole server (docs/RELIABILITY.md, "Soak")
-
-
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Cap glibc's malloc arenas (mallopt M_ARENA_MAX), as MALLOC_ARENA_MAX would; False where not glibc.
-
-    Gradio runs handlers on a pool of up to 40 worker threads and glibc gives each thread its own arena
-    (up to 8 per core); freed memory fragments across them and the server's resident memory grew ~0.5 MB
-    per request in the soak (+143 MB over 300 requests), against +8 MB with 2 arenas.
-    """
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_arena_max = -8  # from glibc's malloc.h
-    return bool(libc.mallopt(m_arena_max, arenas))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = REPO_ROOT / "examples"  # example people and the example catalog; the page may serve them
 
 CATEGORIES: tuple[str, ...] = ("upper_body", "lower_body", "dresses")
 

@@ -25,7 +25,7 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(TORCH_THREADS)
-    from app import limit_malloc_arenas
+    from fashion_rag.studio.memory import limit_malloc_arenas
 
     limit_malloc_arenas()
 

@@ -79,7 +79,9 @@ def free_port() -> int:
 def start_server(bundle: Path, index: Path, work: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    env.pop("MALLOC_ARENA_MAX", None)  # what is measured is the app's own setting (app.limit_malloc_arenas)
+    env.pop(
+        "MALLOC_ARENA_MAX", None
+    )  # what is measured is the app's own setting (studio/memory.py: limit_malloc_arenas)
     with open(work / "server.log", "w") as log:
         process = subprocess.Popen(
             [

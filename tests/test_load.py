@@ -46,7 +46,7 @@ RUN_TIMEOUT_S = 540  # the whole run (pytest's own limit is 600 s)
 #   cause was glibc's per-thread malloc arenas: each of Gradio's worker threads gets its own, and what
 #   malloc_trim cannot hand back fragments across them (the soak below grew +143 MB over 300 requests with
 #   default arenas, +8 MB with 2). conftest caps the arenas for the test process as `python app.py` does
-#   (app.limit_malloc_arenas). With the cap, the fresh-clone CI run of 2026-12-02 gave +76 MB for the
+#   (studio/memory.py: limit_malloc_arenas). With the cap, the fresh-clone CI run of 2026-12-02 gave +76 MB for the
 #   first run and +14 MB for the second, so the second-run bound is back at its original 100 MB; the soak
 #   below holds the 50 MB bound on the server process.
 FIRST_RUN_BOUND_MB = 400

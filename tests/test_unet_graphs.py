@@ -48,7 +48,7 @@ class StandInCapture:
     """capture(unet, sample, t, text) -> (replay, output), counting replays and how many ran at once."""
 
     def __init__(self, replay_s: float = 0.0) -> None:
-        self.replay_s = replay_s  # a window between reading the inputs and writing the output, as a GPU has
+        self.replay_s = replay_s  # a window between the launch and reading the inputs, as a GPU has
         self.captured: list[int] = []
         self.replays = 0
         self.running = 0
@@ -64,9 +64,10 @@ class StandInCapture:
                 self.replays += 1
                 self.running += 1
                 self.most_at_once = max(self.most_at_once, self.running)
-            result = unet(sample, timestep, text)[0]  # reads the static inputs now
+            # A GPU runs a replayed graph after its launch: the static inputs are read at the end of the window,
+            # so a thread that copies its inputs in meanwhile is what this replay computes with.
             time.sleep(self.replay_s)
-            output.copy_(result)
+            output.copy_(unet(sample, timestep, text)[0])
             with self._count:
                 self.running -= 1
 

@@ -20,12 +20,11 @@ from typing import Any
 import gradio as gr
 from ray import serve
 
-from fashion_rag.config import REPO_ROOT, AppSettings, app_from_env, runtime_from_env
+from fashion_rag.config import EXAMPLES_DIR, REPO_ROOT, AppSettings, app_from_env, runtime_from_env
 from fashion_rag.serve.worker import PoolOptions, edit_deployment
 
 logger = logging.getLogger(__name__)
 
-EXAMPLES_DIR = REPO_ROOT / "examples"
 APP_NAME = "fashion-rag"  # what `batch --ray-address` and the tests look up
 HEAD_NODE = "node:__internal_head__"  # a resource only the head node has (Ray's own)
 PORT_WAIT_S = 60.0

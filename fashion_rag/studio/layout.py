@@ -8,12 +8,11 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from fashion_rag.config import CATEGORIES, REPO_ROOT, GenerationSettings
+from fashion_rag.config import CATEGORIES, EXAMPLES_DIR, GenerationSettings
 from fashion_rag.images import FRAME_SIZE
 from fashion_rag.studio import handlers
 from fashion_rag.studio.categories import LABELS
 
-EXAMPLES_DIR = REPO_ROOT / "examples"
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"]
 
 
