@@ -249,10 +249,16 @@ MUTATIONS: tuple[Mutation, ...] = (
 
 def scratch_copy(destination: Path) -> None:
     """The working tree's files (tracked and untracked, not ignored) copied to `destination`."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, check=True, capture_output=True,
-    ).stdout.decode().split("\0")  # fmt: skip
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = REPO / name
         if source.is_file():
@@ -264,8 +270,19 @@ def scratch_copy(destination: Path) -> None:
 PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-p", "mutate_plugin"]
 # Imported once here, before any fork: each run then costs its tests, not ~20 s of imports. None of them
 # imports the project, so every run imports the (mutated) project afresh.
-HEAVY_IMPORTS = ("torch", "numpy", "PIL.Image", "cv2", "diffusers", "transformers", "mediapipe", "skimage",
-                 "safetensors.torch", "open_clip", "pytest")  # fmt: skip
+HEAVY_IMPORTS = (
+    "torch",
+    "numpy",
+    "PIL.Image",
+    "cv2",
+    "diffusers",
+    "transformers",
+    "mediapipe",
+    "skimage",
+    "safetensors.torch",
+    "open_clip",
+    "pytest",
+)
 
 
 def preimport() -> None:
@@ -357,9 +374,12 @@ def main(argv: list[str] | None = None) -> int:
         bundle = str(Path(scratch) / "tiny-bundle")
         print(f"scratch copy in {root}; building the tiny bundle once …", flush=True)
         subprocess.run(
-            [sys.executable, "-m", "fashion_rag", "weights", "make-tiny", bundle], cwd=root, check=True,
-            capture_output=True, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
-        )  # fmt: skip
+            [sys.executable, "-m", "fashion_rag", "weights", "make-tiny", bundle],
+            cwd=root,
+            check=True,
+            capture_output=True,
+            env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+        )
         os.environ["FASHION_RAG_MUTATE_BUNDLE"] = bundle  # read by mutate_plugin in each run
         sys.dont_write_bytecode = True  # a mutated module must never be read back from a stale .pyc
         preimport()
@@ -382,8 +402,11 @@ def main(argv: list[str] | None = None) -> int:
                     restore(originals)
                 verdict = "caught" if code == 1 else "MISSED"
                 caught += code == 1
-            print(f"[{index:2}/{len(chosen)}] {verdict:11} {mutation.name:45} {time.perf_counter() - clock:5.1f} s  "
-                  f"{summary}", flush=True)  # fmt: skip
+            print(
+                f"[{index:2}/{len(chosen)}] {verdict:11} {mutation.name:45} {time.perf_counter() - clock:5.1f} s  "
+                f"{summary}",
+                flush=True,
+            )
     print(f"{caught}/{len(chosen)} mutations caught ({time.perf_counter() - started:.0f} s)")
     return 0 if caught == len(chosen) else 1
 
