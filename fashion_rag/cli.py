@@ -44,15 +44,19 @@ def add_index_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# The libraries' switches for their load reports ("UNEXPECTED" key tables, TensorFlow Lite start-up lines). Serve
+# workers get them through Ray's runtime_env too (serve/app.py): a worker on another node does not inherit ours.
+QUIET_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3", "TRANSFORMERS_VERBOSITY": "error", "DIFFUSERS_VERBOSITY": "error"}
+
+
 def quiet_libraries(progress_bars: bool = False) -> None:
     """Silence the libraries' load reports (and their progress bars unless `progress_bars`): the CLI and
     the app report for themselves. Environment switches, so that nothing heavy is imported here."""
     import os
     import sys
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # mediapipe's TensorFlow Lite start-up lines
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    for name, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     if not progress_bars:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights" bars too
     for name in ("transformers", "diffusers"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -201,3 +202,19 @@ def test_a_served_edit_streams_each_denoising_step_to_the_page(tiny_editor):
     result = PooledEditor(tiny_editor, handle, 1).run(edit, progress=lambda done, total: steps.append((done, total)))
     assert handle.called == ["run_streaming"] and steps == [(1, 3), (2, 3), (3, 3)]
     np.testing.assert_array_equal(np.asarray(result.images[0]), np.asarray(tiny_editor.run(edit).images[0]))
+
+
+def test_workers_load_their_libraries_as_quietly_as_the_app_on_any_node():
+    """A worker on another node does not inherit the head's environment: the quiet switches travel in
+    runtime_env, and the Ray config file sets the same ones."""
+    import yaml
+
+    from fashion_rag.cli import QUIET_ENVIRONMENT
+    from fashion_rag.serve.app import runtime_env
+
+    worker_env = runtime_env()["env_vars"]
+    config = yaml.safe_load((Path(__file__).parents[1] / "fashion_rag/serve/config.yaml").read_text())
+    config_env = config["applications"][0]["runtime_env"]["env_vars"]
+    for name, value in QUIET_ENVIRONMENT.items():
+        assert worker_env[name] == value and str(config_env[name]) == value, name
+    assert QUIET_ENVIRONMENT["TRANSFORMERS_VERBOSITY"] == "error"  # what hides the "UNEXPECTED" key tables

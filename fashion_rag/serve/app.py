@@ -152,8 +152,12 @@ def build_app(args: dict[str, Any]):
 
 
 def runtime_env() -> dict[str, Any]:
-    """Workers import this checkout: on a cluster, every node has the repo at the same path (docs/DEPLOYMENT.md)."""
-    return {"env_vars": {"PYTHONPATH": str(REPO_ROOT)}}
+    """Workers import this checkout: on a cluster, every node has the repo at the same path (docs/DEPLOYMENT.md).
+    Their libraries load quietly, as the app's do (a worker's log is not where a load report helps)."""
+    from fashion_rag.cli import QUIET_ENVIRONMENT
+
+    quiet = {**QUIET_ENVIRONMENT, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    return {"env_vars": {"PYTHONPATH": str(REPO_ROOT), **quiet}}
 
 
 def start_serving(settings: AppSettings, replicas: int | None, ray_address: str | None, blocking: bool = True):
