@@ -104,6 +104,12 @@ def test_text_only_edit_history_and_category_suggestion(page, tmp_path):
     suggestion = page.locator("#category-suggestion")
     suggestion.wait_for(state="visible", timeout=20_000)
     assert suggestion.inner_text().strip() == "Switch to dresses"
+    # The restore's mask is drawn and its tracker gone (a tracker left on is issue 23's item 6), and the
+    # page and the result column (which the history click scrolled) are at their tops: a full-page capture
+    # keeps the sticky column where the scroll left it.
+    page.wait_for_selector("#mask-editor .wrap.hide", state="attached", timeout=30_000)
+    page.evaluate("window.scrollTo(0, 0); document.querySelector('#result-column').scrollTop = 0")
+    page.wait_for_function("() => !document.querySelector('.pending')", timeout=30_000)  # no component greyed
     screenshot = Path(os.environ.get("STUDIO_SCREENSHOT") or tmp_path / "studio.png")
     page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.stat().st_size > 50_000
