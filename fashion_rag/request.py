@@ -19,7 +19,7 @@ import io
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -28,6 +28,9 @@ from fashion_rag.config import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEP
 from fashion_rag.errors import InputError, check_category
 from fashion_rag.person.framing import FrameTransform
 from fashion_rag.person.photo import load_photo
+
+if TYPE_CHECKING:
+    from fashion_rag.person.prepare import PreparedPerson
 
 RANDOM = -1  # a form's "random seed"; the request holds None
 
@@ -187,7 +190,7 @@ class EditRequest:
         object.__setattr__(self, "garment_images", tuple(self.garment_images))
 
     @classmethod
-    def of(cls, person, **fields: Any) -> EditRequest:
+    def of(cls, person: PreparedPerson, **fields: Any) -> EditRequest:
         """The request for a PreparedPerson (person/prepare.py, its mask painted or not): its category, frame,
         pose and mask variant; `fields` give the rest, e.g. `garment_ids=("top-001",), seed=7, steps=20`."""
         fields.setdefault("mask_variant", getattr(person, "mask_variant", "box"))

@@ -103,6 +103,20 @@ def test_the_edit_path_takes_one_request(path, name, parameters):
     assert signature_of(path, name) == parameters
 
 
+def test_edit_takes_a_prepared_person_and_run_takes_a_photo(tiny_editor):
+    """The two entry points of one shape: a request with a photo is `run`'s (prepare, then edit), and `edit`
+    says so instead of preparing behind the caller's back."""
+    from fashion_rag.errors import InputError
+    from fashion_rag.person.photo import load_photo
+
+    request = EditRequest("upper_body", photo=load_photo(ASTRONAUT), garment_ids=("top-001",), seed=3, steps=1)
+    with pytest.raises(InputError, match=r"Editor.edit needs a prepared person \(EditRequest.of\(person, ...\)\): use"):
+        tiny_editor.edit(request)
+    person = tiny_editor.prepare(request.photo, "upper_body")
+    made = tiny_editor.edit(EditRequest.of(person, garment_ids=("top-001",), seed=3, steps=1))
+    assert (tiny_editor.run(request).images[0].tobytes(), made.seed) == (made.images[0].tobytes(), 3)
+
+
 def test_no_function_takes_options_beside_a_request():
     """`options` was the old settings object's parameter name along the edit path."""
     taking = [
@@ -143,7 +157,7 @@ def test_a_page_edit_records_its_request(tiny_editor, edits):
     checked = handlers.controls(-1, 1, 6.0, "dpm++", 1, False)  # a random seed: the recipe holds the one used
     request = handlers.edit_request(person, ["top-001"], [], "striped", checked)
     entry, _ = handlers.generate(tiny_editor, request, [], "onerequest")
-    (received, result), = edits
+    ((received, result),) = edits
     assert received.mask_variant == "precise" and received.seed is None and received.steps == 1
     recipe = json.loads(Path(entry.recipe).read_text())
     assert_recipe_is_the_request(recipe, received, result.seed)
@@ -157,7 +171,7 @@ def test_an_api_edit_records_its_request(tiny_editor, edits):
     _, seed, recipe_file = api.edit(
         tiny_editor, upload, "upper_body", "top-002", None, None, "a shirt", 9, 1, 5.0, "ddim", 2, True, "onerequest"
     )
-    (received, result), = edits
+    ((received, result),) = edits
     assert (received.garment_ids, received.description, received.num_images, seed) == (("top-002",), "a shirt", 2, 9)
     recipe = json.loads(Path(recipe_file["path"]).read_text())
     assert_recipe_is_the_request(recipe, received, 9)
@@ -172,6 +186,6 @@ def test_a_cli_edit_records_its_request(tiny_bundle, tiny_settings, tmp_path, ed
     arguments += ["--index", str(tiny_settings.resolved_index_dir), "--device", "cpu", "--out", str(out), "--json"]
     assert cli_main(arguments) == 0
     capsys.readouterr()
-    (received, _), = edits
+    ((received, _),) = edits
     assert (received.garment_ids, received.seed, received.guidance) == (("top-003",), 4, 3.5)
     assert_recipe_is_the_request(json.loads(out.with_suffix(".recipe.json").read_text()), received, 4)
