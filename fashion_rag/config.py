@@ -28,16 +28,12 @@ ENV_SPACE_ID = "SPACE_ID"  # set by Hugging Face Spaces
 ENV_LIMITS = "FASHION_RAG_LIMITS"  # "name=value,name=value" overriding ServingLimits fields
 
 
-@dataclass(frozen=True)
-class GenerationSettings:
-    """How one edit is sampled. Defaults are the published recipe (docs/recipe.md, sampler rules 1-2)."""
-
-    steps: int = 50  # DDIM steps of the published configuration
-    guidance: float = 7.5  # classifier-free guidance scale of the published configuration
-    scheduler: str = "ddim"  # "ddim" (published) or "dpm++" (faster, fewer steps)
-    num_images: int = 1  # images per edit, 1 to 4, sampled in one UNet batch
-    paste_back: bool = True  # paste the original pixels back outside a feathered mask
-    feather_px: int = 8  # width of the blend band at the mask edge, in frame pixels
+# How an edit is sampled by default: the published recipe (docs/recipe.md, sampler rules 1-2). They are the
+# defaults of EditRequest (fashion_rag/request.py), the one form an edit's settings take, and of the page's and
+# the CLI's controls.
+DEFAULT_STEPS = 50  # DDIM steps of the published configuration
+DEFAULT_GUIDANCE = 7.5  # classifier-free guidance scale of the published configuration
+DEFAULT_SCHEDULER = "ddim"  # "ddim" (published) or "dpm++" (faster, fewer steps)
 
 
 @dataclass(frozen=True)

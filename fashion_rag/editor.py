@@ -3,7 +3,11 @@
     editor = Editor.from_settings(settings)          # nothing heavy yet
     person = editor.prepare(photo, "upper_body")     # frame, pose, mask (person/)
     hits = editor.search("navy blazer", "upper_body")  # catalog search (catalog/)
-    result = editor.edit(person, garment_ids=[hits[0].id], seed=7)  # generation/
+    result = editor.edit(EditRequest.of(person, garment_ids=[hits[0].id], seed=7))  # generation/
+    result = editor.run(EditRequest("upper_body", photo=photo, garment_ids=[hits[0].id]))  # prepare, then edit
+
+An edit is described by one EditRequest (request.py): `edit` takes one whose person is prepared, `run` prepares
+its photo first.
 
 Models load lazily on first use, or all at once with `load()` (the app does this at start-up).
 The stages themselves are built in stages.py; the EditResult, its seed, images and recipe in results.py.
@@ -14,12 +18,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from fashion_rag.config import AppSettings, GenerationSettings
+from fashion_rag.config import AppSettings
 from fashion_rag.errors import (
     GpuOutOfMemoryError,
     InputError,
@@ -43,6 +48,7 @@ if TYPE_CHECKING:
 
     from fashion_rag.generation.garment_cache import GarmentTokenCache
     from fashion_rag.generation.pipeline import FashionRAGPipeline
+    from fashion_rag.request import EditRequest
 
 logger = logging.getLogger(__name__)
 
@@ -175,24 +181,16 @@ class Editor(Stages):  # the lazily built stages: stages.py
             tokens.append(cached)
         return torch.stack(tokens)
 
-    def edit(
-        self,
-        person,
-        garment_ids: list[str] | None = None,
-        garment_images: list[Image.Image] | None = None,
-        description: str = "",
-        seed: int | None = None,
-        options: GenerationSettings | None = None,
-        progress=None,
-    ) -> EditResult:
-        """Repaint the masked garment region of a PreparedPerson with the picked garments."""
+    def edit(self, request: EditRequest, progress=None) -> EditResult:
+        """Repaint the masked garment region of the request's prepared person (`EditRequest.of(person, ...)`) with
+        its garments, or from its description alone when it has none. `run` takes a request with a photo."""
         self.check_generation_ready()
-        options = options or GenerationSettings()
-        garment_ids = list(garment_ids or [])
-        garment_images = list(garment_images or [])
-        count = len(garment_ids) + len(garment_images)
-        self._check_edit(person, garment_ids, count, description, options)
-        seed = check_seed(seed)
+        if request.person is None:
+            raise InputError("Editor.edit needs a prepared person (EditRequest.of(person, ...)): use Editor.run")
+        self._check_edit(request)
+        request = replace(request, seed=check_seed(request.seed))  # the seed used: the recipe's
+        person = request.person.prepared(request.category)  # the pose map, from the keypoints
+        count = len(request.garment_ids) + len(request.garment_images)
         import torch
 
         timings: dict[str, float] = {}
@@ -201,10 +199,10 @@ class Editor(Stages):  # the lazily built stages: stages.py
             started = time.perf_counter()
             pipeline = self.pipeline
             # No garment: the text-only prompt (recipe garment tokens rule 8) carries the description.
-            tokens = self.garment_tokens(garment_ids, garment_images) if count else None
+            tokens = self.garment_tokens(list(request.garment_ids), list(request.garment_images)) if count else None
             timings["garments_s"] = time.perf_counter() - started
-            pipeline.use_scheduler(options.scheduler)
-            generator = torch.Generator("cpu").manual_seed(seed)
+            pipeline.use_scheduler(request.scheduler)
+            generator = torch.Generator("cpu").manual_seed(request.seed)
             denoise_start = time.perf_counter()
             try:
                 frames = pipeline(
@@ -213,10 +211,10 @@ class Editor(Stages):  # the lazily built stages: stages.py
                     person.category,
                     garment_tokens=tokens,
                     pose_map=person.pose_map,
-                    description=description if tokens is None else "",
-                    num_inference_steps=options.steps,
-                    guidance_scale=options.guidance,
-                    num_images=options.num_images,
+                    description=request.description if tokens is None else "",
+                    num_inference_steps=request.steps,
+                    guidance_scale=request.guidance,
+                    num_images=request.num_images,
                     generator=generator,
                     callback=progress,
                 )
@@ -228,39 +226,40 @@ class Editor(Stages):  # the lazily built stages: stages.py
             timings["pipeline_s"] = time.perf_counter() - denoise_start
 
         compose_start = time.perf_counter()
-        images, raw_frames = compose_images(person, frames, options)
+        images, raw_frames = compose_images(person, frames, request)
         timings["compose_s"] = time.perf_counter() - compose_start
         timings["total_s"] = time.perf_counter() - started
-        recipe = self.recipe(person, garment_ids, len(garment_images), description, seed, options)
-        return EditResult(images, raw_frames, seed, {k: round(v, 4) for k, v in timings.items()}, recipe)
+        recipe = self.recipe(request)
+        return EditResult(images, raw_frames, request.seed, {k: round(v, 4) for k, v in timings.items()}, recipe)
 
-    def _check_edit(self, person, garment_ids: list[str], count: int, description: str, options) -> None:
+    def _check_edit(self, request: EditRequest) -> None:
         """InputError for an edit that cannot run: too many or no garments, repeats, another category, options."""
+        garment_ids, category = list(request.garment_ids), request.category
+        count = len(garment_ids) + len(request.garment_images)
         if count > MAX_GARMENTS:
             raise InputError(
                 f"{count} garments picked: pick at most {MAX_GARMENTS} (catalog results and/or your own garment images)"
             )
-        if count == 0 and not any(ch.isalpha() for ch in description):
+        if count == 0 and not any(ch.isalpha() for ch in request.description):
             raise InputError(
                 "no garment picked and no description: pick 1 to 3 garments, or describe the garment for a text-only edit"
             )
         if len(set(garment_ids)) != len(garment_ids):
             raise InputError(f"garment ids picked twice: {garment_ids}; pick each garment once")
-        others = [i for i in garment_ids if self.searcher.category_of(i) != person.category]  # InputError if unknown
+        others = [i for i in garment_ids if self.searcher.category_of(i) != category]  # InputError if unknown
         if others:
             raise InputError(
-                f"{', '.join(others)} {'is' if len(others) == 1 else 'are'} not in the {person.category} category, "
-                f"and the person is prepared for {person.category}: pick {person.category} garments or change the "
-                "category"
+                f"{', '.join(others)} {'is' if len(others) == 1 else 'are'} not in the {category} category, "
+                f"and the person is prepared for {category}: pick {category} garments or change the category"
             )
-        if options.scheduler not in SCHEDULERS:
-            raise InputError(f"scheduler={options.scheduler!r}: use one of {', '.join(SCHEDULERS)}")
-        if not 1 <= options.num_images <= MAX_IMAGES:
-            raise InputError(f"num_images={options.num_images!r}: use 1 to {MAX_IMAGES}")
-        check_options(options.steps, options.guidance, options.num_images)
+        if request.scheduler not in SCHEDULERS:
+            raise InputError(f"scheduler={request.scheduler!r}: use one of {', '.join(SCHEDULERS)}")
+        if not 1 <= request.num_images <= MAX_IMAGES:
+            raise InputError(f"num_images={request.num_images!r}: use 1 to {MAX_IMAGES}")
+        check_options(request.steps, request.guidance, request.num_images)
 
-    def run(self, request, progress=None) -> EditResult:
-        """One EditRequest (fashion_rag/request.py): prepare its photo when it has no prepared person, then edit."""
+    def run(self, request: EditRequest, progress=None) -> EditResult:
+        """One EditRequest: prepare its photo when it has no prepared person, then `edit`."""
         from fashion_rag.request import run_request
 
         return run_request(self, request, progress)
@@ -278,9 +277,10 @@ class Editor(Stages):  # the lazily built stages: stages.py
         with self.outputs.session_folder(session) as folder:
             return save_previews(prepared, folder)
 
-    def recipe(self, person, garment_ids, uploaded: int, description: str, seed: int, options: GenerationSettings):
-        """Everything needed to reproduce an edit from the CLI (results.py)."""
-        return edit_recipe(self.settings, self.sources, person, garment_ids, uploaded, description, seed, options)
+    def recipe(self, request: EditRequest) -> dict[str, Any]:
+        """Everything needed to reproduce the edit of `request` (its person prepared, its seed drawn) from the CLI:
+        results.edit_recipe."""
+        return edit_recipe(self.settings, self.sources, request)
 
 
 def _open_catalog_image(path: Path) -> Image.Image:

@@ -1,7 +1,7 @@
 """An outfit in one go: an upper-body edit, then a lower-body edit on its result, with one recipe for both.
 
     result = dress_outfit(editor, photo, [OutfitStep("upper_body", ("top-001",)),
-                                          OutfitStep("lower_body", ("bottom-002",))], seed=7, options=options)
+                                          OutfitStep("lower_body", ("bottom-002",))], seed=7, steps=20)
     again = replay_outfit(editor, photo, result.recipe)   # the same pixels (`edit --recipe` does this)
 
 Each step is one EditRequest (fashion_rag/request.py) on the previous step's full-size result: the person is
@@ -18,11 +18,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from fashion_rag.config import GenerationSettings
 from fashion_rag.errors import InputError
 from fashion_rag.results import check_seed
 
@@ -59,22 +59,15 @@ def check_steps(steps: Sequence[OutfitStep]) -> None:
             raise InputError(f"the outfit has no {step.category.replace('_', ' ')} garment: pick one for each part")
 
 
-def dress_outfit(
-    editor,
-    photo: Image.Image,
-    steps: Sequence[OutfitStep],
-    seed: int | None = None,
-    options: GenerationSettings | None = None,
-    progress=None,
-) -> OutfitResult:
-    """Each step on the previous one's result, all with one seed (random when None); one image per step."""
-    from fashion_rag.request import EditRequest, PersonFrame
+def dress_outfit(editor, photo: Image.Image, parts: Sequence[OutfitStep], progress=None, **fields: Any) -> OutfitResult:
+    """Each part on the previous one's result, one image each. `fields`: the EditRequest fields every part shares
+    (seed, steps, guidance, scheduler, paste_back); one seed for all, random when None or left out."""
+    from fashion_rag.request import EditRequest
 
-    check_steps(steps)
-    options = replace(options or GenerationSettings(), num_images=1)
-    seed = check_seed(seed)
+    check_steps(parts)
+    fields = {**fields, "seed": check_seed(fields.get("seed")), "num_images": 1}
     current, results, previous = photo, [], None
-    for step in steps:
+    for step in parts:
         if step.person is not None and not results:  # the page's person, with the mask painted for this step
             if step.person.category != step.category:
                 raise InputError(f"the person is prepared for {step.person.category}, the step is {step.category}")
@@ -82,23 +75,13 @@ def dress_outfit(
         else:
             person = step_person(editor, photo, current, step.category, step.mask_variant, previous)
         previous = person
-        request = EditRequest(
-            step.category,
-            person=PersonFrame.of(person),
-            garment_ids=step.garment_ids,
-            garment_images=step.garment_images,
-            seed=seed,
-            steps=options.steps,
-            guidance=options.guidance,
-            scheduler=options.scheduler,
-            num_images=1,
-            paste_back=options.paste_back,
+        variant = getattr(person, "mask_variant", step.mask_variant)
+        garments = {"garment_ids": step.garment_ids, "garment_images": step.garment_images}
+        results.append(
+            editor.run(EditRequest.of(person, mask_variant=variant, **garments, **fields), progress=progress)
         )
-        result = editor.run(request, progress=progress)
-        result.recipe["mask_variant"] = getattr(person, "mask_variant", step.mask_variant)
-        results.append(result)
-        current = result.images[0]
-    return OutfitResult([r.images[0] for r in results], seed, outfit_recipe(results), results)
+        current = results[-1].images[0]
+    return OutfitResult([r.images[0] for r in results], fields["seed"], outfit_recipe(results), results)
 
 
 def outfit_recipe(results) -> dict:

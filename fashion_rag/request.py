@@ -3,6 +3,7 @@ JSON-able dicts. The recipe an edit writes is the request's dict without pixels.
 
     request = EditRequest("upper_body", photo=photo, garment_ids=("top-001",), seed=7, steps=20)
     result = editor.run(request)            # local mode: this process (Editor.run -> run_request)
+    result = editor.edit(EditRequest.of(prepared, seed=7))  # a person prepared already (Editor.prepare)
     result = pool.run(request)              # serve mode: the same request on a replica (fashion_rag/serve/)
     again = EditRequest.from_dict(request.to_dict())   # pixels travel as base64 PNG
 
@@ -18,15 +19,18 @@ import io
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from fashion_rag.config import GenerationSettings
+from fashion_rag.config import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
 from fashion_rag.errors import InputError, check_category
 from fashion_rag.person.framing import FrameTransform
 from fashion_rag.person.photo import load_photo
+
+if TYPE_CHECKING:
+    from fashion_rag.person.prepare import PreparedPerson
 
 RANDOM = -1  # a form's "random seed"; the request holds None
 
@@ -157,7 +161,9 @@ class PersonFrame:
 
 @dataclass(frozen=True)
 class EditRequest:
-    """Everything one edit needs. Defaults are the published recipe (GenerationSettings)."""
+    """Everything one edit needs, and the only form its settings take: the page, the API, the CLI, the batch,
+    the worker pool and `Editor.edit` all read this; the recipe is its `to_dict(pixels=False)` plus what the edit
+    adds (results.edit_recipe). Defaults are the published recipe (docs/recipe.md, sampler rules 1-2)."""
 
     category: str
     photo: Image.Image | None = None  # a person photo, prepared where the edit runs …
@@ -168,11 +174,11 @@ class EditRequest:
     garment_images: tuple[Image.Image, ...] = ()  # uploaded garments, after the catalog ones
     description: str = ""  # drives a text-only edit when no garment is given (docs/recipe.md, garment tokens rule 8)
     seed: int | None = None  # None: a random one; the result says which
-    steps: int = GenerationSettings.steps
-    guidance: float = GenerationSettings.guidance
-    scheduler: str = GenerationSettings.scheduler
-    num_images: int = GenerationSettings.num_images
-    paste_back: bool = GenerationSettings.paste_back
+    steps: int = DEFAULT_STEPS  # denoising steps
+    guidance: float = DEFAULT_GUIDANCE  # classifier-free guidance scale
+    scheduler: str = DEFAULT_SCHEDULER  # "ddim" (published) or "dpm++" (faster, fewer steps)
+    num_images: int = 1  # images per edit, 1 to 4, sampled in one UNet batch
+    paste_back: bool = True  # paste the original pixels back outside a feathered mask
 
     def __post_init__(self) -> None:
         check_category(self.category)
@@ -183,15 +189,12 @@ class EditRequest:
         object.__setattr__(self, "garment_ids", tuple(self.garment_ids))
         object.__setattr__(self, "garment_images", tuple(self.garment_images))
 
-    def options(self) -> GenerationSettings:
-        return replace(
-            GenerationSettings(),
-            steps=self.steps,
-            guidance=self.guidance,
-            scheduler=self.scheduler,
-            num_images=self.num_images,
-            paste_back=self.paste_back,
-        )
+    @classmethod
+    def of(cls, person: PreparedPerson, **fields: Any) -> EditRequest:
+        """The request for a PreparedPerson (person/prepare.py, its mask painted or not): its category, frame,
+        pose and mask variant; `fields` give the rest, e.g. `garment_ids=("top-001",), seed=7, steps=20`."""
+        fields.setdefault("mask_variant", getattr(person, "mask_variant", "box"))
+        return cls(person.category, person=PersonFrame.of(person), **fields)
 
     def to_dict(self, pixels: bool = True) -> dict[str, Any]:
         """JSON-able. Without pixels it is the recipe's part of the request: images are only counted."""
@@ -260,37 +263,19 @@ def check_ids(ids: Any) -> list[str]:
     return [i.strip() for i in ids if i.strip()]
 
 
-def request_of(
-    person, garment_ids, garment_images, description: str, seed: int | None, options: GenerationSettings
-) -> EditRequest:
-    """The request for the editor's `edit` arguments (a PreparedPerson and GenerationSettings)."""
-    return EditRequest(
-        person.category,
-        person=PersonFrame.of(person),
-        garment_ids=tuple(garment_ids or ()),
-        garment_images=tuple(garment_images or ()),
-        description=description or "",
-        seed=seed,
-        steps=options.steps,
-        guidance=options.guidance,
-        scheduler=options.scheduler,
-        num_images=options.num_images,
-        paste_back=options.paste_back,
-    )
-
-
 # --------------------------------------------------------------------------------------------------
 # Running one, and the result as JSON
 
 
-def prepared_person(editor, request: EditRequest):
-    """The PreparedPerson of a request: rebuilt from its PersonFrame, or prepared from its photo here."""
+def with_person(editor, request: EditRequest) -> tuple[EditRequest, list[str]]:
+    """(the request with a prepared person, what preparing it noted): itself when it holds one already, else its
+    photo prepared here (framing, pose, the automatic `mask_variant` mask, then its own mask if it has one)."""
     if request.person is not None:
-        return request.person.prepared(request.category)
+        return request, []
     person = editor.prepare(request.photo, request.category, mask_variant=request.mask_variant)
-    if request.mask is None:
-        return person
-    return editor.with_user_mask(person, mask_values(request.mask))
+    if request.mask is not None:
+        person = editor.with_user_mask(person, mask_values(request.mask))
+    return replace(request, photo=None, mask=None, person=PersonFrame.of(person)), list(person.notes)
 
 
 def recipe_mask(editor, person, recipe: dict):
@@ -319,26 +304,14 @@ def mask_values(mask: np.ndarray) -> np.ndarray:
     return mask if mask.dtype == np.uint8 else mask.astype(np.uint8) * 255
 
 
-def run_request(editor, request: EditRequest, progress=None, edit=None):
-    """Editor.run: prepare (when given a photo), then edit. The result's timings include `prepare_s`.
-
-    `edit` replaces editor.edit (same keywords): the page passes its ZeroGPU function (studio/gpu.py), so that
-    only the edit holds a GPU.
-    """
+def run_request(editor, request: EditRequest, progress=None):
+    """Editor.run: prepare (when given a photo), then `editor.edit`. The result's timings include `prepare_s`."""
     started = time.perf_counter()
-    person = prepared_person(editor, request)
+    request, notes = with_person(editor, request)
     prepare_s = time.perf_counter() - started
-    result = (edit or editor.edit)(
-        person,
-        garment_ids=list(request.garment_ids),
-        garment_images=list(request.garment_images),
-        description=request.description,
-        seed=request.seed,
-        options=request.options(),
-        progress=progress,
-    )
+    result = editor.edit(request, progress=progress)
     result.timings["prepare_s"] = round(prepare_s, 4)
-    result.notes.extend(getattr(person, "notes", None) or [])  # e.g. "2 people found; used the largest"
+    result.notes.extend(notes)  # e.g. "2 people found; used the largest"
     return result
 
 
@@ -362,4 +335,4 @@ def result_from_dict(data: dict[str, Any]):
     )
 
 
-__all__ = ["EditRequest", "PersonFrame", "request_of", "result_from_dict", "result_to_dict", "run_request"]
+__all__ = ["EditRequest", "PersonFrame", "result_from_dict", "result_to_dict", "run_request", "with_person"]

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from fashion_rag.config import REPO_ROOT, AppSettings, GenerationSettings
+from fashion_rag.config import REPO_ROOT, AppSettings
 from fashion_rag.errors import InputError
-from fashion_rag.generation.compose import feathered_alpha, paste_back, raw_output
+from fashion_rag.generation.compose import FEATHER_PX, feathered_alpha, paste_back, raw_output
 from fashion_rag.person.mask_codec import encode_mask
 from fashion_rag.weights import GENERATION_PARTS, ModelSources
 
@@ -45,50 +45,34 @@ def check_seed(seed: int | None) -> int:
     return int(seed)
 
 
-def compose_images(
-    person, frames: np.ndarray, options: GenerationSettings
-) -> tuple[list[Image.Image], list[Image.Image]]:
+def compose_images(person, frames: np.ndarray, request) -> tuple[list[Image.Image], list[Image.Image]]:
     """(images at the photo's size, raw frames) from the pipeline's (n, 512, 384, 3) frames in [0, 1]: each
-    pasted into the original outside the feathered mask, or the whole frame unframed without paste-back."""
+    pasted into the original outside the feathered mask, or, when the EditRequest asks for no paste-back, the
+    whole frame unframed."""
     original = np.asarray(person.original.convert("RGB"))
     unframe = person.transform.unframe
-    alpha = feathered_alpha(person.mask, options.feather_px)
+    alpha = feathered_alpha(person.mask, FEATHER_PX)
     images, raw_frames = [], []
     for frame in frames:
         raw_frames.append(Image.fromarray(np.clip(np.rint(frame * 255), 0, 255).astype(np.uint8)))
-        if options.paste_back:
+        if request.paste_back:
             images.append(Image.fromarray(paste_back(original, frame, alpha, unframe)))
         else:
             images.append(Image.fromarray(raw_output(original.shape, frame, unframe)))
     return images, raw_frames
 
 
-def edit_recipe(
-    settings: AppSettings,
-    sources: ModelSources,
-    person,
-    garment_ids,
-    uploaded: int,
-    description: str,
-    seed: int,
-    options: GenerationSettings,
-) -> dict[str, Any]:
-    """Everything needed to reproduce an edit from the CLI."""
+def edit_recipe(settings: AppSettings, sources: ModelSources, request) -> dict[str, Any]:
+    """Everything needed to reproduce an edit from the CLI: the EditRequest without pixels (its seed the one the
+    edit used, its person prepared), then what the edit adds: the prompt kind, the mask and its framing, the
+    models and the catalog. `EditRequest.from_dict` reads it back."""
+    person = request.person  # a PersonFrame (fashion_rag/request.py)
+    uploaded = len(request.garment_images)
     return {
-        "category": person.category,
-        "description": description,
-        "garment_ids": list(garment_ids),
-        "uploaded_garments": uploaded,
+        **request.to_dict(pixels=False),
         # Garment tokens rule 8 (docs/recipe.md): with no garment the description drives the edit.
-        "prompt": "text-only" if not garment_ids and not uploaded else "garment-tokens",
-        "seed": seed,
-        "steps": options.steps,
-        "guidance": options.guidance,
-        "scheduler": options.scheduler,
-        "num_images": options.num_images,
-        "paste_back": options.paste_back,
-        "mask_source": getattr(person, "mask_source", "user"),
-        "mask_variant": getattr(person, "mask_variant", "box"),
+        "prompt": "text-only" if not request.garment_ids and not uploaded else "garment-tokens",
+        "mask_source": person.mask_source,
         # The mask this edit used (automatic, painted or grown) and the framing it belongs to.
         "mask": encode_mask(person.mask),
         "transform": person.transform.to_dict(),

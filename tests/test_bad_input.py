@@ -21,7 +21,6 @@ import struct
 import subprocess
 import sys
 import zlib
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +29,14 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from fashion_rag.config import GenerationSettings
 from fashion_rag.errors import InputError
+from fashion_rag.request import EditRequest
 
 from .conftest import ASTRONAUT, EXAMPLE_CATALOG, REPO
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the tiny models: one intra-op thread is faster
 
-FAST = replace(GenerationSettings(), steps=1)
+FAST = {"steps": 1}  # EditRequest fields of a quick edit
 CATALOG_IMAGE = EXAMPLE_CATALOG / "upper_body" / "top-001.png"  # a real file: a path is still not an id
 NOT_AN_IMAGE = r"is not an image that can be read: upload a JPEG, PNG, WebP, GIF, BMP or TIFF file"
 TRUNCATED = r"is truncated \(the file ends early\): upload the complete file"
@@ -159,7 +158,7 @@ def good_library_request(kind: str, editor, person) -> None:
 
 
 def good_edit(editor, person) -> None:
-    result = editor.edit(person, garment_ids=["top-001"], seed=5, options=FAST)
+    result = editor.edit(EditRequest.of(person, garment_ids=["top-001"], seed=5, **FAST))
     assert result.seed == 5 and result.images[0].size == person.original.size
     assert (np.asarray(result.images[0]) != np.asarray(person.original)).any()
 
@@ -222,32 +221,33 @@ LIBRARY_VALUES = {
     "k-huge": ("search", lambda e, p, f: e.search("red dress", "dresses", 10**6), r"k=1000000 is out of range"),
     "steps-zero": (
         "edit",
-        lambda e, p, f: e.edit(p, ["top-001"], seed=1, options=replace(FAST, steps=0)),
+        lambda e, p, f: e.edit(EditRequest.of(p, garment_ids=["top-001"], seed=1, **{**FAST, "steps": 0})),
         r"steps=0: use a whole number from 1 to 150",
     ),
     "steps-too-many": (
         "edit",
-        lambda e, p, f: e.edit(p, ["top-001"], seed=1, options=replace(FAST, steps=151)),
+        lambda e, p, f: e.edit(EditRequest.of(p, garment_ids=["top-001"], seed=1, **{**FAST, "steps": 151})),
         r"steps=151: use a whole number from 1 to 150",
     ),
+    # -1 is the one convention for "a random seed" (fashion_rag/request.py: RANDOM); below it is refused.
     "seed-negative": (
         "edit",
-        lambda e, p, f: e.edit(p, ["top-001"], seed=-1, options=FAST),
-        r"seed=-1: use a whole number from 0 to 4294967295",
+        lambda e, p, f: e.edit(EditRequest.of(p, garment_ids=["top-001"], seed=-2, **FAST)),
+        r"seed=-2: use a whole number from 0 to 4294967295",
     ),
     "seed-above-32-bits": (
         "edit",
-        lambda e, p, f: e.edit(p, ["top-001"], seed=2**32, options=FAST),
+        lambda e, p, f: e.edit(EditRequest.of(p, garment_ids=["top-001"], seed=2**32, **FAST)),
         r"seed=4294967296: use a whole number from 0 to 4294967295",
     ),
     "pick-unknown-id": (
         "edit",
-        lambda e, p, f: e.edit(p, ["no-such-garment"], seed=1, options=FAST),
+        lambda e, p, f: e.edit(EditRequest.of(p, garment_ids=["no-such-garment"], seed=1, **FAST)),
         r"unknown catalog id 'no-such-garment'",
     ),
     "pick-a-file-path": (
         "edit",
-        lambda e, p, f: e.edit(p, [str(CATALOG_IMAGE)], seed=1, options=FAST),
+        lambda e, p, f: e.edit(EditRequest.of(p, garment_ids=[str(CATALOG_IMAGE)], seed=1, **FAST)),
         r"unknown catalog id '/.*top-001\.png'",
     ),
 }

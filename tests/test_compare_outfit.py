@@ -5,7 +5,6 @@ page's panels are driven in a browser by tests/test_browser_compare.py."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +13,16 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from fashion_rag.alternatives import edit_alternatives
-from fashion_rag.config import GenerationSettings
 from fashion_rag.errors import InputError
 from fashion_rag.generation.pipeline import FashionRAGPipeline
 from fashion_rag.outfit import OutfitStep, dress_outfit, replay_outfit
+from fashion_rag.request import EditRequest
 
 from .conftest import ASTRONAUT
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CAMERAMAN = ASTRONAUT.parent / "cameraman.png"  # shows the knees: a lower-body edit can be prepared on it
-FAST = replace(GenerationSettings(), steps=2)
+FAST = {"steps": 2}  # EditRequest fields of a quick edit
 TOPS = ("top-001", "top-002", "top-003")
 
 
@@ -46,11 +45,11 @@ def denoise_batches(monkeypatch):
 
 def test_each_alternative_is_its_garments_edit_alone_made_in_one_batch(tiny_editor, denoise_batches):
     person = tiny_editor.prepare(Image.open(ASTRONAUT), "upper_body")
-    results = edit_alternatives(tiny_editor, person, [((i,), ()) for i in TOPS], seed=5, options=FAST)
+    results = edit_alternatives(tiny_editor, EditRequest.of(person, seed=5, **FAST), [((i,), ()) for i in TOPS])
     assert denoise_batches == [3]  # one denoising loop over the three garments
     assert [r.recipe["garment_ids"] for r in results] == [[i] for i in TOPS] and {r.seed for r in results} == {5}
     for garment, result in zip(TOPS, results, strict=True):
-        alone = tiny_editor.edit(person, [garment], seed=5, options=FAST)
+        alone = tiny_editor.edit(EditRequest.of(person, garment_ids=[garment], seed=5, **FAST))
         # The same noise, mask and seed as the single edit: equal up to the batch's float order (2 grey levels).
         assert np.abs(pixels(result.images[0]) - pixels(alone.images[0])).max() <= 2
         assert result.recipe == alone.recipe  # so its recipe repeats it alone
@@ -61,9 +60,9 @@ def test_each_alternative_is_its_garments_edit_alone_made_in_one_batch(tiny_edit
 def test_bad_alternatives_are_refused_by_name(tiny_editor):
     person = tiny_editor.prepare(Image.open(ASTRONAUT), "upper_body")
     with pytest.raises(InputError, match=r"5 alternatives: compare 1 to 4"):
-        edit_alternatives(tiny_editor, person, [((f"top-00{i}",), ()) for i in range(1, 6)], options=FAST)
+        edit_alternatives(tiny_editor, EditRequest.of(person, **FAST), [((f"top-00{i}",), ()) for i in range(1, 6)])
     with pytest.raises(InputError, match=r"dress-001 is not in the upper_body category"):
-        edit_alternatives(tiny_editor, person, [(("top-001",), ()), (("dress-001",), ())], options=FAST)
+        edit_alternatives(tiny_editor, EditRequest.of(person, **FAST), [(("top-001",), ()), (("dress-001",), ())])
 
 
 def outfit_ids(editor) -> tuple[str, str]:
@@ -78,7 +77,7 @@ def test_the_bottom_is_made_on_the_tops_result(tiny_editor):
         photo,
         [OutfitStep("upper_body", (top,)), OutfitStep("lower_body", (bottom,))],
         seed=4,
-        options=FAST,
+        **FAST,
     )
     original, first, outfit = pixels(photo), pixels(result.images[0]), pixels(result.images[1])
     top_pixels = np.abs(first - original).max(axis=2) > 0  # what the top's edit changed
@@ -111,7 +110,7 @@ def test_the_bottom_is_made_on_the_tops_result(tiny_editor):
 )
 def test_a_bad_outfit_says_what_is_accepted(tiny_editor, steps, message):
     with pytest.raises(InputError, match=message):
-        dress_outfit(tiny_editor, Image.open(CAMERAMAN), steps, options=FAST)
+        dress_outfit(tiny_editor, Image.open(CAMERAMAN), steps, **FAST)
     with pytest.raises(InputError, match=r"'outfit' must be a list of edit recipes"):
         replay_outfit(tiny_editor, Image.open(CAMERAMAN), {"outfit": "top-001"})
 
@@ -196,10 +195,10 @@ class PoolOf:
 def test_in_serve_mode_the_alternatives_spread_over_the_pool_with_one_seed(tiny_editor, denoise_batches):
     person = tiny_editor.prepare(Image.open(ASTRONAUT), "upper_body")
     pool = PoolOf(tiny_editor)
-    results = edit_alternatives(pool, person, [((i,), ()) for i in TOPS[:2]], seed=6, options=FAST)
+    results = edit_alternatives(pool, EditRequest.of(person, seed=6, **FAST), [((i,), ()) for i in TOPS[:2]])
     assert [r.garment_ids for r in pool.requests] == [(i,) for i in TOPS[:2]] and {r.seed for r in pool.requests} == {6}
     assert [r.recipe["garment_ids"] for r in results] == [[i] for i in TOPS[:2]]  # in the order asked, not finished
-    batched = edit_alternatives(tiny_editor, person, [((i,), ()) for i in TOPS[:2]], seed=6, options=FAST)
+    batched = edit_alternatives(tiny_editor, EditRequest.of(person, seed=6, **FAST), [((i,), ()) for i in TOPS[:2]])
     for pooled, together in zip(results, batched, strict=True):
         assert np.abs(pixels(pooled.images[0]) - pixels(together.images[0])).max() <= 2
 
@@ -210,8 +209,9 @@ def test_zerogpu_is_asked_for_one_batch_or_one_edit_per_outfit_step():
     from fashion_rag.studio.outfit import outfit_duration
 
     alternatives = [(("top-001",), ())] * 3
-    assert compare_duration(None, None, alternatives, 1, FAST) == gpu.gpu_seconds(FAST.steps, 3)
-    assert outfit_duration(None, None, [None, None], 1, FAST) == 2 * gpu.gpu_seconds(FAST.steps, 1)
+    request = EditRequest("upper_body", photo=Image.new("RGB", (8, 8)), seed=1, **FAST)
+    assert compare_duration(None, request, alternatives) == gpu.gpu_seconds(FAST["steps"], 3)
+    assert outfit_duration(None, None, [None, None], seed=1, **FAST) == 2 * gpu.gpu_seconds(FAST["steps"], 1)
 
 
 def test_on_the_fast_path_the_comparison_replays_one_captured_graph_per_step(tiny_editor, monkeypatch):
@@ -223,12 +223,12 @@ def test_on_the_fast_path_the_comparison_replays_one_captured_graph_per_step(tin
 
     person = tiny_editor.prepare(Image.open(ASTRONAUT), "upper_body")
     alternatives = [((i,), ()) for i in TOPS]
-    eager = edit_alternatives(tiny_editor, person, alternatives, seed=8, options=FAST)
+    eager = edit_alternatives(tiny_editor, EditRequest.of(person, seed=8, **FAST), alternatives)
     pipeline, stand_in = tiny_editor.pipeline, StandInCapture()
     runner = UNetGraphRunner(pipeline.unet, capture=stand_in)
     runner.capture(CFG_BATCHES, 77, (64, 48))
     monkeypatch.setattr(pipeline, "unet_runner", runner)
-    replayed = edit_alternatives(tiny_editor, person, alternatives, seed=8, options=FAST)
-    assert stand_in.replays == FAST.steps  # one batch-6 replay a step, no eager call
+    replayed = edit_alternatives(tiny_editor, EditRequest.of(person, seed=8, **FAST), alternatives)
+    assert stand_in.replays == FAST["steps"]  # one batch-6 replay a step, no eager call
     for graph, plain in zip(replayed, eager, strict=True):
         np.testing.assert_array_equal(pixels(graph.images[0]), pixels(plain.images[0]))

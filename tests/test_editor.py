@@ -12,15 +12,15 @@ import pytest
 import torch
 from PIL import Image
 
-from fashion_rag.config import GenerationSettings
 from fashion_rag.editor import Editor
 from fashion_rag.errors import InputError, MissingWeightsError
 from fashion_rag.person.photo import load_photo
+from fashion_rag.request import EditRequest
 from fashion_rag.results import check_seed
 
 from .conftest import ASTRONAUT, EXAMPLE_CATALOG, REPO
 
-FAST = replace(GenerationSettings(), steps=2)
+FAST = {"steps": 2}  # EditRequest fields of a quick edit
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +33,14 @@ def first_ids(editor, n=2):
 
 
 def test_edit_returns_the_photo_at_its_own_size_with_the_outside_untouched(tiny_editor, person):
-    result = tiny_editor.edit(person, garment_ids=first_ids(tiny_editor), seed=3, options=FAST)
+    result = tiny_editor.edit(EditRequest.of(person, garment_ids=first_ids(tiny_editor), seed=3, **FAST))
     original = np.asarray(person.original)
     edited = np.asarray(result.images[0])
     assert edited.shape == original.shape
     # Outside the (feathered, un-framed) mask the pixels are the input's, bit for bit.
-    from fashion_rag.generation.compose import feathered_alpha
+    from fashion_rag.generation.compose import FEATHER_PX, feathered_alpha
 
-    alpha = person.transform.unframe(feathered_alpha(person.mask, FAST.feather_px)[..., None])[..., 0]
+    alpha = person.transform.unframe(feathered_alpha(person.mask, FEATHER_PX)[..., None])[..., 0]
     np.testing.assert_array_equal(edited[alpha == 0], original[alpha == 0])
     assert (alpha == 0).mean() > 0.3 and (edited[alpha > 0.99] != original[alpha > 0.99]).any()
     assert result.seed == 3 and result.recipe["garment_ids"] == first_ids(tiny_editor)
@@ -51,16 +51,16 @@ def test_edit_returns_the_photo_at_its_own_size_with_the_outside_untouched(tiny_
 def test_output_size_equals_input_size_for_odd_photos(tiny_editor, size):
     photo = Image.open(ASTRONAUT).convert("RGB").resize(size)
     prepared = tiny_editor.prepare(photo, "upper_body")
-    result = tiny_editor.edit(prepared, garment_ids=first_ids(tiny_editor, 1), seed=1, options=FAST)
+    result = tiny_editor.edit(EditRequest.of(prepared, garment_ids=first_ids(tiny_editor, 1), seed=1, **FAST))
     assert result.images[0].size == size
 
 
 def test_same_seed_same_image_and_no_paste_back_changes_the_outside(tiny_editor, person):
     ids = first_ids(tiny_editor, 1)
-    one = tiny_editor.edit(person, garment_ids=ids, seed=11, options=FAST)
-    two = tiny_editor.edit(person, garment_ids=ids, seed=11, options=FAST)
+    one = tiny_editor.edit(EditRequest.of(person, garment_ids=ids, seed=11, **FAST))
+    two = tiny_editor.edit(EditRequest.of(person, garment_ids=ids, seed=11, **FAST))
     np.testing.assert_array_equal(np.asarray(one.images[0]), np.asarray(two.images[0]))
-    raw = tiny_editor.edit(person, garment_ids=ids, seed=11, options=replace(FAST, paste_back=False))
+    raw = tiny_editor.edit(EditRequest.of(person, garment_ids=ids, seed=11, **{**FAST, "paste_back": False}))
     assert np.abs(np.asarray(raw.images[0], dtype=int) - np.asarray(one.images[0], dtype=int)).max() > 10
 
 
@@ -99,12 +99,14 @@ def test_garment_cache_is_invalidated_by_a_changed_file_or_encoder(tmp_path):
 
 def test_uploaded_garment_and_catalog_garment_together(tiny_editor, person):
     own = Image.new("RGB", (200, 260), (30, 60, 200))
-    result = tiny_editor.edit(person, garment_ids=first_ids(tiny_editor, 1), garment_images=[own], seed=2, options=FAST)
+    result = tiny_editor.edit(
+        EditRequest.of(person, garment_ids=first_ids(tiny_editor, 1), garment_images=[own], seed=2, **FAST)
+    )
     assert result.recipe["uploaded_garments"] == 1 and len(result.recipe["garment_ids"]) == 1
     # The upload is used: another uploaded garment, all else equal, gives another picture.
     other = Image.new("RGB", (200, 260), (230, 200, 20))
     changed = tiny_editor.edit(
-        person, garment_ids=first_ids(tiny_editor, 1), garment_images=[other], seed=2, options=FAST
+        EditRequest.of(person, garment_ids=first_ids(tiny_editor, 1), garment_images=[other], seed=2, **FAST)
     )
     assert np.abs(np.asarray(changed.frames[0], int) - np.asarray(result.frames[0], int)).max() > 10
 
@@ -121,15 +123,15 @@ def test_uploaded_garment_and_catalog_garment_together(tiny_editor, person):
         ({"garment_ids": ["top-001", "dress-001"]}, "dress-001 is not in the upper_body category"),
         ({"seed": -5}, "seed=-5"),
         ({"seed": 2**40}, "seed="),
-        ({"options": replace(FAST, steps=0)}, "steps=0"),
-        ({"options": replace(FAST, num_images=9)}, "num_images=9"),
-        ({"options": replace(FAST, scheduler="euler")}, "scheduler='euler'"),
+        ({"steps": 0}, "steps=0"),
+        ({"num_images": 9}, "num_images=9"),
+        ({"scheduler": "euler"}, "scheduler='euler'"),
     ],
 )
 def test_bad_edit_requests_are_refused_clearly(tiny_editor, person, kwargs, message):
-    arguments = {"garment_ids": ["top-001"], "seed": 1, "options": FAST, **kwargs}
+    arguments = {"garment_ids": ["top-001"], "seed": 1, **FAST, **kwargs}
     with pytest.raises(InputError, match=message.replace("(", r"\(")):
-        tiny_editor.edit(person, **arguments)
+        tiny_editor.edit(EditRequest.of(person, **arguments))
 
 
 def test_check_seed_picks_a_random_seed_in_range():
@@ -145,7 +147,7 @@ def test_generation_without_weights_says_what_is_missing_but_prepare_still_works
     assert person.mask.any() and person.mask_source == "offline"
     assert editor.missing_generation_parts() == ["sd2-inpainting", "fashion-rag", "garment-encoder"]
     with pytest.raises(MissingWeightsError, match="python -m fashion_rag weights download sd2-inpainting fashion-rag"):
-        editor.edit(person, garment_images=[Image.new("RGB", (64, 64))], seed=1, options=FAST)
+        editor.edit(EditRequest.of(person, garment_images=[Image.new("RGB", (64, 64))], seed=1, **FAST))
     assert editor.search("red dress", "dresses", k=3)  # search works lexically without any weights
 
 
@@ -267,8 +269,8 @@ def test_cli_edit_bad_input_is_one_line_and_exit_2(tiny_bundle, tmp_path):
 
 def test_text_only_edit_uses_the_description(tiny_editor, person):
     """Garment tokens rule 8 (docs/recipe.md): with no garment the description drives the edit: two differ."""
-    red = tiny_editor.edit(person, description="red striped shirt", seed=3, options=FAST)
-    blue = tiny_editor.edit(person, description="blue denim jacket", seed=3, options=FAST)
+    red = tiny_editor.edit(EditRequest.of(person, description="red striped shirt", seed=3, **FAST))
+    blue = tiny_editor.edit(EditRequest.of(person, description="blue denim jacket", seed=3, **FAST))
     assert red.recipe["prompt"] == "text-only" and red.recipe["garment_ids"] == []
     assert np.abs(np.asarray(red.frames[0], float) - np.asarray(blue.frames[0], float)).max() > 0
 
@@ -281,7 +283,7 @@ def test_a_mask_across_a_wide_photo_is_edited_to_both_edges(tiny_editor):
     band = np.zeros((512, 720), dtype=bool)
     band[330:480, :] = True  # every column, at the photo's own size
     prepared = tiny_editor.with_user_mask(prepared, band)
-    result = tiny_editor.edit(prepared, garment_ids=first_ids(tiny_editor, 1), seed=5, options=FAST)
+    result = tiny_editor.edit(EditRequest.of(prepared, garment_ids=first_ids(tiny_editor, 1), seed=5, **FAST))
     original, edited = np.asarray(photo).astype(int), np.asarray(result.images[0]).astype(int)
     assert edited.shape == original.shape
     changed = np.abs(edited - original).max(axis=2) > 0  # (512, 720)

@@ -23,11 +23,11 @@ import fashion_rag.editor as editor_module
 import fashion_rag.weights as weights_module
 from fashion_rag.catalog.index import MANIFEST_NAME, VECTORS_NAME, load_index
 from fashion_rag.cli import main as cli_main
-from fashion_rag.config import GenerationSettings
 from fashion_rag.editor import Editor
 from fashion_rag.errors import CatalogIndexError, GpuOutOfMemoryError, InputError, WeightsIntegrityError
 from fashion_rag.files import sha256_file
 from fashion_rag.generation.pipeline import FashionRAGPipeline
+from fashion_rag.request import EditRequest
 from fashion_rag.studio import status_markdown
 from fashion_rag.weights import GENERATION_PARTS, REGISTRY
 
@@ -35,7 +35,7 @@ from .conftest import ASTRONAUT, EXAMPLE_CATALOG
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the tiny models: one intra-op thread is faster
 
-FAST = replace(GenerationSettings(), steps=1)
+FAST = {"steps": 1}  # EditRequest fields of a quick edit
 OOM_ADVICE = r"the GPU ran out of memory for this edit: ask for fewer images, or start with --low-vram"
 
 
@@ -88,12 +88,12 @@ def test_app_serves_with_a_tampered_checkpoint_and_generates_once_it_is_restored
     assert f"**Generate is unavailable:** {PART}/unet_120000.pth: sha256" in status
     assert "Photo, mask and search still work" in status
     with pytest.raises(WeightsIntegrityError, match=rf"{PART}/unet_120000.pth: sha256 .* does not match the lock"):
-        editor.edit(person, garment_ids=["top-001"], seed=1, options=FAST)
+        editor.edit(EditRequest.of(person, garment_ids=["top-001"], seed=1, **FAST))
     assert editor.prepare(ASTRONAUT, "upper_body").mask.any()
     assert len(editor.search("red dress", "dresses", 3)) == 3  # lexical: no retrieval encoder in weights/
 
     checkpoint.write_bytes(original)
-    result = editor.edit(person, garment_ids=["top-001"], seed=1, options=FAST)
+    result = editor.edit(EditRequest.of(person, garment_ids=["top-001"], seed=1, **FAST))
     assert result.images[0].size == person.original.size and editor.generation_problem is None
     assert "**Generate:** ready" in status_markdown(editor)
 
@@ -179,7 +179,10 @@ def test_damaged_index_is_refused_clearly_and_search_falls_back_to_captions(
     assert f"search: lexical (lexical search only: index at {index}" in status_markdown(editor)
     # An edit takes a caption-found garment of the person's own category (the editor refuses others).
     shirt = editor.search("striped shirt", "upper_body", 1)[0].id
-    assert editor.edit(editor.prepare(ASTRONAUT, "upper_body"), [shirt], seed=2, options=FAST).seed == 2
+    assert (
+        editor.edit(EditRequest.of(editor.prepare(ASTRONAUT, "upper_body"), garment_ids=[shirt], seed=2, **FAST)).seed
+        == 2
+    )
 
 
 def test_half_written_index_folder_without_manifest_does_not_stop_the_app(tiny_editor, tmp_path, capsys):
@@ -223,10 +226,10 @@ def oom_once(monkeypatch):
 
 def test_out_of_memory_gives_advice_releases_memory_and_the_next_edit_works(tiny_editor, person, oom_once):
     with pytest.raises(GpuOutOfMemoryError, match=OOM_ADVICE) as info:  # the GPU's limit, not bad input
-        tiny_editor.edit(person, garment_ids=["top-001"], seed=4, options=replace(FAST, num_images=4))
+        tiny_editor.edit(EditRequest.of(person, garment_ids=["top-001"], seed=4, **{**FAST, "num_images": 4}))
     assert isinstance(info.value.__cause__, torch.OutOfMemoryError)
     assert oom_once["released"] == 1 and not tiny_editor._generation_lock.locked()
-    result = tiny_editor.edit(person, garment_ids=["top-001"], seed=4, options=FAST)
+    result = tiny_editor.edit(EditRequest.of(person, garment_ids=["top-001"], seed=4, **FAST))
     assert oom_once["calls"] == 2 and result.seed == 4 and result.images[0].size == person.original.size
 
 
@@ -261,8 +264,8 @@ def test_catalog_image_deleted_while_serving_is_named_and_the_rest_works(tiny_ed
     assert editor.searcher.mode == "hybrid"
     (catalog / "upper_body" / "top-002.png").unlink()
     with pytest.raises(InputError, match=r"catalog image of 'top-002' is missing on disk: rebuild the index"):
-        editor.edit(person, garment_ids=["top-001", "top-002"], seed=3, options=FAST)
-    assert editor.edit(person, garment_ids=["top-001"], seed=3, options=FAST).seed == 3
+        editor.edit(EditRequest.of(person, garment_ids=["top-001", "top-002"], seed=3, **FAST))
+    assert editor.edit(EditRequest.of(person, garment_ids=["top-001"], seed=3, **FAST)).seed == 3
     assert len(editor.search("striped shirt", "upper_body", 5)) == 5
 
 
@@ -277,5 +280,5 @@ def test_catalog_image_deleted_before_start_is_reported_and_never_offered(tiny_e
     hits = editor.search("shirt", "upper_body", 32)  # every other upper_body item
     assert len(hits) == 32 and "top-002" not in {hit.id for hit in hits}
     with pytest.raises(InputError, match=r"unknown catalog id 'top-002'"):
-        editor.edit(person, garment_ids=["top-002"], seed=3, options=FAST)
-    assert editor.edit(person, garment_ids=[hits[0].id], seed=3, options=FAST).seed == 3
+        editor.edit(EditRequest.of(person, garment_ids=["top-002"], seed=3, **FAST))
+    assert editor.edit(EditRequest.of(person, garment_ids=[hits[0].id], seed=3, **FAST)).seed == 3

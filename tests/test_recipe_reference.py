@@ -23,7 +23,7 @@ in nearly the same order (measured differences are ~1e-6):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -377,9 +377,8 @@ def garment_images() -> list[Image.Image]:
 
 
 def options(**overrides):
-    from fashion_rag.config import GenerationSettings
-
-    return replace(GenerationSettings(), **{"steps": STEPS, **overrides})
+    """The EditRequest fields of these tests: STEPS steps, the rest of the published recipe unless overridden."""
+    return {"steps": STEPS, **overrides}
 
 
 def frames_of(result) -> np.ndarray:
@@ -387,9 +386,11 @@ def frames_of(result) -> np.ndarray:
 
 
 def edit_and_capture(editor, person, **kwargs) -> tuple[Run, object]:
+    from fashion_rag.request import EditRequest
+
     pipeline = editor.pipeline
     with Capture(pipeline) as run:
-        result = editor.edit(person, **kwargs)
+        result = editor.edit(EditRequest.of(person, **kwargs))
     return run, result
 
 
@@ -402,7 +403,7 @@ def test_two_uploaded_garments_match_the_reference_at_every_stage(editor, person
     garments = garment_images()[:2]
     description = "red satin blouse with puff sleeves"
     ours, result = edit_and_capture(
-        editor, person, garment_images=garments, description=description, seed=1234, options=options()
+        editor, person, garment_images=garments, description=description, seed=1234, **options()
     )
     # Garment tokens: the editor's own (cached or not) equal the reference's, in rank order.
     expected_tokens = reference.garment_tokens(garments)
@@ -429,7 +430,7 @@ def test_two_uploaded_garments_match_the_reference_at_every_stage(editor, person
 def test_text_only_prompt_carries_the_description(editor, person, reference, one_torch_thread):
     """No garment: garment tokens rule 8's prompt `a photo of a model wearing {what}. {description}`, no `$`."""
     description = "navy wool blazer with gold buttons"
-    ours, result = edit_and_capture(editor, person, description=description, seed=5, options=options())
+    ours, result = edit_and_capture(editor, person, description=description, seed=5, **options())
     ref = reference.sample(
         np.asarray(person.frame),
         np.asarray(soft_user_mask()) / 255.0,
@@ -445,7 +446,7 @@ def test_text_only_prompt_carries_the_description(editor, person, reference, one
 
 def test_several_images_each_get_their_own_noise(editor, person, reference, one_torch_thread):
     ours, result = edit_and_capture(
-        editor, person, garment_images=garment_images()[1:2], seed=77, options=options(num_images=2)
+        editor, person, garment_images=garment_images()[1:2], seed=77, **options(num_images=2)
     )
     tokens = reference.garment_tokens(garment_images()[1:2])
     ref = reference.sample(
@@ -468,7 +469,7 @@ def test_dpm_solver_option_runs_dpm_solver(editor, person, reference, one_torch_
     """DPM-Solver++ 2M (leading spacing) as diffusers defines it, and not DDIM's picture."""
     garments = garment_images()[1:2]
     ours, result = edit_and_capture(
-        editor, person, garment_images=garments, seed=9, options=options(steps=3, scheduler="dpm++")
+        editor, person, garment_images=garments, seed=9, **options(steps=3, scheduler="dpm++")
     )
     common = dict(
         frame=np.asarray(person.frame),
@@ -577,10 +578,10 @@ def test_fifty_step_schedule_is_981_to_1(pipeline, reference):
 def test_defaults_are_the_published_recipe(pipeline):
     import inspect
 
-    from fashion_rag.config import GenerationSettings
     from fashion_rag.person.framing import FRAME_HEIGHT, FRAME_WIDTH
+    from fashion_rag.request import EditRequest
 
-    settings = GenerationSettings()
+    settings = EditRequest("upper_body", photo=Image.new("RGB", (8, 8)))  # every field left at its default
     assert (settings.steps, settings.guidance, settings.scheduler) == (50, 7.5, "ddim")
     assert (FRAME_HEIGHT, FRAME_WIDTH) == (512, 384)  # the frame every stage uses (not a setting: it never varied)
     parameters = inspect.signature(type(pipeline).__call__).parameters

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from fashion_rag.config import GenerationSettings
 from fashion_rag.errors import InputError
 from fashion_rag.person.photo import load_photo
-from fashion_rag.request import EditRequest, PersonFrame, request_of, result_from_dict, result_to_dict
+from fashion_rag.request import EditRequest, PersonFrame, result_from_dict, result_to_dict
 
 from .conftest import ASTRONAUT, EXAMPLE_CATALOG
 from .test_editor import run_cli
 
-FAST = replace(GenerationSettings(), steps=2)
+FAST = {"steps": 2}  # EditRequest fields of a quick edit
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +66,7 @@ def test_a_request_through_json_keeps_every_field_and_pixel(person):
 
 def test_editor_run_of_a_photo_request_equals_prepare_then_edit(tiny_editor, person):
     ids = [garment_id(tiny_editor)]
-    expected = tiny_editor.edit(person, garment_ids=ids, seed=5, options=FAST)
+    expected = tiny_editor.edit(EditRequest.of(person, garment_ids=ids, seed=5, **FAST))
     result = tiny_editor.run(
         EditRequest("upper_body", photo=load_photo(ASTRONAUT), garment_ids=tuple(ids), seed=5, steps=2)
     )
@@ -81,15 +79,15 @@ def test_a_prepared_person_sent_as_json_edits_the_same_pixels(tiny_editor, perso
     painted = person.mask.copy()
     painted[300:, :] = False  # a user-edited mask
     edited = tiny_editor.with_user_mask(person, painted.astype(np.uint8) * 255)
-    expected = tiny_editor.edit(edited, description="red floral shirt", seed=2, options=FAST)
-    request = request_of(edited, [], [], "red floral shirt", 2, FAST)
+    expected = tiny_editor.edit(EditRequest.of(edited, description="red floral shirt", seed=2, **FAST))
+    request = EditRequest.of(edited, description="red floral shirt", seed=2, **FAST)
     result = tiny_editor.run(EditRequest.from_dict(json.loads(json.dumps(request.to_dict()))))
     np.testing.assert_array_equal(np.asarray(result.images[0]), np.asarray(expected.images[0]))
     assert result.recipe["mask_source"] == "user" and result.recipe["prompt"] == "text-only"
 
 
 def test_the_result_through_json_keeps_images_seed_and_recipe(tiny_editor, person):
-    result = tiny_editor.edit(person, description="blue shirt", seed=4, options=FAST)
+    result = tiny_editor.edit(EditRequest.of(person, description="blue shirt", seed=4, **FAST))
     again = result_from_dict(json.loads(json.dumps(result_to_dict(result))))
     np.testing.assert_array_equal(np.asarray(again.images[0]), np.asarray(result.images[0]))
     assert again.seed == 4 and again.recipe == result.recipe
@@ -97,7 +95,7 @@ def test_the_result_through_json_keeps_images_seed_and_recipe(tiny_editor, perso
 
 def test_the_recipe_is_the_request_without_pixels(tiny_editor, person):
     """An edit's recipe holds the request's settings under the same names, so it rebuilds the request."""
-    result = tiny_editor.edit(person, garment_ids=[garment_id(tiny_editor)], seed=8, options=FAST)
+    result = tiny_editor.edit(EditRequest.of(person, garment_ids=[garment_id(tiny_editor)], seed=8, **FAST))
     rebuilt = EditRequest.from_dict(json.loads(json.dumps(result.recipe)), photo=load_photo(ASTRONAUT))
     settings = rebuilt.to_dict(pixels=False)
     assert {key: result.recipe[key] for key in settings if key != "mask_variant"} == {
@@ -189,12 +187,13 @@ def test_a_recipe_written_by_main_0961f2f_replays_through_edit_recipe(
     )
     report = json.loads(capsys.readouterr().out)
     assert report["seed"] == 77 and report["garment_ids"] == ["top-031"] and report["prompt"] == "garment-tokens"
-    options = replace(GenerationSettings(), steps=2)
     expected = tiny_editor.edit(
-        tiny_editor.prepare(load_photo(ASTRONAUT), "upper_body"),
-        garment_ids=["top-031"],
-        description="striped shirt",
-        seed=77,
-        options=options,
+        EditRequest.of(
+            tiny_editor.prepare(load_photo(ASTRONAUT), "upper_body"),
+            garment_ids=["top-031"],
+            description="striped shirt",
+            seed=77,
+            steps=2,
+        )
     )
     np.testing.assert_array_equal(np.asarray(Image.open(out).convert("RGB")), np.asarray(expected.images[0]))

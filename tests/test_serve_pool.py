@@ -101,18 +101,16 @@ def test_serve_flags_without_serve_are_refused():
 
 def test_a_prepared_person_from_a_worker_has_no_pose_map_and_still_edits(tiny_editor):
     """What the pool's `prepare` hands back (no 14 MB pose map) still makes the request the page sends."""
-    from dataclasses import replace
 
     from fashion_rag.person.photo import load_photo
-    from fashion_rag.request import request_of
 
     from .conftest import ASTRONAUT
     from .test_request import FAST
 
     person = tiny_editor.prepare(load_photo(ASTRONAUT), "upper_body")
     slim = replace(person, pose_map=None)
-    got = tiny_editor.run(request_of(slim, [], [], "red shirt", 3, FAST))
-    expected = tiny_editor.edit(person, description="red shirt", seed=3, options=FAST)
+    got = tiny_editor.run(EditRequest.of(slim, description="red shirt", seed=3, **FAST))
+    expected = tiny_editor.edit(EditRequest.of(person, description="red shirt", seed=3, **FAST))
     np.testing.assert_array_equal(np.asarray(got.images[0]), np.asarray(expected.images[0]))
 
 
@@ -162,7 +160,6 @@ class InProcessHandle:
 def test_an_api_edit_in_serve_mode_is_one_worker_call_with_the_local_pixels(tiny_editor, tmp_path):
     """The photo and the uploaded mask go with the request: one call (no separate `prepare` round trip), and the
     pixels of the local mode's prepare -> user mask -> edit."""
-    from fashion_rag.config import GenerationSettings
     from fashion_rag.person.photo import load_photo
     from fashion_rag.serve.pool import PooledEditor
     from fashion_rag.studio import api
@@ -184,7 +181,7 @@ def test_an_api_edit_in_serve_mode_is_one_worker_call_with_the_local_pixels(tiny
     person = tiny_editor.with_user_mask(
         tiny_editor.prepare(load_photo(ASTRONAUT), "upper_body"), load_mask(mask_upload["path"])
     )
-    expected = tiny_editor.edit(person, description="red shirt", seed=4, options=replace(GenerationSettings(), steps=1))
+    expected = tiny_editor.edit(EditRequest.of(person, description="red shirt", seed=4, steps=1))
     got = Image.open(gallery[0]["image"]["path"]).convert("RGB")
     np.testing.assert_array_equal(np.asarray(got), np.asarray(expected.images[0]))
 

@@ -92,12 +92,12 @@ MUTATIONS: tuple[Mutation, ...] = (
     m("sampler/cfg-batch-order", "batch is [unconditional; conditional]", PIPELINE,
       "condition = torch.cat([unconditional_condition, condition])",
       "condition = torch.cat([condition, unconditional_condition])", TWO),
-    m("sampler/default-steps", "50 steps by default", "fashion_rag/config.py", "steps: int = 50", "steps: int = 30",
+    m("sampler/default-steps", "50 steps by default", "fashion_rag/config.py", "DEFAULT_STEPS = 50", "DEFAULT_STEPS = 30",
       DEFAULTS),
-    m("sampler/default-guidance", "guidance 7.5 by default", "fashion_rag/config.py", "guidance: float = 7.5",
-      "guidance: float = 5.0", DEFAULTS),
+    m("sampler/default-guidance", "guidance 7.5 by default", "fashion_rag/config.py", "DEFAULT_GUIDANCE = 7.5",
+      "DEFAULT_GUIDANCE = 5.0", DEFAULTS),
     m("sampler/dpm-option-ignored", "the DPM-Solver++ option runs DPM-Solver++", EDITOR,
-      "pipeline.use_scheduler(options.scheduler)", 'pipeline.use_scheduler("ddim")', DPM),
+      "pipeline.use_scheduler(request.scheduler)", 'pipeline.use_scheduler("ddim")', DPM),
     # ---- The 27 UNet channels
     m("channels/mask-nearest", "mask resized with nearest neighbour", PIPELINE,
       "mask_latent = F.interpolate(mask_full, size=(latent_h, latent_w))",
@@ -184,7 +184,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         (
             (PROMPT, "prompt = garment_prompt(category, garment_tokens.shape[0])",
              'prompt = garment_prompt(category, garment_tokens.shape[0]) + " " + description'),
-            (EDITOR, 'description=description if tokens is None else "",', "description=description,"),
+            (EDITOR, 'description=request.description if tokens is None else "",', "description=request.description,"),
         ),
         (TWO,),
     ),  # fmt: skip
@@ -192,7 +192,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       'return f"a photo of a model wearing {WHAT_BY_CATEGORY[category]}. {description}".rstrip()',
       'return f"a photo of a model wearing {WHAT_BY_CATEGORY[category]}."', TEXT_ONLY),
     m("product/description-reaches-text-only", "the editor hands the description to the text-only prompt", EDITOR,
-      'description=description if tokens is None else "",', 'description="",', TEXT_ONLY),
+      'description=request.description if tokens is None else "",', 'description="",', TEXT_ONLY),
     # ---- Product rules
     m("product/distinct-images", "n requested images are n distinct images", RESULTS, "for frame in frames:",
       "for frame in [frames[0]] * len(frames):", SEVERAL),
@@ -200,7 +200,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       "latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)",
       "latents = randn_tensor((1,) + shape[1:], generator=generator, device=device, dtype=dtype).repeat(batch, 1, 1, 1)",
       SEVERAL),
-    m("product/num-images-passed", "the editor asks for num_images", EDITOR, "num_images=options.num_images,",
+    m("product/num-images-passed", "the editor asks for num_images", EDITOR, "num_images=request.num_images,",
       "num_images=1,", SEVERAL),
     m("product/uploads-used", "uploaded garments are used", EDITOR, "for image in garment_images:",
       "for image in garment_images[:1]:", TWO),

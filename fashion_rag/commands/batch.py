@@ -13,7 +13,14 @@ import sys
 from pathlib import Path
 
 from fashion_rag.cli import add_models_flags, print_json
-from fashion_rag.config import CATEGORIES, GenerationSettings, app_from_env, runtime_from_env
+from fashion_rag.config import (
+    CATEGORIES,
+    DEFAULT_GUIDANCE,
+    DEFAULT_SCHEDULER,
+    DEFAULT_STEPS,
+    app_from_env,
+    runtime_from_env,
+)
 from fashion_rag.errors import InputError
 
 SERVE_APP = "fashion-rag"  # the application name `python app.py --serve` runs
@@ -29,9 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--each-garment", action="store_true", help="one job per garment, not all garments at once")
     parser.add_argument("--out-dir", required=True, type=Path, help="where the images and recipes go")
     parser.add_argument("--seed", type=int, default=None, help="one seed for every job (default: random per job)")
-    parser.add_argument("--steps", type=int, default=GenerationSettings.steps)
-    parser.add_argument("--guidance", type=float, default=GenerationSettings.guidance)
-    parser.add_argument("--scheduler", choices=("ddim", "dpm++"), default=GenerationSettings.scheduler)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    parser.add_argument("--scheduler", choices=("ddim", "dpm++"), default=DEFAULT_SCHEDULER)
     parser.add_argument("--ray-address", default=None, help="run on the pool of a serve-mode app on this Ray cluster")
     parser.add_argument("--index", type=Path, default=None, help="catalog index folder (default: <catalog>/index)")
     parser.add_argument("--catalog", type=Path, default=None, help="catalog folder (default: examples/catalog)")

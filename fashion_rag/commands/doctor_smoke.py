@@ -53,8 +53,7 @@ def outside_mask_region(person, margin_frame_px: int) -> np.ndarray:
 def check_smoke_edit(report: Report, sources, loaded: dict, device, dtype, steps: int) -> None:
     import torch
 
-    from fashion_rag.config import GenerationSettings
-    from fashion_rag.generation.compose import feathered_alpha, paste_back
+    from fashion_rag.generation.compose import FEATHER_PX, feathered_alpha, paste_back
     from fashion_rag.generation.loading import GenerationComponents
     from fashion_rag.generation.pipeline import FashionRAGPipeline
     from fashion_rag.person.prepare import PersonPreparer
@@ -117,7 +116,7 @@ def check_smoke_edit(report: Report, sources, loaded: dict, device, dtype, steps
         "check the sd2-inpainting and fashion-rag files above",
     )
     original = np.asarray(person.original.convert("RGB"))
-    feather = GenerationSettings().feather_px
+    feather = FEATHER_PX
     edited = paste_back(original, np.nan_to_num(frame), feathered_alpha(person.mask, feather), person.transform.unframe)
     outside = outside_mask_region(person, margin_frame_px=feather + 2)
     changed = int((edited != original).any(axis=-1)[outside].sum())

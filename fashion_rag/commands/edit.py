@@ -15,7 +15,14 @@ from pathlib import Path
 
 from fashion_rag.cli import add_models_flags, print_json
 from fashion_rag.commands.edit_outfit import replay as replay_outfit
-from fashion_rag.config import CATEGORIES, GenerationSettings, app_from_env, runtime_from_env
+from fashion_rag.config import (
+    CATEGORIES,
+    DEFAULT_GUIDANCE,
+    DEFAULT_SCHEDULER,
+    DEFAULT_STEPS,
+    app_from_env,
+    runtime_from_env,
+)
 from fashion_rag.errors import InputError
 
 
@@ -41,10 +48,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mask-variant", choices=("box", "precise"), default="box")
     parser.add_argument("--out", required=True, type=Path, help="output PNG; more images get -2, -3 … suffixes")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: a random one, printed)")
-    parser.add_argument("--steps", type=int, default=GenerationSettings.steps)
-    parser.add_argument("--guidance", type=float, default=GenerationSettings.guidance)
-    parser.add_argument("--scheduler", choices=("ddim", "dpm++"), default=GenerationSettings.scheduler)
-    parser.add_argument("--num-images", type=int, default=GenerationSettings.num_images)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    parser.add_argument("--scheduler", choices=("ddim", "dpm++"), default=DEFAULT_SCHEDULER)
+    parser.add_argument("--num-images", type=int, default=1)
     parser.add_argument(
         "--no-paste-back", action="store_true", help="return the raw decoded frame outside the mask too"
     )

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+FEATHER_PX = 8  # width of the blend band at the mask edge, in frame pixels (every edit uses it)
 Unframe = Callable[[np.ndarray], np.ndarray]  # (512, 384, C) frame array -> (H, W, C) photo array
 
 

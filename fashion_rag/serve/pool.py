@@ -16,8 +16,7 @@ from typing import Any
 
 import ray.exceptions
 
-from fashion_rag.config import GenerationSettings
-from fashion_rag.request import EditRequest, request_of
+from fashion_rag.request import EditRequest
 
 logger = logging.getLogger(__name__)
 
@@ -50,18 +49,8 @@ class PooledEditor:
     def prepare(self, photo, category: str, mask_variant: str = "box"):
         return self.call("prepare", photo, category, mask_variant)
 
-    def edit(
-        self,
-        person,
-        garment_ids=None,
-        garment_images=None,
-        description: str = "",
-        seed: int | None = None,
-        options: GenerationSettings | None = None,
-        progress=None,
-    ):
+    def edit(self, request: EditRequest, progress=None):
         """Editor.edit's signature; `progress(done, total)` follows the worker's denoising steps."""
-        request = request_of(person, garment_ids, garment_images, description, seed, options or GenerationSettings())
         return self.run(request, progress)
 
     def run(self, request: EditRequest, progress=None):

@@ -18,7 +18,7 @@ import gradio as gr
 from gradio import FileData
 
 from fashion_rag.batch import plan_jobs, run_batch
-from fashion_rag.config import GenerationSettings
+from fashion_rag.config import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
 from fashion_rag.errors import InputError
 from fashion_rag.person.photo import load_photo
 from fashion_rag.request import RANDOM
@@ -56,9 +56,9 @@ def batch(
         each_garment=values.flag("each_garment", each_garment, False),
         description=values.description(description, editor.settings.limits.description_chars),
         seed=values.whole("seed", seed, RANDOM),
-        steps=values.whole("steps", steps, GenerationSettings.steps),
-        guidance=values.real("guidance", guidance, GenerationSettings.guidance),
-        scheduler=values.choice("sampler", sampler, GenerationSettings.scheduler),
+        steps=values.whole("steps", steps, DEFAULT_STEPS),
+        guidance=values.real("guidance", guidance, DEFAULT_GUIDANCE),
+        scheduler=values.choice("sampler", sampler, DEFAULT_SCHEDULER),
         paste_back=values.flag("paste_back", paste_back, True),
     )
     groups = len(requests) // len(images)

@@ -38,13 +38,13 @@ HELP = (
 # What the events do (plain functions, tested without a browser)
 
 
-def compare_duration(editor, person, alternatives, seed, options, progress=None) -> int:
+def compare_duration(editor, request: EditRequest, alternatives, progress=None) -> int:
     """ZeroGPU's duration for a comparison: one batch of n images (studio/gpu.py)."""
-    return gpu.gpu_seconds(options.steps, len(alternatives))
+    return gpu.gpu_seconds(request.steps, len(alternatives))
 
 
-def _compare_on_gpu(editor, person, alternatives, seed, options, progress=None):
-    return edit_alternatives(editor, person, alternatives, seed, options, progress)
+def _compare_on_gpu(editor, request: EditRequest, alternatives, progress=None):
+    return edit_alternatives(editor, request, alternatives, progress)
 
 
 compare_on_gpu = gpu.gpu_function(_compare_on_gpu, compare_duration)
@@ -75,9 +75,7 @@ def compare(
     """(one history entry per alternative in their order, the new history) of one batched comparison of `request`'s
     person, mask, seed and options; each entry's request is `request` with the alternative's garments."""
     try:
-        results = compare_on_gpu(
-            editor, request.person.prepared(request.category), alternatives, request.seed, request.options(), progress
-        )
+        results = compare_on_gpu(editor, request, alternatives, progress)
         entries = []
         for (ids, images), result in zip(alternatives, results, strict=True):
             alone = replace(request, garment_ids=ids, garment_images=images, num_images=1)

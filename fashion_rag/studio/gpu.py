@@ -54,14 +54,12 @@ def run_on_gpu(editor, request, progress=None):
     before it, on the CPU. A worker pool (serve mode, `editor.remote`) takes the whole request in one call."""
     if getattr(editor, "remote", False):
         return editor.run(request, progress)
-    from dataclasses import replace
-
-    from fashion_rag.request import PersonFrame, prepared_person
+    from fashion_rag.request import with_person
 
     started = time.perf_counter()
-    person = prepared_person(editor, request)  # the photo and its painted mask, or the frame it already holds
+    request, notes = with_person(editor, request)  # the photo and its painted mask, or the frame it already holds
     prepare_s = time.perf_counter() - started
-    result = edit_on_gpu(editor, replace(request, photo=None, mask=None, person=PersonFrame.of(person)), progress)
+    result = edit_on_gpu(editor, request, progress)
     result.timings["prepare_s"] = round(prepare_s, 4)
-    result.notes.extend(getattr(person, "notes", None) or [])  # e.g. "2 people found; used the largest"
+    result.notes.extend(notes)  # e.g. "2 people found; used the largest"
     return result

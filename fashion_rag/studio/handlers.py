@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from fashion_rag.config import GenerationSettings
+from fashion_rag.config import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
 from fashion_rag.errors import InputError
 from fashion_rag.person.photo import fit_megapixels, load_photo
-from fashion_rag.request import RANDOM, EditRequest, PersonFrame
+from fashion_rag.request import RANDOM, EditRequest
 from fashion_rag.studio import gpu, masks, values
 from fashion_rag.studio.categories import LABELS, suggested_category
 from fashion_rag.studio.memory import hand_back_freed_heap
@@ -201,9 +201,9 @@ def controls(seed, steps, guidance, scheduler, num_images, paste_back) -> dict[s
     The only place where the seed box's convention (-1 or empty: random) becomes the request's (None: random)."""
     return {
         "seed": seed_value(values.whole("seed", seed, RANDOM_SEED)),
-        "steps": values.whole("steps", steps, GenerationSettings.steps),  # 0 is refused, not replaced by 50
-        "guidance": values.real("guidance", guidance, GenerationSettings.guidance),
-        "scheduler": values.choice("sampler", scheduler, GenerationSettings.scheduler),
+        "steps": values.whole("steps", steps, DEFAULT_STEPS),  # 0 is refused, not replaced by 50
+        "guidance": values.real("guidance", guidance, DEFAULT_GUIDANCE),
+        "scheduler": values.choice("sampler", scheduler, DEFAULT_SCHEDULER),
         "num_images": values.whole("num_images", num_images, 1),
         "paste_back": values.flag("paste_back", paste_back, True),
     }
@@ -217,10 +217,8 @@ def edit_request(
     checked: dict[str, Any],
 ) -> EditRequest:
     """The EditRequest of a prepared person (its mask painted or not), garments, description and `controls`."""
-    return EditRequest(
-        person.category,
-        person=PersonFrame.of(person),
-        mask_variant=getattr(person, "mask_variant", "box"),
+    return EditRequest.of(
+        person,
         garment_ids=tuple(picks or ()),
         garment_images=tuple(garment_images or ()),
         description=description or "",
@@ -252,8 +250,6 @@ def file_result(
     editor, request: EditRequest, result, history: list[HistoryEntry], session: str | None, notes: tuple[str, ...] = ()
 ) -> HistoryEntry:
     """An EditResult of `request` saved (images, recipe, display views) as the session's next history entry."""
-    # The request's person keeps the mask it started from, not the automatic variant's name: the page's is.
-    result.recipe["mask_variant"] = request.mask_variant
     if notes:
         result.recipe["notes"] = list(notes)
     saved = editor.save_result(result, session)

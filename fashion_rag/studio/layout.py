@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from fashion_rag.config import CATEGORIES, EXAMPLES_DIR, GenerationSettings
+from fashion_rag.config import CATEGORIES, DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS, EXAMPLES_DIR
 from fashion_rag.images import FRAME_SIZE
 from fashion_rag.studio import handlers
 from fashion_rag.studio.categories import LABELS
@@ -170,12 +170,10 @@ def result_column() -> SimpleNamespace:
         elem_id="history",
     )
     with gr.Accordion("Advanced options", open=False, elem_id="advanced"):
-        steps = gr.Slider(1, 150, value=GenerationSettings.steps, step=1, label="Steps", elem_id="steps")
-        guidance = gr.Slider(0, 30, value=GenerationSettings.guidance, step=0.5, label="Guidance", elem_id="guidance")
+        steps = gr.Slider(1, 150, value=DEFAULT_STEPS, step=1, label="Steps", elem_id="steps")
+        guidance = gr.Slider(0, 30, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance", elem_id="guidance")
         seed = gr.Number(value=handlers.RANDOM_SEED, precision=0, label="Seed (-1: random)", elem_id="seed")
-        scheduler = gr.Radio(
-            ["ddim", "dpm++"], value=GenerationSettings.scheduler, label="Sampler", elem_id="scheduler"
-        )
+        scheduler = gr.Radio(["ddim", "dpm++"], value=DEFAULT_SCHEDULER, label="Sampler", elem_id="scheduler")
         paste_back = gr.Checkbox(value=True, label="Paste original pixels back outside the mask", elem_id="paste-back")
     return SimpleNamespace(
         num_images=num_images,

@@ -6,13 +6,12 @@ prepared on the top's result. Both use the seed and options of the page's advanc
 """
 
 # No `from __future__ import annotations`: gr.api reads the endpoint's annotations as objects (see api.py).
-from dataclasses import replace
 from types import SimpleNamespace
 
 import gradio as gr
 from gradio import FileData
 
-from fashion_rag.config import GenerationSettings
+from fashion_rag.config import DEFAULT_STEPS
 from fashion_rag.errors import InputError
 from fashion_rag.outfit import OutfitStep, dress_outfit
 from fashion_rag.results import EditResult
@@ -30,13 +29,13 @@ HELP = (
 )
 
 
-def outfit_duration(editor, photo, steps, seed, options, progress=None) -> int:
-    """ZeroGPU's duration for an outfit: one edit per step (studio/gpu.py)."""
-    return len(steps) * gpu.gpu_seconds(options.steps, 1)
+def outfit_duration(editor, photo, parts, progress=None, **fields) -> int:
+    """ZeroGPU's duration for an outfit: one edit per part (studio/gpu.py); `fields` as dress_outfit's."""
+    return len(parts) * gpu.gpu_seconds(fields.get("steps", DEFAULT_STEPS), 1)
 
 
-def _outfit_on_gpu(editor, photo, steps, seed, options, progress=None):
-    return dress_outfit(editor, photo, steps, seed, options, progress)
+def _outfit_on_gpu(editor, photo, parts, progress=None, **fields):
+    return dress_outfit(editor, photo, parts, progress, **fields)
 
 
 outfit_on_gpu = gpu.gpu_function(_outfit_on_gpu, outfit_duration)
@@ -45,9 +44,8 @@ outfit_on_gpu = gpu.gpu_function(_outfit_on_gpu, outfit_duration)
 def make_outfit(editor, photo, top: OutfitStep, bottom: OutfitStep, checked: dict, session, progress=None):
     """(OutfitResult, SavedResult): the two steps made and saved, images in step order, then the one recipe.
     `checked`: handlers.controls' seed and options."""
-    options = replace(GenerationSettings(), **{k: v for k, v in checked.items() if k != "seed"})
     try:
-        result = outfit_on_gpu(editor, photo, [top, bottom], checked["seed"], options, progress)
+        result = outfit_on_gpu(editor, photo, [top, bottom], progress, **checked)
         saved = editor.save_result(EditResult(result.images, [], result.seed, {}, result.recipe), session)
     finally:
         hand_back_freed_heap()  # the two edits' and the PNG encoder's freed buffers (studio/memory.py)
