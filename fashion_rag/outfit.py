@@ -80,6 +80,8 @@ def dress_outfit(editor, photo: Image.Image, parts: Sequence[OutfitStep], progre
         results.append(
             editor.run(EditRequest.of(person, mask_variant=variant, **garments, **fields), progress=progress)
         )
+        if person is not step.person:  # prepared here: its notes (e.g. the fallback's) go to the user
+            results[-1].notes.extend(person.notes)
         current = results[-1].images[0]
     return OutfitResult([r.images[0] for r in results], fields["seed"], outfit_recipe(results), results)
 
@@ -116,6 +118,7 @@ def replay_outfit(
         person = previous = step_mask(editor, person, step)
         request = replace(request, photo=None, person=PersonFrame.of(person))
         result = editor.run(request, progress=progress)
+        result.notes.extend(person.notes)
         results.append(result)
         current = result.images[0]
     return OutfitResult([r.images[0] for r in results], results[0].seed, outfit_recipe(results), results)

@@ -87,12 +87,60 @@ def test_the_bottom_is_made_on_the_tops_result(tiny_editor):
     kept = top_pixels & ~bottom_pixels
     assert kept.sum() > 0.9 * top_pixels.sum()
     np.testing.assert_array_equal(outfit[kept], first[kept])
+    # The random weights hide the body on the top's result: the bottom took the photo's pose, and says so.
+    assert any("used the photo's framing and pose instead" in note for note in result.results[1].notes)
     steps = result.recipe["outfit"]
     assert [s["category"] for s in steps] == ["upper_body", "lower_body"]
     assert [s["garment_ids"] for s in steps] == [[top], [bottom]] and result.recipe["seed"] == 4
     # One recipe repeats both steps, pixel for pixel.
     again = replay_outfit(tiny_editor, photo, json.loads(json.dumps(result.recipe)))
     np.testing.assert_array_equal(pixels(again.images[-1]), outfit)
+
+
+@pytest.fixture
+def recolouring_pipeline(monkeypatch):
+    """A stand-in for trained weights: each edit recolours the garment region of its own input frame and keeps
+    its shapes, as a real garment swap does, so the pose model still finds the body on the result. (The random
+    test weights paint noise there, which hides the body and sends the outfit's second step to its fallback.)"""
+
+    def recolour(self, image, mask, category, **kwargs):
+        frame = np.asarray(image, dtype=np.float32) / 255.0  # (512, 384, 3)
+        inside = np.asarray(mask, dtype=bool)[..., None]
+        edited = np.where(inside, frame[..., [2, 0, 1]] * 0.9, frame)  # channels rotated inside the mask
+        return np.repeat(edited[None], kwargs.get("num_images", 1), axis=0).astype(np.float32)
+
+    monkeypatch.setattr(FashionRAGPipeline, "__call__", recolour)
+
+
+def test_the_bottom_is_prepared_on_the_tops_result_when_the_pose_is_found_there(
+    tiny_editor, recolouring_pipeline, monkeypatch
+):
+    """The outfit's main path (docs: fashion_rag/outfit.py): the second step's framing, pose and mask come from
+    the first step's result itself, not from the photo's."""
+    photo = Image.open(CAMERAMAN).convert("RGB")
+    prepared_on, real_prepare = [], type(tiny_editor).prepare
+
+    def record(self, image, category, **kwargs):
+        prepared_on.append((pixels(image).copy(), category))
+        return real_prepare(self, image, category, **kwargs)
+
+    monkeypatch.setattr(type(tiny_editor), "prepare", record)
+    top, bottom = outfit_ids(tiny_editor)
+    parts = [OutfitStep("upper_body", (top,)), OutfitStep("lower_body", (bottom,))]
+    result = dress_outfit(tiny_editor, photo, parts, seed=4, **FAST)
+    first = pixels(result.images[0])
+    assert not np.array_equal(first, pixels(photo))  # the top was recoloured
+    # Two preparations, each on its step's input: the photo, then the top's result; no fallback to the photo.
+    assert [category for _, category in prepared_on] == ["upper_body", "lower_body"]
+    np.testing.assert_array_equal(prepared_on[0][0], pixels(photo))
+    np.testing.assert_array_equal(prepared_on[1][0], first)
+    assert not any("first result" in note for r in result.results for note in r.notes)
+    # The bottom's edit starts from the top's result: outside the bottom's region nothing of the top changed.
+    bottom_region = np.abs(pixels(result.images[1]) - first).max(axis=2) > 0
+    assert 0 < bottom_region.sum() < bottom_region.size
+    top_region = np.abs(first - pixels(photo)).max(axis=2) > 0
+    kept = top_region & ~bottom_region
+    assert kept.sum() > 0.5 * top_region.sum()
 
 
 @pytest.mark.parametrize(
