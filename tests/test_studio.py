@@ -223,7 +223,7 @@ def test_grow_shrink_and_reset_the_mask(tiny_editor, uploaded):
     state, _ = uploaded
     square = np.zeros((512, 384), bool)
     square[200:300, 100:200] = True
-    value = masks.editor_value(state.frame, square)
+    value = masks.editor_value(state, square)
 
     def box(value):
         mask = masks.binary(masks.layers_mask(value))

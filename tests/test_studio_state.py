@@ -102,7 +102,7 @@ def test_grow_shrink_and_reset_can_be_undone_step_by_step(uploaded):
     state, _ = uploaded
     square = np.zeros((512, 384), bool)
     square[200:300, 100:200] = True
-    value, undo = masks.editor_value(state.frame, square), []
+    value, undo = masks.editor_value(state, square), []
     value, undo = handlers.mask_tool_with_undo(state, value, "box", "grow", 6, undo)
     grown = masks.binary(masks.layers_mask(value))
     value, undo = handlers.mask_tool_with_undo(state, value, "box", "reset", 6, undo)
@@ -116,3 +116,26 @@ def test_grow_shrink_and_reset_can_be_undone_step_by_step(uploaded):
     for _ in range(handlers.UNDO_DEPTH + 3):
         value, undo = handlers.mask_tool_with_undo(state, value, "box", "grow", 1, undo)
     assert len(undo) == handlers.UNDO_DEPTH
+
+
+def test_the_editor_marks_where_the_frame_pads_the_photo_and_the_edit_keeps_the_padding(tiny_editor, uploaded):
+    """The astronaut (512x512) is framed 3:4 with rows beyond the photo's bottom: the editor shows the
+    padding faded and hatched, the pixels inside the photo exactly, and the edit still gets the recipe's frame."""
+    state, value = uploaded
+    left, top, right, bottom = state.transform.padding  # original pixels beyond each edge
+    assert bottom > 50  # the case the photo was picked for
+    scale = state.frame.height / state.transform.height  # frame pixels per original pixel
+    shown, frame = np.asarray(value["background"]), np.asarray(state.frame)
+    differs = np.abs(shown.astype(int) - frame).max(axis=2) > 0  # (512, 384)
+    marked_rows = differs.mean(axis=1) > 0.9  # whole rows marked: above and below the photo
+    marked_columns = differs.mean(axis=0) > 0.9  # whole columns: left and right of it
+    height, width = differs.shape
+    for marked, before, after, size in ((marked_rows, top, bottom, height), (marked_columns, left, right, width)):
+        lead, trail = int(np.argmin(marked)), int(np.argmin(marked[::-1]))  # marked lines at each end
+        assert abs(lead - before * scale) <= 1 and abs(trail - after * scale) <= 1
+        assert not marked[lead : size - trail].any()
+    inside = differs[np.argmin(marked_rows) : height - np.argmin(marked_rows[::-1])]
+    inside = inside[:, np.argmin(marked_columns) : width - np.argmin(marked_columns[::-1])]
+    assert not inside.any()  # the photo's own pixels are shown as they are
+    # The edit runs on the state's own frame, with the repeated edge (docs/person.md), not on the shown one.
+    assert np.array_equal(np.asarray(state.frame), np.asarray(tiny_editor.prepare(ASTRONAUT, "upper_body").frame))

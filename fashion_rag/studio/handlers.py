@@ -55,7 +55,8 @@ def prepare_upload(editor, path: str | None, category: str, variant: str):
         prepared.notes.insert(0, scaled)
     state = PersonState.of(prepared, uploaded_file(path, "photo"), scaled)
     notes = "  \n".join(prepared.notes) or f"Mask {MASK_WORDS.get(prepared.mask_source, 'ready')}."
-    return state, masks.editor_value(state.frame, prepared.mask), draw_skeleton(state.frame, state.keypoints), notes
+    pose = draw_skeleton(masks.shown_frame(state), state.keypoints)
+    return state, masks.editor_value(state, prepared.mask), pose, notes
 
 
 def mask_tool(state: PersonState | None, value: dict | None, variant: str, action: str, pixels: int = 8):
@@ -63,13 +64,13 @@ def mask_tool(state: PersonState | None, value: dict | None, variant: str, actio
     if state is None:
         raise InputError("upload a person photo first")
     if action == "reset":
-        return masks.editor_value(state.frame, state.automatic_mask(variant))
+        return masks.editor_value(state, state.automatic_mask(variant))
     painted = masks.layers_mask(value)
     current = masks.binary(painted) if painted is not None else state.automatic_mask(variant)
     step = int(pixels) if action == "grow" else -int(pixels)
     if action not in ("grow", "shrink") or int(pixels) < 1:
         raise InputError(f"mask tool {action!r} by {pixels!r} px: grow or shrink by 1 to {masks.MAX_GROW_PX} px")
-    return masks.editor_value(state.frame, masks.grow(current, step))
+    return masks.editor_value(state, masks.grow(current, step))
 
 
 UNDO_DEPTH = 10  # mask-tool steps that Undo can take back (each a (512, 384) bool mask, 196 kB)
@@ -90,7 +91,7 @@ def undo_mask_tool(state: PersonState | None, undo: list[np.ndarray] | None):
     """(brush-editor value before the last mask-tool step, the shorter stack); InputError with nothing to undo."""
     if state is None or not undo:
         raise InputError("nothing to undo: Undo takes back Grow, Shrink and Reset steps")
-    return masks.editor_value(state.frame, undo[-1]), list(undo[:-1])
+    return masks.editor_value(state, undo[-1]), list(undo[:-1])
 
 
 def person_for_edit(editor, state: PersonState, value: dict | None, variant: str):

@@ -29,9 +29,40 @@ def mask_layer(mask: np.ndarray) -> Image.Image:
     return Image.fromarray(layer, "RGBA")
 
 
-def editor_value(frame: Image.Image, mask: np.ndarray) -> dict[str, Any]:
-    """The brush editor's value: the frame as background, the mask as its one layer."""
-    return {"background": frame, "layers": [mask_layer(mask)], "composite": None}
+def editor_value(state, mask: np.ndarray) -> dict[str, Any]:
+    """The brush editor's value for a PersonState: its frame as background (the padding marked, `shown_frame`),
+    the mask as its one layer. Only the layer is read back: the edit always runs on the state's own frame."""
+    return {"background": shown_frame(state), "layers": [mask_layer(mask)], "composite": None}
+
+
+PADDING_GREY = 235  # the padding's hatch colour: lighter than any photo edge it covers
+
+
+def shown_frame(state) -> Image.Image:
+    """The frame as the page shows it: where it sticks out of the photo (a wide photo is padded above and
+    below, docs/person.md) the repeated edge colour is faded and hatched, so that the streaks read as "not
+    your photo" and not as a fault. The model still gets the repeated edge (the recipe's padding)."""
+    outside = frame_padding(state.transform, state.frame.size)
+    if not outside.any():
+        return state.frame
+    pixels = np.asarray(state.frame, dtype=np.float32)  # (512, 384, 3)
+    rows, columns = np.indices(outside.shape)
+    hatch = ((rows + columns) // 6) % 2 == 0  # diagonal stripes, 6 px wide
+    faded = np.where(hatch[..., None], PADDING_GREY, 0.35 * pixels + 0.65 * PADDING_GREY)
+    shown = np.where(outside[..., None], faded, pixels)
+    return Image.fromarray(shown.round().astype(np.uint8), "RGB")
+
+
+def frame_padding(transform, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool for a frame of `size` (W, H): True where the frame's pixel centre lies outside the photo."""
+    width, height = size
+    columns = np.stack([np.arange(width), np.zeros(width)], axis=1)  # (W, 2) frame (x, y) points
+    rows = np.stack([np.zeros(height), np.arange(height)], axis=1)  # (H, 2)
+    x = transform.to_original(columns)[:, 0]
+    y = transform.to_original(rows)[:, 1]
+    outside_x = (x < -0.5) | (x >= transform.original_width - 0.5)  # pixel edges at -0.5 and W - 0.5
+    outside_y = (y < -0.5) | (y >= transform.original_height - 0.5)
+    return outside_y[:, None] | outside_x[None, :]
 
 
 def values_image(image: Image.Image) -> Image.Image:

@@ -77,10 +77,10 @@ def restore_person(editor, entry: HistoryEntry, path: str | None, state: PersonS
         return view, words
     same_photo = recipe.get("transform") == view.state.transform.to_dict() and view.category == entry.category
     if same_photo and "mask" in recipe:
-        view.editor_value = masks.editor_value(view.state.frame, decode_mask(recipe["mask"]))
+        view.editor_value = masks.editor_value(view.state, decode_mask(recipe["mask"]))
         words.append(f"the mask of #{entry.number} is back in the editor")
     else:
-        view.editor_value = masks.editor_value(view.state.frame, view.state.automatic_mask(variant))
+        view.editor_value = masks.editor_value(view.state, view.state.automatic_mask(variant))
         words.append(f"#{entry.number} was made on another photo: the editor shows this photo's automatic mask")
     return view, words
 
