@@ -10,13 +10,17 @@ export finishes. So on the editor:
 - the statuses land out of order. A "processing" whose export finished after the "done" one stays,
   with its timer running ("processing | N s" long after the answer), until some later event sends
   another status. A brush stroke makes the exports slower and more uneven, and so does a slow network.
-- any event re-uploads the canvas: measured in headless Chromium on the tiny bundle, one Grow costs
-  14 uploads, and a search typed after it costs 62, although the search never reads the mask.
+- any event re-uploads the canvas, two or three PNGs per status, although most events never read it.
 
-The page's own code paths that show this are in `Blocks-*.js` (`update_loading_stati_state`) and
-`core-*.js` (`update_state`) under gradio/templates/frontend/assets. `tests/test_browser_mask_tools.py`
-reproduces it, with the uploads delayed at random as on a real network. An editor that is no event's
-progress target gets no status, so there is nothing stale to show and nothing to export.
+In Gradio's sources these are `update_loading_stati_state` and `dispatch` in js/core/src/dependency.ts
+and `update_state` in js/core/src/init.svelte.ts (compiled into gradio/templates/frontend/assets).
+`tests/test_browser_mask_tools.py` reproduces it, with the uploads delayed at random as on a real
+network. An editor that is no event's progress target gets no pending status, so nothing stale can show.
+
+What stays is upstream: Gradio also keeps a "done" status for each input of a finished event, so once the
+editor was an input (Grow, Generate) later statuses still export and upload it, though only to apply
+"done" again. No Gradio issue reports this (searched: ImageEditor status, stuck, processing, upload);
+gradio-app/gradio#8018, cited before, is Gradio 4's lost events on slow preprocessing, a different bug.
 """
 
 from __future__ import annotations
