@@ -1,5 +1,6 @@
 """Issue 23 in a real browser (Debian's headless Chromium, Playwright): the page's state stays consistent
-through category switches and history restores, and the mask tools never leave the editor "processing".
+through category switches and history restores, and the mask tools can be undone (the editor that stayed
+"processing" after them, item 6, is tests/test_browser_mask_tools.py).
 
 Each test opens its own page (its own Gradio session) on the in-process studio with the tiny bundle.
 """
@@ -121,21 +122,6 @@ def brush_stroke(page, start: tuple[float, float], end: tuple[float, float]) -> 
     for step in range(1, 11):
         page.mouse.move(x0 + (x1 - x0) * step / 10, y0 + (y1 - y0) * step / 10)
     page.mouse.up()
-
-
-EDITOR_IDLE = "() => document.querySelector('#mask-editor [data-testid=status-tracker]').classList.contains('hide')"
-
-
-def test_grow_right_after_a_brush_stroke_never_leaves_the_editor_processing(page):
-    upload(page)
-    for attempt in range(4):  # 8 tool steps: the Undo count (at most 10) says each was answered
-        brush_stroke(page, (0.7 + 0.05 * attempt, 0.1), (0.75 + 0.05 * attempt, 0.25))
-        page.locator("#mask-grow").click()  # at once, as a designer does
-        page.wait_for_selector(f"#mask-undo:text('Undo ({2 * attempt + 1})')", timeout=15_000)
-        page.wait_for_function(EDITOR_IDLE, timeout=15_000)  # answered, and the editor says so
-        page.locator("#mask-shrink").click()
-        page.wait_for_selector(f"#mask-undo:text('Undo ({2 * attempt + 2})')", timeout=15_000)
-        page.wait_for_function(EDITOR_IDLE, timeout=15_000)
 
 
 def test_grow_can_be_undone(page, tiny_editor, monkeypatch):

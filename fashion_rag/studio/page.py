@@ -19,6 +19,7 @@ from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.categories import LABELS
 from fashion_rag.studio.errors import user_errors_as_gradio
 from fashion_rag.studio.layout import garment_column, person_column, result_column
+from fashion_rag.studio.progress import progress_on
 from fashion_rag.studio.session import forget_closed_session
 from fashion_rag.studio.status import generate_ready, status_markdown
 from fashion_rag.studio.style import wire_pick_highlight
@@ -102,11 +103,9 @@ def wire_person(editor, ui) -> None:
     undo = gr.State([])  # masks before each Grow/Shrink/Reset, oldest first
     tool_inputs = [ui.state.person, ui.mask_editor, ui.variant, ui.grow_px, undo]
     tool_outputs = [ui.mask_editor, undo, ui.undo]
-    # The tools answer in well under a second; their progress overlay on the editor sometimes stayed on
-    # "processing" after the answer had come (issue 23, item 6: Gradio's status tracker on the ImageEditor;
-    # gradio-app/gradio#8018 reports lost ImageEditor events), so it is hidden: the Undo count says when a
-    # step is done.
-    quiet = {"show_progress": "hidden", **PRIVATE}
+    # No progress on the editor, whose statuses Gradio applies out of order (studio/progress.py); the tools
+    # answer in well under a second and the Undo count says when a step is done.
+    quiet = {"show_progress": "hidden", "show_progress_on": progress_on(tool_outputs, ui.mask_editor), **PRIVATE}
     # `input`, not `change`: a history restore sets the variant and its own mask, which a reset would undo.
     ui.variant.input(on_tool("reset"), tool_inputs, tool_outputs, **quiet)
     for button, action in ((ui.grow, "grow"), (ui.shrink, "shrink"), (ui.reset, "reset")):
@@ -200,9 +199,10 @@ def wire_category(editor, ui) -> None:
 
     inputs = [ui.upload, ui.category, ui.variant, ui.state.person, ui.picks, ui.state.hits, ui.description, ui.k]
     outputs = [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.category, ui.results, ui.state.hits, ui.picks]
-    ui.category.input(on_category, inputs, outputs, **PREPARE_LANE, **PRIVATE)
+    shown = {"show_progress_on": progress_on(outputs, ui.mask_editor)}  # not on the editor: studio/progress.py
+    ui.category.input(on_category, inputs, outputs, **shown, **PREPARE_LANE, **PRIVATE)
     ui.switch.click(on_switch, [ui.description, ui.category], [ui.category], **PRIVATE).then(
-        on_category, inputs, outputs, **PREPARE_LANE, **PRIVATE
+        on_category, inputs, outputs, **shown, **PREPARE_LANE, **PRIVATE
     )
 
 
@@ -332,8 +332,10 @@ def wire_history(editor, ui, shown: list) -> None:
     person_outputs = [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.variant, ui.own, ui.own_preview]
     history_outputs = shown + restored + person_outputs + [ui.results, ui.state.hits]
     history_inputs = [ui.state.history, ui.show_mask, ui.upload, ui.state.person, ui.variant, ui.state.hits, ui.k]
-    ui.history.select(on_history, history_inputs, history_outputs, **PREPARE_LANE, **PRIVATE)
-    ui.restore = SimpleNamespace(run=restore, inputs=history_inputs, outputs=history_outputs)  # studio/compare.py
+    shown = progress_on(history_outputs, ui.mask_editor)  # not on the editor: studio/progress.py
+    ui.history.select(on_history, history_inputs, history_outputs, show_progress_on=shown, **PREPARE_LANE, **PRIVATE)
+    # studio/compare.py restores from its side-by-side gallery with these
+    ui.restore = SimpleNamespace(run=restore, inputs=history_inputs, outputs=history_outputs, progress_on=shown)
 
 
 def kept_if_none(value):
