@@ -156,6 +156,17 @@ def test_grow_can_be_undone(page, tiny_editor, monkeypatch):
     np.testing.assert_array_equal(used[-1], automatic)
 
 
+def test_undo_does_not_carry_a_mask_over_a_category_switch(page):
+    """Grow on the upper-body mask, switch to lower body: Undo has nothing of the lower-body mask to take back
+    (before, it still said "Undo (1)" and put the upper-body mask into the lower-body edit)."""
+    upload(page, ASTRONAUT.parent / "cameraman.png")  # shows the knees: lower body can be prepared on it
+    page.locator("#mask-grow").click()
+    page.wait_for_selector("#mask-undo:text('Undo (1)')", timeout=20_000)
+    choose_category(page, "lower_body")
+    page.wait_for_function("() => document.querySelector('#mask-undo').innerText.trim() === 'Undo'", timeout=30_000)
+    assert page.locator("#mask-undo button, button#mask-undo").first.is_disabled()
+
+
 def test_smaller_things_a_designer_meets(page, tmp_path):
     """Human category labels (the value stays the id), an empty "Seed used" before any edit, a search with
     no matching caption said so, a non-image garment refused at upload with a thumbnail for a real one, and

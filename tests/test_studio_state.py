@@ -118,6 +118,26 @@ def test_grow_shrink_and_reset_can_be_undone_step_by_step(uploaded):
     assert len(undo) == handlers.UNDO_DEPTH
 
 
+def test_undo_never_puts_back_a_mask_of_another_category_or_photo(uploaded):
+    """A Grow on the upper-body mask, then a switch of category (or another photo): Undo has nothing of
+    theirs to put back, and a step made after the switch is undone alone."""
+    from dataclasses import replace
+
+    state, value = uploaded
+    _, undo = handlers.mask_tool_with_undo(state, value, "box", "grow", 6, [])
+    assert len(handlers.undo_for(state, undo)) == 1
+    for other in (replace(state, category="dresses"), replace(state, photo_path=state.photo_path + ".other")):
+        assert handlers.undo_for(other, undo) == []
+        with pytest.raises(InputError, match="nothing to undo"):
+            handlers.undo_mask_tool(other, undo)
+    dresses = replace(state, category="dresses")
+    shrunk, later = handlers.mask_tool_with_undo(dresses, value, "box", "shrink", 4, undo)
+    assert len(later) == 1  # the upper-body step is left behind
+    back, rest = handlers.undo_mask_tool(dresses, later)
+    np.testing.assert_array_equal(masks.binary(masks.layers_mask(back)), masks.binary(masks.layers_mask(value)))
+    assert rest == []
+
+
 def test_the_editor_marks_where_the_frame_pads_the_photo_and_the_edit_keeps_the_padding(tiny_editor, uploaded):
     """The astronaut (512x512) is framed 3:4 with rows beyond the photo's bottom: the editor shows the
     padding faded and hatched, the pixels inside the photo exactly, and the edit still gets the recipe's frame."""

@@ -229,7 +229,9 @@ def wire(editor, ui, panel) -> None:
         lambda history: gr.update(choices=history_choices(history)), [ui.state.history], [panel.pair], **PRIVATE
     )
     restoring = {"show_progress_on": ui.restore.progress_on, **PRIVATE}  # not on the mask editor: progress.py
-    panel.gallery.select(on_side_pick, [panel.entries, *ui.restore.inputs], ui.restore.outputs, **restoring)
+    ui.follow_undo(
+        panel.gallery.select(on_side_pick, [panel.entries, *ui.restore.inputs], ui.restore.outputs, **restoring)
+    )
 
 
 # --------------------------------------------------------------------------------------------------

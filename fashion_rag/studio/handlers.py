@@ -74,24 +74,41 @@ def mask_tool(state: PersonState | None, value: dict | None, variant: str, actio
 
 
 UNDO_DEPTH = 10  # mask-tool steps that Undo can take back (each a (512, 384) bool mask, 196 kB)
+UndoStack = list[tuple[str, np.ndarray]]  # (the framing the mask belongs to, the mask before a step), oldest first
 
 
 def mask_tool_with_undo(
-    state: PersonState | None, value: dict | None, variant: str, action: str, pixels: int, undo: list[np.ndarray] | None
+    state: PersonState | None, value: dict | None, variant: str, action: str, pixels: int, undo: UndoStack | None
 ):
     """(new brush-editor value, undo stack) for "grow", "shrink" or "reset": the mask before the step is kept
     (the editor's own undo covers brush strokes only, a tool replaces its whole value)."""
     new_value = mask_tool(state, value, variant, action, pixels)
     painted = masks.layers_mask(value)
     before = masks.binary(painted) if painted is not None else state.automatic_mask(variant)
-    return new_value, [*(undo or []), before][-UNDO_DEPTH:]
+    return new_value, [*undo_for(state, undo), (framing_key(state), before)][-UNDO_DEPTH:]
 
 
-def undo_mask_tool(state: PersonState | None, undo: list[np.ndarray] | None):
+def undo_mask_tool(state: PersonState | None, undo: UndoStack | None):
     """(brush-editor value before the last mask-tool step, the shorter stack); InputError with nothing to undo."""
-    if state is None or not undo:
-        raise InputError("nothing to undo: Undo takes back Grow, Shrink and Reset steps")
-    return masks.editor_value(state, undo[-1]), list(undo[:-1])
+    kept = undo_for(state, undo)
+    if not kept:
+        raise InputError("nothing to undo: Undo takes back Grow, Shrink and Reset steps on this photo and category")
+    return masks.editor_value(state, kept[-1][1]), kept[:-1]
+
+
+def undo_for(state: PersonState | None, undo: UndoStack | None) -> UndoStack:
+    """The steps of `undo` made on the person as `state` frames it now. A mask of another photo or category
+    (another framing, another garment region) is never put back: a switch or a restore leaves them behind."""
+    if state is None:
+        return []
+    key = framing_key(state)
+    return [entry for entry in undo or [] if entry[0] == key]
+
+
+def framing_key(state: PersonState) -> str:
+    """Which photo, category and frame a mask belongs to."""
+    crop = ",".join(f"{k}={v}" for k, v in sorted(state.transform.to_dict().items()))
+    return f"{state.photo_path}|{state.category}|{crop}"
 
 
 def person_for_edit(editor, state: PersonState, value: dict | None, variant: str):

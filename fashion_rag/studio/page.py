@@ -113,6 +113,15 @@ def wire_person(editor, ui) -> None:
     ui.undo.click(on_undo, [ui.state.person, undo], tool_outputs, **quiet)
     ui.upload.change(lambda: ([], undo_button([])), None, [undo, ui.undo], **PRIVATE)  # another photo's masks
 
+    def on_person_framed(person, undo):
+        kept = handlers.undo_for(person, undo)
+        return kept, undo_button(kept)
+
+    # After a category switch or a restore the Undo count drops the steps of the other framing (handlers.undo_for).
+    ui.follow_undo = lambda event: event.then(
+        on_person_framed, [ui.state.person, undo], [undo, ui.undo], show_progress="hidden", **PRIVATE
+    )
+
 
 def wire_garments(editor, ui) -> None:
     def on_search(text, category, k):
@@ -200,10 +209,9 @@ def wire_category(editor, ui) -> None:
     inputs = [ui.upload, ui.category, ui.variant, ui.state.person, ui.picks, ui.state.hits, ui.description, ui.k]
     outputs = [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.category, ui.results, ui.state.hits, ui.picks]
     shown = {"show_progress_on": progress_on(outputs, ui.mask_editor)}  # not on the editor: studio/progress.py
-    ui.category.input(on_category, inputs, outputs, **shown, **PREPARE_LANE, **PRIVATE)
-    ui.switch.click(on_switch, [ui.description, ui.category], [ui.category], **PRIVATE).then(
-        on_category, inputs, outputs, **shown, **PREPARE_LANE, **PRIVATE
-    )
+    ui.follow_undo(ui.category.input(on_category, inputs, outputs, **shown, **PREPARE_LANE, **PRIVATE))
+    switched = ui.switch.click(on_switch, [ui.description, ui.category], [ui.category], **PRIVATE)
+    ui.follow_undo(switched.then(on_category, inputs, outputs, **shown, **PREPARE_LANE, **PRIVATE))
 
 
 def wire_result(editor, ui) -> None:
@@ -333,7 +341,10 @@ def wire_history(editor, ui, shown: list) -> None:
     history_outputs = shown + restored + person_outputs + [ui.results, ui.state.hits]
     history_inputs = [ui.state.history, ui.show_mask, ui.upload, ui.state.person, ui.variant, ui.state.hits, ui.k]
     shown = progress_on(history_outputs, ui.mask_editor)  # not on the editor: studio/progress.py
-    ui.history.select(on_history, history_inputs, history_outputs, show_progress_on=shown, **PREPARE_LANE, **PRIVATE)
+    picked = ui.history.select(
+        on_history, history_inputs, history_outputs, show_progress_on=shown, **PREPARE_LANE, **PRIVATE
+    )
+    ui.follow_undo(picked)
     # studio/compare.py restores from its side-by-side gallery with these
     ui.restore = SimpleNamespace(run=restore, inputs=history_inputs, outputs=history_outputs, progress_on=shown)
 
