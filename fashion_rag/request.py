@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import reprlib
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -251,7 +252,7 @@ def check_setting(name: str, value: Any) -> Any:
     whole_float = isinstance(value, float) and int in kinds and value.is_integer()
     if (isinstance(value, bool) and bool not in kinds) or not (isinstance(value, kinds) or whole_float):
         accepted = " or ".join("a whole number" if k is int else k.__name__ for k in kinds)
-        raise InputError(f"{name}={value!r}: use {accepted}")
+        raise InputError(f"{name}={reprlib.repr(value)}: use {accepted}")  # a 1 MB string is not echoed back
     return int(value) if whole_float else value
 
 

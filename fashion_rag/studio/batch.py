@@ -11,18 +11,17 @@ pool; locally they run in turn (fashion_rag/batch.py).
 """
 
 # No `from __future__ import annotations`: gr.api reads the annotations as objects (see api.py).
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from gradio import FileData
+from PIL import Image
 
-from fashion_rag.batch import plan_jobs, run_batch
-from fashion_rag.config import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
+from fashion_rag.batch import MAX_JOBS, plan_jobs, run_batch
 from fashion_rag.errors import InputError
-from fashion_rag.person.photo import load_photo
-from fashion_rag.request import RANDOM
-from fashion_rag.studio import values
+from fashion_rag.generation.limits import check_options
+from fashion_rag.results import check_seed
+from fashion_rag.studio import handlers, values
 from fashion_rag.studio.admission import LANE_LIMITS
 from fashion_rag.studio.api import file_data, parse_ids, session_of
 from fashion_rag.studio.errors import user_errors_as_gradio
@@ -43,25 +42,25 @@ def batch(
     paste_back,
     session,
 ):
-    """A generator of progress updates: {"done", "total", "results"}, one update per finished job."""
-    if not isinstance(photos, list) or not photos:
-        raise InputError("photos must be a list of uploaded person photos (gradio_client.handle_file(...))")
-    paths = [uploaded_file(photo, f"photo {i + 1}") for i, photo in enumerate(photos)]
-    images = [load_photo(path, name=Path(path).name) for path in paths if path]
+    """A generator of progress updates: {"done", "total", "results"}, one update per finished job.
+
+    Everything is checked as /edit checks it, before any photo is decoded: the settings (their ranges too, so that
+    a bad one is one refusal, not one error per job), the number of photos, and each photo's place in the list.
+    """
+    checked = handlers.controls(seed, steps, guidance, sampler, 1, paste_back)
+    check_options(checked["steps"], checked["guidance"], checked["num_images"])
+    if checked["seed"] is not None:  # None: each job picks its own
+        check_seed(checked["seed"])
     ids = parse_ids(garment_ids)
     requests = plan_jobs(
-        images,
+        batch_photos(editor, photos),
         values.choice("category", category, None),
         ids,
         each_garment=values.flag("each_garment", each_garment, False),
         description=values.description(description, editor.settings.limits.description_chars),
-        seed=values.whole("seed", seed, RANDOM),
-        steps=values.whole("steps", steps, DEFAULT_STEPS),
-        guidance=values.real("guidance", guidance, DEFAULT_GUIDANCE),
-        scheduler=values.choice("sampler", sampler, DEFAULT_SCHEDULER),
-        paste_back=values.flag("paste_back", paste_back, True),
+        **checked,
     )
-    groups = len(requests) // len(images)
+    groups = len(requests) // len(photos)  # photos: a checked list, one image per item
     results: list[dict[str, Any]] = []
     for index, result, error in run_batch(editor, requests):
         job = {"job": index, "photo": index // groups, "garment_ids": list(requests[index].garment_ids)}
@@ -74,6 +73,24 @@ def batch(
             )
         results.append(job)
         yield {"done": len(results), "total": len(requests), "results": results}
+
+
+def batch_photos(editor, photos) -> list[Image.Image]:
+    """The uploaded person photos, each upright and scaled to the editing limit as /edit scales its photo.
+
+    The count is checked first (at most MAX_JOBS photos: a call of 1,000 photos is refused unread) and a missing
+    photo is refused, not skipped: skipping it would shift every later result's `photo` index.
+    """
+    if not isinstance(photos, list) or not photos:
+        raise InputError("photos must be a list of uploaded person photos (gradio_client.handle_file(...))")
+    if len(photos) > MAX_JOBS:
+        raise InputError(f"{len(photos)} photos: a batch takes 1 to {MAX_JOBS} photos")
+    paths = [uploaded_file(photo, f"photo {i + 1}") for i, photo in enumerate(photos)]
+    if None in paths:
+        raise InputError(
+            f"photo {paths.index(None) + 1} of {len(paths)} is empty: every item must be an uploaded photo"
+        )
+    return [handlers.photo_for_editing(editor, path)[0] for path in paths]
 
 
 def register_batch(editor) -> None:

@@ -106,8 +106,11 @@ def load_mask(path: str | Path) -> Image.Image:
         raise
     except (FileNotFoundError, IsADirectoryError) as error:
         raise InputError(f"{label} could not be read: upload a {ACCEPTED_FORMATS} mask") from error
+    except Image.DecompressionBombError as error:  # raised by open() for a header far above the limit
+        raise InputError(f"{label} is far too large: upload a mask of at most 40 megapixels") from error
     except DECODE_ERRORS as error:
-        raise InputError(f"{label} is not a readable image ({error}): upload a {ACCEPTED_FORMATS} mask") from error
+        detail = str(error).replace(str(path), label)  # Pillow names the file by its server path
+        raise InputError(f"{label} is not a readable image ({detail}): upload a {ACCEPTED_FORMATS} mask") from error
     return values_image(upright)
 
 
