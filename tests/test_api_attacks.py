@@ -124,3 +124,14 @@ def test_an_unreadable_or_huge_mask_is_named_by_its_file_name_only(tmp_path):
     bomb.write_bytes(png_header_only(50_000, 50_000))
     with pytest.raises(InputError, match=r"^bomb.png is far too large: upload a mask of at most 40 megapixels$"):
         load_mask(as_upload(bomb))
+
+
+def test_outfit_refusals_name_the_parameter_that_was_wrong(studio_url):
+    """/outfit has no garment_ids: a bad upper_ids or lower_ids is named as such."""
+    client = client_of(studio_url)
+    photo = handle_file(as_upload(ASTRONAUT))
+    for slot, name in ((1, "upper_ids"), (2, "lower_ids")):
+        data = [photo, "top-001", "bottom-001", 3, 1, 7.5, "ddim", True]
+        data[slot] = "t" * 100_000
+        with pytest.raises(AppError, match=rf"^{name}='ttt.*: give up to 3 catalog ids, comma-separated$"):
+            client.predict(*data, api_name="/outfit")

@@ -511,3 +511,26 @@ def test_admission_counts_requests_by_lane(strict_app):
         "prepare",
         "gpu",
     }
+
+
+def test_batch_compare_and_outfit_count_against_the_same_per_address_edit_share(strict_app, slow_edits):
+    """The newer GPU endpoints take the edit lane's place: with 3 edits of an address queued or running (its
+    share), a /batch, /compare or /outfit from that address is refused as busy, never queued."""
+    url, _, admission = strict_app
+    photo = handle_file(as_upload(ASTRONAUT)) | {"meta": {"_type": "gradio.FileData"}}
+    base = url.rstrip("/")
+    queued = [httpx.post(f"{base}/gradio_api/call/edit", json={"data": edit_data(photo)}, timeout=30) for _ in range(3)]
+    assert [answer.status_code for answer in queued] == [200] * 3
+    others = {
+        "batch": [[photo], "upper_body", "top-001", False, "", 3, 1, 7.5, "ddim", True],
+        "compare": [photo, "upper_body", "top-001,top-002", None, 3, 1, 7.5, "ddim", True],
+        "outfit": [photo, "top-001", "bottom-001", 3, 1, 7.5, "ddim", True],
+    }
+    before = admission.refused["gpu-per-address"]
+    for api, data in others.items():
+        answer = httpx.post(f"{base}/gradio_api/call/{api}", json={"data": data}, timeout=30)
+        assert answer.status_code == 422 and "from your address are already waiting or running" in answer.text, api
+    assert admission.refused["gpu-per-address"] == before + 3
+    for answer in queued:  # listened to, so that none is dropped as unheard; all three finish
+        events = httpx.get(f"{base}/gradio_api/call/edit/{answer.json()['event_id']}", timeout=120).text
+        assert "event: complete" in events, events[:300]

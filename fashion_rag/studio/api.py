@@ -129,15 +129,16 @@ def person_photo(editor, value: Any):
     return handlers.photo_for_editing(editor, path)
 
 
-def parse_ids(text: str | list | None) -> list[str]:
-    """Catalog ids from a list or a comma-separated string (never file paths: unknown ids are refused later)."""
+def parse_ids(text: str | list | None, name: str = "garment_ids") -> list[str]:
+    """Catalog ids from a list or a comma-separated string (never file paths: unknown ids are refused later).
+    `name` is the endpoint's parameter, which the refusal names (/outfit has upper_ids and lower_ids)."""
     if not text:
         return []
     if not isinstance(text, str | list) or len(text) > MAX_ID_TEXT:
-        raise InputError(f"garment_ids={values.shown(text)}: give up to 3 catalog ids, comma-separated")
+        raise InputError(f"{name}={values.shown(text)}: give up to 3 catalog ids, comma-separated")
     items = text if isinstance(text, list) else text.split(",")
     if not all(isinstance(item, str) for item in items):
-        raise InputError(f"garment_ids={values.shown(text)}: catalog ids are strings")
+        raise InputError(f"{name}={values.shown(text)}: catalog ids are strings")
     return [item.strip() for item in items if item.strip()]
 
 

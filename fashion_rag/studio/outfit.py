@@ -196,7 +196,7 @@ def outfit_endpoint_run(
 ) -> dict:
     """{"seed", "images": [top, outfit], "recipe"} of one outfit from a photo and catalog ids per part."""
     checked = handlers.controls(seed, steps, guidance, sampler, 1, paste_back)  # before any work
-    upper, lower = api.parse_ids(upper_ids), api.parse_ids(lower_ids)
+    upper, lower = api.parse_ids(upper_ids, "upper_ids"), api.parse_ids(lower_ids, "lower_ids")
     photo, _ = api.person_photo(editor, photo)
     result, saved = make_outfit(
         editor, photo, OutfitStep("upper_body", tuple(upper)), OutfitStep("lower_body", tuple(lower)), checked, session
