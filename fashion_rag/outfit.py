@@ -16,6 +16,7 @@ A recipe without "outfit" is a single edit, read as before.
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -53,7 +54,10 @@ def check_steps(steps: Sequence[OutfitStep]) -> None:
     """InputError unless the steps are an upper-body then a lower-body edit, each with a garment."""
     categories = tuple(step.category for step in steps)
     if categories != OUTFIT_ORDER:
-        raise InputError(f"an outfit is {' then '.join(OUTFIT_ORDER)} garments, not {', '.join(categories) or 'none'}")
+        # A recipe may hold anything here: at most 3 categories are shown, each shortened (reprlib).
+        given = ", ".join(reprlib.repr(c).strip("'\"") for c in categories[:3]) or "none"
+        more = f", … ({len(categories)} steps)" if len(categories) > 3 else ""
+        raise InputError(f"an outfit is {' then '.join(OUTFIT_ORDER)} garments, not {given}{more}")
     for step in steps:
         if not step.garment_ids and not step.garment_images:
             raise InputError(f"the outfit has no {step.category.replace('_', ' ')} garment: pick one for each part")
@@ -107,7 +111,7 @@ def replay_outfit(
     steps = recipe.get("outfit")
     if not isinstance(steps, list) or not all(isinstance(step, dict) for step in steps) or not steps:
         raise InputError("the recipe's 'outfit' must be a list of edit recipes, one per garment step")
-    check_steps([OutfitStep(s.get("category", "?"), tuple(s.get("garment_ids") or ("?",))) for s in steps])
+    check_steps([OutfitStep(s.get("category", "?"), ("?",)) for s in steps])  # ids are checked by from_dict
     images = list(garment_images)
     current, results, previous = photo, [], None
     for step in steps:

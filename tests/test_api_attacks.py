@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from PIL import Image
 
 from fashion_rag.batch import MAX_JOBS
 from fashion_rag.errors import InputError
@@ -135,3 +136,26 @@ def test_outfit_refusals_name_the_parameter_that_was_wrong(studio_url):
         data[slot] = "t" * 100_000
         with pytest.raises(AppError, match=rf"^{name}='ttt.*: give up to 3 catalog ids, comma-separated$"):
             client.predict(*data, api_name="/outfit")
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        (
+            [{"category": "upper_body", "garment_ids": ["top-001"]}] * 1000,
+            r"^an outfit is upper_body then lower_body garments, not upper_body, upper_body, upper_body, … "
+            r"\(1000 steps\)$",
+        ),
+        ([{"category": 5, "garment_ids": 7}], r"^an outfit is upper_body then lower_body garments, not 5$"),
+        ([{"category": "x" * 100_000}], r"^an outfit is upper_body then lower_body garments, not x{3,}\.\.\.x+$"),
+    ],
+    ids=["1000-steps", "wrong-types", "long-category"],
+)
+def test_an_outfit_recipe_of_odd_steps_is_refused_in_one_short_line(steps, message):
+    """Recipes come from files (`edit --recipe`): a 1000-step outfit or a number for a category is refused before
+    any step runs (the editor here would fail at once if one did), in one line of bounded length."""
+    from fashion_rag.outfit import replay_outfit
+
+    with pytest.raises(InputError, match=message) as refused:
+        replay_outfit(None, Image.new("RGB", (8, 8)), {"outfit": steps})
+    assert len(str(refused.value)) < 200
