@@ -106,7 +106,7 @@ def replay_outfit(
 ) -> OutfitResult:
     """The outfit a recipe describes, made again on `photo`: each step prepared on the previous result with
     the recipe's mask (refused when the photo is framed differently from the recipe's)."""
-    from fashion_rag.request import EditRequest, PersonFrame
+    from fashion_rag.request import EditRequest, PersonFrame, uploaded_count
 
     steps = recipe.get("outfit")
     if not isinstance(steps, list) or not all(isinstance(step, dict) for step in steps) or not steps:
@@ -115,7 +115,7 @@ def replay_outfit(
     images = list(garment_images)
     current, results, previous = photo, [], None
     for step in steps:
-        uploaded = int(step.get("uploaded_garments") or 0)
+        uploaded = uploaded_count(step)  # a negative count would slice the images from the end
         given, images = images[:uploaded], images[uploaded:]
         request = EditRequest.from_dict(step, photo=current, garment_images=tuple(given))
         person = step_person(editor, photo, current, request.category, request.mask_variant, previous)

@@ -27,6 +27,7 @@ from PIL import Image
 
 from fashion_rag.config import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
 from fashion_rag.errors import InputError, check_category
+from fashion_rag.generation.limits import MAX_GARMENTS
 from fashion_rag.person.framing import FrameTransform
 from fashion_rag.person.photo import load_photo
 
@@ -232,7 +233,7 @@ class EditRequest:
         if data.get("mask") is not None:
             values["mask"] = mask_from_text(data["mask"], "mask")
         values.update(given)
-        uploaded = data.get("uploaded_garments") or 0
+        uploaded = uploaded_count(data)
         if uploaded and len(values.get("garment_images", ())) != uploaded:
             raise InputError(f"this recipe used {uploaded} uploaded garment image(s): pass them again (--garment)")
         if "category" not in values:
@@ -254,6 +255,14 @@ def check_setting(name: str, value: Any) -> Any:
         accepted = " or ".join("a whole number" if k is int else k.__name__ for k in kinds)
         raise InputError(f"{name}={reprlib.repr(value)}: use {accepted}")  # a 1 MB string is not echoed back
     return int(value) if whole_float else value
+
+
+def uploaded_count(data: dict) -> int:
+    """How many uploaded garment images a recipe (or an outfit step) used: a whole number from 0 to 3."""
+    count = data.get("uploaded_garments") or 0
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_GARMENTS:
+        raise InputError(f"uploaded_garments={reprlib.repr(count)}: use a whole number from 0 to {MAX_GARMENTS}")
+    return count
 
 
 def check_ids(ids: Any) -> list[str]:

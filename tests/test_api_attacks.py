@@ -8,6 +8,7 @@ test_bad_input.py.
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from types import SimpleNamespace
@@ -159,3 +160,16 @@ def test_an_outfit_recipe_of_odd_steps_is_refused_in_one_short_line(steps, messa
     with pytest.raises(InputError, match=message) as refused:
         replay_outfit(None, Image.new("RGB", (8, 8)), {"outfit": steps})
     assert len(str(refused.value)) < 200
+
+
+@pytest.mark.parametrize("count", ["abc", -1, 2.5, True, 10**9])
+def test_a_recipes_uploaded_garment_count_must_be_a_small_whole_number(count):
+    """-1 sliced the garment images from the end; "abc" was a ValueError traceback in an outfit replay."""
+    from fashion_rag.outfit import replay_outfit
+
+    message = rf"^uploaded_garments={re.escape(repr(count))}: use a whole number from 0 to 3$"
+    with pytest.raises(InputError, match=message):
+        EditRequest.from_dict({"category": "dresses", "uploaded_garments": count}, photo=Image.new("RGB", (8, 8)))
+    steps = [{"category": "upper_body", "uploaded_garments": count}, {"category": "lower_body"}]
+    with pytest.raises(InputError, match=message):
+        replay_outfit(None, Image.new("RGB", (8, 8)), {"outfit": steps})
