@@ -173,3 +173,23 @@ def test_a_recipes_uploaded_garment_count_must_be_a_small_whole_number(count):
     steps = [{"category": "upper_body", "uploaded_garments": count}, {"category": "lower_body"}]
     with pytest.raises(InputError, match=message):
         replay_outfit(None, Image.new("RGB", (8, 8)), {"outfit": steps})
+
+
+@pytest.mark.parametrize(
+    ("mask", "message"),
+    [
+        (
+            {"width": 100_000, "height": 100_000, "counts": "10000000000"},
+            r"^the recipe's mask is 100000x100000: at most 40 megapixels$",
+        ),
+        ({"width": 1, "height": 1, "counts": "9" * 5000}, r"^the recipe's mask counts must be a string of whole"),
+        ({"width": 2, "height": 1, "counts": "\u00b2"}, r"^the recipe's mask counts must be a string of whole"),
+        ({"width": True, "height": 1, "counts": "1"}, r"^the recipe's mask is Truex1: width and height must be"),
+    ],
+    ids=["10-gigapixel-runs", "5000-digit-run", "superscript-digit", "bool-width"],
+)
+def test_a_recipe_mask_is_checked_before_its_runs_are_expanded(mask, message):
+    """The run-length mask of a recipe (`edit --recipe`, EditRequest.from_dict) is a bomb like a PNG header:
+    100000x100000 in one run expanded to 10 GB; a 5000-digit run or a superscript digit was a ValueError."""
+    with pytest.raises(InputError, match=message):
+        EditRequest.from_dict({"category": "dresses", "mask": mask}, photo=Image.new("RGB", (8, 8)))

@@ -16,6 +16,8 @@ import numpy as np
 
 from fashion_rag.errors import InputError
 
+MAX_MASK_PIXELS = 40_000_000  # a photo's limit (person/photo.py): a mask is never larger than its photo
+
 
 def encode_mask(mask: np.ndarray) -> dict[str, Any]:
     """(H, W) bool -> {"width", "height", "counts"} (JSON-ready)."""
@@ -34,9 +36,15 @@ def decode_mask(data: Any) -> np.ndarray:
     if not isinstance(data, dict) or not {"width", "height", "counts"} <= set(data):
         raise InputError("the recipe's mask must be an object with width, height and counts (run lengths)")
     width, height, counts = data["width"], data["height"], data["counts"]
-    if not all(isinstance(v, int) and v > 0 for v in (width, height)):
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (width, height)):
         raise InputError(f"the recipe's mask is {width!r}x{height!r}: width and height must be whole numbers > 0")
-    if not isinstance(counts, str) or not all(part.isdigit() for part in counts.split()):
+    if width * height > MAX_MASK_PIXELS:  # checked before the runs are expanded: a 100000x100000 mask is 10 GB
+        raise InputError(f"the recipe's mask is {width}x{height}: at most {MAX_MASK_PIXELS // 1_000_000} megapixels")
+    # ASCII digits only ('²'.isdigit() is True, int('²') fails), each run at most the mask's size in digits.
+    digits = len(str(MAX_MASK_PIXELS))
+    if not isinstance(counts, str) or not all(
+        part.isascii() and part.isdigit() and len(part) <= digits for part in counts.split()
+    ):
         raise InputError("the recipe's mask counts must be a string of whole numbers >= 0, space-separated")
     counts = [int(part) for part in counts.split()]
     if sum(counts) != width * height:
