@@ -193,3 +193,16 @@ def test_a_recipe_mask_is_checked_before_its_runs_are_expanded(mask, message):
     100000x100000 in one run expanded to 10 GB; a 5000-digit run or a superscript digit was a ValueError."""
     with pytest.raises(InputError, match=message):
         EditRequest.from_dict({"category": "dresses", "mask": mask}, photo=Image.new("RGB", (8, 8)))
+
+
+def test_compare_refuses_a_repeated_id_instead_of_making_the_same_result_twice(studio_url):
+    client = client_of(studio_url)
+    photo = handle_file(as_upload(ASTRONAUT))
+    data = [photo, "upper_body", "top-001,top-002, top-001", None, 3, 1, 7.5, "ddim", True]
+    with pytest.raises(AppError, match=r"^garment_ids: top-001 given more than once: give each catalog id once$"):
+        client.predict(*data, api_name="/compare")
+    data[2] = "top-001,top-002"
+    assert [r["garment_ids"] for r in client.predict(*data, api_name="/compare")["results"]] == [
+        ["top-001"],
+        ["top-002"],
+    ]

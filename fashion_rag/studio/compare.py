@@ -249,6 +249,9 @@ def compare_endpoint_run(
     ids = api.parse_ids(garment_ids)
     if not ids:
         raise InputError("garment_ids: give 1 to 4 catalog ids, comma-separated, one result each")
+    twice = sorted({i for i in ids if ids.count(i) > 1})  # same seed and mask: a repeated id repeats its result
+    if twice:
+        raise InputError(f"garment_ids: {', '.join(twice)} given more than once: give each catalog id once")
     photo, scaled = api.person_photo(editor, photo)
     person = editor.prepare(photo, values.choice("category", category, None))
     mask_path = uploaded_file(mask, "mask")
