@@ -101,14 +101,8 @@ def garment_column() -> SimpleNamespace:
         allow_custom_value=True,
     )
     with gr.Row(equal_height=True):
-        # min_width: narrower, the file's name was cut to ".p" beside its size; the preview wraps below instead.
         own = gr.File(
-            label="Or add your own garment image",
-            file_types=IMAGE_TYPES,
-            elem_id="own-garment",
-            height=110,
-            scale=3,
-            min_width=260,
+            label="Or add your own garment image", file_types=IMAGE_TYPES, elem_id="own-garment", height=110, scale=3
         )
         own_preview = gr.Image(
             None,
