@@ -166,3 +166,26 @@ def test_a_refused_upload_marks_only_the_upload_box(chromium, studio_url, tmp_pa
     marked = page.evaluate(errors)
     assert marked == ["person-upload"], marked
     page.close()
+
+
+def test_the_own_garment_box_shows_the_uploaded_files_name(chromium, studio_url, tmp_path):
+    """At 1400x900 the own-garment box sat beside its preview, a third of a column wide: the file's name was cut
+    to ".p" next to its size, so the designer could not see which garment image was added."""
+    from pathlib import Path
+
+    from .conftest import EXAMPLE_CATALOG
+
+    garment = tmp_path / "linen-shirt.png"
+    garment.write_bytes(Path(EXAMPLE_CATALOG / "upper_body" / "top-001.png").read_bytes())
+    page = open_page(chromium, studio_url, 1400, 900)
+    page.locator("#own-garment input[type=file]").set_input_files(str(garment))
+    page.wait_for_selector("#own-garment-preview img", timeout=30_000)
+    name = page.locator("#own-garment .filename").first
+    assert name.inner_text().replace("\n", "") == "linen-shirt.png"  # the text is there; is it on screen?
+    shown = page.evaluate(
+        """() => [...document.querySelectorAll('#own-garment .filename > span')]
+            .map(s => [s.scrollWidth, s.clientWidth, s.getBoundingClientRect().width])"""
+    )
+    for scroll, client, width in shown:  # no part of the name cut off (stem and extension)
+        assert width > 0 and scroll <= client, shown
+    page.close()

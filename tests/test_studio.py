@@ -25,7 +25,7 @@ from fashion_rag.studio import gpu, handlers, masks, restoring
 from fashion_rag.studio.categories import suggested_category
 from fashion_rag.studio.errors import user_errors_as_gradio
 
-from .conftest import ASTRONAUT, as_upload
+from .conftest import ASTRONAUT, EXAMPLE_CATALOG, as_upload
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 FAST = handlers.controls(11, 1, 7.5, "ddim", 1, True)  # seed, steps, guidance, sampler, samples, paste-back
@@ -118,6 +118,10 @@ def test_text_only_edit_from_the_page_uses_the_description_and_says_so(tiny_edit
     state, value = uploaded
     assert "text-only" in handlers.plan_note([], None, "red floral summer dress")
     assert "2 picked garments" in handlers.plan_note(["top-001", "top-002"], None, "red floral summer dress")
+    # The own garment image is the designer's own, not a pick: "the 1 picked garment" with nothing picked misled.
+    assert handlers.plan_note([], "own.png", "") == "Generate dresses the person in your own garment."
+    both = handlers.plan_note(["top-001"], "own.png", "")
+    assert both == "Generate dresses the person in the 1 picked garment and your own garment."
     person = handlers.person_for_edit(tiny_editor, state, value, "box")
     edit = handlers.edit_request(person, [], [], "red floral summer dress", FAST)
     entry, history = handlers.generate(tiny_editor, edit, [], "pagetest")
@@ -126,6 +130,19 @@ def test_text_only_edit_from_the_page_uses_the_description_and_says_so(tiny_edit
     assert entry.prompt == "text-only" and json.loads(Path(entry.recipe).read_text())["prompt"] == "text-only"
     assert handlers.result_note(entry).startswith("**Text-only edit** from the description “red floral summer dress”")
     assert history == [entry] and "text-only" in entry.caption
+
+
+def test_the_result_note_names_garments_by_their_captions_not_only_their_ids(tiny_editor):
+    """The picks list shows "plain purple t-shirt (top-001)"; the note under Generate said only "top-001"."""
+    from fashion_rag.studio.session import HistoryEntry
+
+    request = {"garment_ids": ["top-001", "gone-999"], "uploaded_garments": ["own"], "seed": 7}
+    entry = HistoryEntry(1, ("a.png",), "a.json", request, "garment-tokens", (), {})
+    # The caption as the catalog's metadata has it, read here rather than from the searcher under test.
+    rows = [json.loads(line) for line in (EXAMPLE_CATALOG / "metadata.jsonl").read_text().splitlines()]
+    caption = next(row["caption"] for row in rows if row["id"] == "top-001")
+    note = handlers.result_note(entry, tiny_editor)
+    assert note.startswith(f"Edit with {caption} (top-001), gone-999, your own garment · seed 7"), note
 
 
 def test_compare_at_the_photos_aspect_with_the_mask_toggle_samples_and_downloads(tiny_editor, uploaded):

@@ -89,7 +89,7 @@ def compare(
 
 def garment_name(editor, entry: HistoryEntry) -> str:
     """A side-by-side caption: the entry's number and its garments by name (catalog caption and id)."""
-    names = [f"{editor.searcher.caption(i)} ({i})" if i in editor.searcher else i for i in entry.garment_ids]
+    names = [handlers.garment_name(editor, i) for i in entry.garment_ids]
     names += ["your own garment"] if entry.uploaded_garment else []
     return f"#{entry.number} · {', '.join(names) or 'text-only: ' + entry.description} · seed {entry.seed}"
 

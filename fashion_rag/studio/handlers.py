@@ -148,7 +148,14 @@ def pick_choices(editor, hit_ids: list[str], picks: list[str] | None) -> list[tu
     """The picks dropdown's (label, id) choices: the search hits, then picked ids not among them (a restored
     history entry's), so every picked id is a valid choice whatever the current search shows."""
     ids = list(hit_ids or []) + [i for i in picks or [] if i not in (hit_ids or [])]
-    return [(f"{editor.searcher.caption(i)} ({i})", i) for i in ids if i in editor.searcher]
+    return [(garment_name(editor, i), i) for i in ids if i in editor.searcher]
+
+
+def garment_name(editor, garment_id: str) -> str:
+    """A catalog garment as the designer saw it among the picks: its caption, then its id in brackets."""
+    if editor is None or garment_id not in editor.searcher:
+        return garment_id  # no longer in the catalog: the id is all there is
+    return f"{editor.searcher.caption(garment_id)} ({garment_id})"
 
 
 def picks_in_category(editor, picks: list[str] | None, category: str) -> tuple[list[str], list[str]]:
@@ -193,9 +200,11 @@ def hint_label(category: str) -> str:
 
 def plan_note(picks: list[str] | None, own_garment: str | None, text: str) -> str:
     """What Generate will do with the current picks, said before it runs."""
-    if picks or own_garment:
-        count = len(picks or []) + (1 if own_garment else 0)
-        return f"Generate dresses the person in the {count} picked garment{'s' if count > 1 else ''}."
+    if picks or own_garment:  # an own garment is not "picked": it is named as the designer's own
+        count = len(picks or [])
+        parts = [f"the {count} picked garment{'s' if count > 1 else ''}"] if count else []
+        parts += ["your own garment"] if own_garment else []
+        return f"Generate dresses the person in {' and '.join(parts)}."
     if any(ch.isalpha() for ch in text or ""):
         return "No garment picked: Generate makes a **text-only** edit from the description."
     return "Pick 1 to 3 garments, or describe one for a text-only edit."
@@ -321,12 +330,14 @@ def comparison(entry: HistoryEntry | None, sample: int = 0, show_mask: bool = Fa
     return entry.views["original"], result
 
 
-def result_note(entry: HistoryEntry) -> str:
-    """What the last Generate did, in words."""
+def result_note(entry: HistoryEntry, editor=None) -> str:
+    """What the last Generate did, in words: each garment by its caption (the picks show captions, so bare ids
+    such as "top-005" meant nothing to a designer)."""
     if entry.prompt == "text-only":
         made = f"**Text-only edit** from the description “{entry.description}” (no garment picked)"
     else:
-        garments = list(entry.garment_ids) + (["your own garment"] if entry.uploaded_garment else [])
+        garments = [garment_name(editor, i) for i in entry.garment_ids]
+        garments += ["your own garment"] if entry.uploaded_garment else []
         made = f"Edit with {', '.join(garments)}"
     count = len(entry.images)
     said = "".join(f"  \n{note}" for note in entry.notes)

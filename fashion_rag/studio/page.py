@@ -250,7 +250,7 @@ def wire_result(editor, ui) -> None:
                 track,
                 notes=(person.scale_note,) if person.scale_note else (),
             )
-        return show_entry(entry, history)
+        return show_entry(entry, history, editor)
 
     def on_sample(current, show, event: gr.SelectData):
         if current is None or not 0 <= selected(event) < len(current.images):
@@ -310,7 +310,7 @@ def wire_history(editor, ui, shown: list) -> None:
         kept, dropped = handlers.picks_in_category(editor, entry.garment_ids, view.category)
         found = handlers.results_for_category(editor, hits, entry.description, view.category, k)
         gallery, hits = found if found is not None else (gr.update(), hits)
-        shown = list(show_entry(entry, history))
+        shown = list(show_entry(entry, history, editor))
         shown[1] += "  \n" + restoring.restore_words(entry, words, kept, dropped)
         restored = list(restoring.restored_values(entry))
         restored[0] = gr.update(choices=handlers.pick_choices(editor, hits, kept), value=kept)
@@ -375,7 +375,7 @@ def wire_status(demo: gr.Blocks, editor, status, generate) -> None:
     demo.load(refresh, None, outputs, **PRIVATE)
 
 
-def show_entry(entry, history):
+def show_entry(entry, history, editor=None):
     """Component values showing one history entry (the first sample in the comparison)."""
     many = len(entry.images) > 1
     samples = gr.update(
@@ -384,7 +384,7 @@ def show_entry(entry, history):
     gallery = [(item.views["results"][0], item.caption) for item in history]
     return (
         handlers.comparison(entry),
-        handlers.result_note(entry),
+        handlers.result_note(entry, editor),
         samples,
         [*entry.images, entry.recipe],
         str(entry.seed),

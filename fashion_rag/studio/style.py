@@ -20,6 +20,9 @@ CSS = """
 .step-title h3 {margin: 0 0 4px 0}
 #plan-note, #result-note {min-height: 1.6em}
 #person-upload {max-height: 120px}
+/* The own garment box is a third of a column wide: its size-and-download cell left the name ".p" (the file is
+   the designer's own, so the name matters more than a link back to it). */
+#own-garment .file-preview td.download {display: none}
 #mask-hint {font-size: var(--text-sm); color: var(--body-text-color-subdued)}
 /* clip, not Gradio's hidden: the same look, but no scroll container, which would stop the sticky column */
 .gradio-container {overflow: clip !important}
