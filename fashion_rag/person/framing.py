@@ -197,6 +197,18 @@ class FrameTransform:
         offset = np.array([self.left, self.top], dtype=np.float64)
         return (points + 0.5) / self.scale + offset - 0.5
 
+    def in_photo(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) frame coordinates (x, y) -> (N,) bool: inside the photo, not in the frame's padding. A pixel
+        is inside when its centre maps between the photo's outer pixel edges (-0.5 and W - 0.5). NaN is outside."""
+        original = self.to_original(points)  # (N, 2) photo pixel coordinates
+        with np.errstate(invalid="ignore"):
+            return (
+                (original[:, 0] >= -0.5)
+                & (original[:, 0] < self.original_width - 0.5)
+                & (original[:, 1] >= -0.5)
+                & (original[:, 1] < self.original_height - 0.5)
+            )
+
     # ---------------------------------------------------------------------------------------------
     # Resampling
 

@@ -236,16 +236,8 @@ def outside_photo_missing(keypoints: np.ndarray, transform: FrameTransform) -> n
     Where the crop sticks out of the photo the frame repeats the edge pixels; a hip or knee found there is
     a body invented beyond the photo's edge (a half-body portrait would pass lower_body's check).
     """
-    original = transform.to_original(keypoints)  # (18, 2) photo pixel coordinates, NaN stays NaN
-    with np.errstate(invalid="ignore"):
-        inside = (
-            (original[:, 0] >= -0.5)
-            & (original[:, 0] < transform.original_width - 0.5)
-            & (original[:, 1] >= -0.5)
-            & (original[:, 1] < transform.original_height - 0.5)
-        )
     out = np.array(keypoints, dtype=np.float64, copy=True)
-    out[~inside] = np.nan
+    out[~transform.in_photo(keypoints)] = np.nan  # NaN keypoints stay NaN
     out[NECK] = (out[RIGHT_SHOULDER] + out[LEFT_SHOULDER]) / 2  # NaN unless both shoulders are in the photo
     return out
 

@@ -54,15 +54,14 @@ def shown_frame(state) -> Image.Image:
 
 
 def frame_padding(transform, size: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool for a frame of `size` (W, H): True where the frame's pixel centre lies outside the photo."""
+    """(H, W) bool for a frame of `size` (W, H): True where the frame's pixel lies outside the photo."""
     width, height = size
-    columns = np.stack([np.arange(width), np.zeros(width)], axis=1)  # (W, 2) frame (x, y) points
-    rows = np.stack([np.zeros(height), np.arange(height)], axis=1)  # (H, 2)
-    x = transform.to_original(columns)[:, 0]
-    y = transform.to_original(rows)[:, 1]
-    outside_x = (x < -0.5) | (x >= transform.original_width - 0.5)  # pixel edges at -0.5 and W - 0.5
-    outside_y = (y < -0.5) | (y >= transform.original_height - 0.5)
-    return outside_y[:, None] | outside_x[None, :]
+    # The photo is an axis-aligned box in the frame: test each column on a row through the photo (that of its
+    # first pixel), and each row on such a column.
+    first_x, first_y = transform.to_frame(np.zeros((1, 2)))[0]  # the photo's pixel (0, 0) in the frame
+    columns = np.stack([np.arange(width), np.full(width, first_y)], axis=1)  # (W, 2)
+    rows = np.stack([np.full(height, first_x), np.arange(height)], axis=1)  # (H, 2)
+    return ~(transform.in_photo(rows)[:, None] & transform.in_photo(columns)[None, :])
 
 
 def values_image(image: Image.Image) -> Image.Image:
