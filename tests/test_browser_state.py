@@ -70,14 +70,44 @@ def toasts(page) -> str:
     return " | ".join(page.locator(".toast-body").all_inner_texts())
 
 
-def test_restoring_an_older_entry_of_another_category_keeps_the_page_working(page):
+def switched(monkeypatch) -> list:
+    """The categories the server has switched to (the studio runs in this process). The page's notes read the
+    same before and after a switch, so a test that picks right after one must wait for the switch itself: its
+    answer resets the results and picks, and a pick made before it lands is lost."""
+    from fashion_rag.studio import restoring
+
+    done, real = [], restoring.switch_category
+
+    def record(editor, path, person, category, variant):
+        answer = real(editor, path, person, category, variant)
+        done.append(category)
+        return answer
+
+    monkeypatch.setattr(restoring, "switch_category", record)
+    return done
+
+
+def wait_until_switched(page, categories: list, category: str) -> None:
+    """Until the server has switched to `category` (`switched`) and the page has applied its answer."""
+    for _ in range(600):  # 60 s
+        if categories and categories[-1] == category:
+            break
+        page.wait_for_timeout(100)
+    assert categories and categories[-1] == category, f"the switch to {category} never reached the server"
+    pending = "#results.pending, #results .pending, #picks.pending, #picks .pending"  # what its answer resets
+    page.wait_for_function(f"() => !document.querySelector({pending!r})", timeout=30_000)
+
+
+def test_restoring_an_older_entry_of_another_category_keeps_the_page_working(page, monkeypatch):
+    categories = switched(monkeypatch)
     upload(page)
     choose_category(page, "dresses")
-    page.wait_for_function("() => document.querySelector('#person-notes').innerText.includes('Mask found')")
+    wait_until_switched(page, categories, "dresses")
     search_and_pick(page, "red dress")
     dress = picked(page)[0]
     generate(page, 1)
     choose_category(page, "upper_body")
+    wait_until_switched(page, categories, "upper_body")
     search_and_pick(page, "striped shirt")
     generate(page, 2)
     page.locator("#history .thumbnail-item").nth(1).click()  # the older, dresses entry
