@@ -4,7 +4,7 @@
 
 Starts the studio as its own process (`app.py` on the tiny bundle, loopback, a free port), warms it up,
 then sends REQUESTS mixed requests (72% search, 18% prepare, 10% edit with 1 step) from 8 gradio_client
-clients and reads the server's resident memory before and after.
+clients and reads the server's resident memory before and after, both times idle (SETTLE_S).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import httpx
 import psutil
 from gradio_client import Client, handle_file
 
+from fashion_rag.studio.admission import WATCH_EVERY_S
+
 from .sequential_client import predict
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +34,10 @@ SEARCHES = (("red dress", "dresses"), ("striped shirt", "upper_body"), ("blue je
             ("floral midi dress", "dresses"), ("black blazer", "upper_body"))  # fmt: skip
 CLIENTS = 8
 WARM_UP = 120  # requests before the first measurement: lazily built state and per-thread buffers exist
+# Both readings are taken idle, after the server has handed its freed heap back (within WATCH_EVERY_S of
+# its queue falling idle: studio/admission.py), so they count what it holds, not the free pages its last
+# requests happened to leave resident (a swing of ~50 MB: docs/RELIABILITY.md, "Soak").
+SETTLE_S = 3 * WATCH_EVERY_S
 
 
 def kind_of(number: int) -> str:
@@ -149,15 +155,15 @@ def soak(bundle: Path, index: Path, work: Path, requests: int, block: int = 100)
     clients = [Client(url, verbose=False, analytics_enabled=False) for _ in range(CLIENTS)]
     try:
         send(clients, range(WARM_UP))
-        time.sleep(2)
+        time.sleep(SETTLE_S)
         before = rss_mb(process)
         series, kinds = [], []
         started = time.perf_counter()
         for start in range(WARM_UP, WARM_UP + requests, block):
             kinds += send(clients, range(start, min(start + block, WARM_UP + requests)))
+            time.sleep(SETTLE_S)
             series.append(round(rss_mb(process) - before, 1))
-        wall = time.perf_counter() - started
-        time.sleep(2)
+        wall = time.perf_counter() - started - SETTLE_S * len(series)
         after = rss_mb(process)
     finally:
         for client in clients:

@@ -534,3 +534,29 @@ def test_batch_compare_and_outfit_count_against_the_same_per_address_edit_share(
     for answer in queued:  # listened to, so that none is dropped as unheard; all three finish
         events = httpx.get(f"{base}/gradio_api/call/edit/{answer.json()['event_id']}", timeout=120).text
         assert "event: complete" in events, events[:300]
+
+
+def test_the_server_hands_freed_heap_back_once_when_it_falls_idle_never_while_busy(strict_app, slow_edits, monkeypatch):
+    """Free pages that requests left resident go back to the system within a second of the queue falling
+    idle (studio/admission.py: hand_back_when_idle), once per busy spell, never while an edit runs."""
+    from fashion_rag.studio import admission as admission_module
+
+    url, _, admission = strict_app
+    calls = []  # (when, was the queue idle then)
+    monkeypatch.setattr(
+        admission_module, "hand_back_freed_heap", lambda: calls.append((time.monotonic(), admission.idle()))
+    )
+    time.sleep(3 * admission_module.WATCH_EVERY_S)  # what earlier tests left to hand back happens now
+    calls.clear()
+    visitor = Client(url, verbose=False, download_files=False)
+    job = visitor.submit(*edit_data(handle_file(as_upload(ASTRONAUT))), api_name="/edit")
+    while not slow_edits:  # the edit holds the lane for 1.5 s from here
+        time.sleep(0.05)
+    time.sleep(1.2)
+    assert calls == []  # busy: nothing handed back mid-edit
+    job.result()
+    finished = time.monotonic()
+    time.sleep(3 * admission_module.WATCH_EVERY_S)
+    assert len(calls) == 1, calls  # once for the spell, not again on each idle check
+    when, idle = calls[0]
+    assert idle and slow_edits[0] + HOLD_S["now"] < when < finished + 2 * admission_module.WATCH_EVERY_S

@@ -24,6 +24,8 @@ A refused event is answered at once with "busy, try again in N s" (N from the la
 average run time) or the limit it broke, and one log line; it never takes a queue slot. A queued event
 whose client does not read its results (it never opened the result stream, or stopped reading it) for
 `listener_grace_s` is dropped before it starts (`Admission.drop_unheard`).
+When the queue falls idle after some work, the freed heap goes back to the system
+(`Admission.hand_back_when_idle`, studio/memory.py).
 
 Gradio 6.31 has no hook for any of this, so it wraps the queue's `push` and watches each session's
 message queue. The names used (`Queue.push`, `event_queue_per_concurrency_id`, `active_jobs`,
@@ -43,13 +45,13 @@ from typing import Any
 
 from fashion_rag.config import ServingLimits
 from fashion_rag.errors import InputError
-from fashion_rag.studio.memory import hand_back_periodically
+from fashion_rag.studio.memory import hand_back_freed_heap, hand_back_periodically
 from fashion_rag.studio.uploads import NOT_AN_UPLOAD, uploaded_file
 
 logger = logging.getLogger(__name__)
 
 LANE_LIMITS = {"search": 4, "prepare": 2, "gpu": 1}  # events of each lane running at once
-REAP_EVERY_S = 2.0  # how often queued events are checked for a client that stopped listening
+WATCH_EVERY_S = 1.0  # how often queued events are checked for a client that stopped listening, and for idleness
 
 
 class WatchedQueue(asyncio.Queue):
@@ -130,7 +132,9 @@ class Admission:
         self.per_address = {"gpu": limits.edits_per_address, "prepare": limits.prepares_per_address}
         self.refused: Counter[str] = Counter()  # reason -> count, for the attack replay and tests
         self.dropped = 0
-        self._reaper: asyncio.Task | None = None
+        self.handed_back = 0  # times freed heap went back to the system when the queue fell idle
+        self._busy_since_hand_back = False
+        self._watcher: asyncio.Task | None = None
 
     # -- deciding ------------------------------------------------------------------------------------
 
@@ -139,6 +143,11 @@ class Admission:
         queued = list(getattr(self.queue.event_queue_per_concurrency_id.get(lane), "queue", []))
         running = [event for job in self.queue.active_jobs if job for event in job if event.concurrency_id == lane]
         return queued + running
+
+    def idle(self) -> bool:
+        """Nothing queued or running, in any lane or event of its own."""
+        queues = self.queue.event_queue_per_concurrency_id.values()
+        return not any(self.queue.active_jobs) and not any(getattr(queue, "queue", None) for queue in queues)
 
     def refusal(self, body, request, fn) -> tuple[str, str] | None:
         """(reason, message) when this event must not be queued, else None."""
@@ -213,8 +222,9 @@ class Admission:
             self.queue.pending_messages_per_session[body.session_hash] = WatchedQueue()  # push keeps it
         pushed = await original(body=body, request=request, username=username)
         if pushed[0]:
+            self._busy_since_hand_back = True
             self.watch_new_session(body.session_hash)
-            self.start_reaper()
+            self.start_watcher()
         return pushed
 
     def watch_new_session(self, session_hash: str) -> None:
@@ -239,14 +249,26 @@ class Admission:
         if messages is not None:
             messages.put_nowait(ProcessCompletedMessage(output={"error": message}, success=False, event_id=event._id))
 
-    def start_reaper(self) -> None:
-        if self._reaper is None or self._reaper.done():
-            self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+    def start_watcher(self) -> None:
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.get_running_loop().create_task(self._watch_forever())
 
-    async def _reap_forever(self) -> None:
+    async def _watch_forever(self) -> None:
         while not self.queue.stopped:
-            await asyncio.sleep(REAP_EVERY_S)
+            await asyncio.sleep(WATCH_EVERY_S)
             await self.drop_unheard()
+            await self.hand_back_when_idle()
+
+    async def hand_back_when_idle(self) -> bool:
+        """Once the queue has nothing queued or running after some work, hand the freed heap back
+        (studio/memory.py): an idle server then holds what it uses, not the free pages its last requests
+        left resident (a 50 MB swing in the soak, docs/RELIABILITY.md). True when it did."""
+        if not self._busy_since_hand_back or not self.idle():
+            return False
+        self._busy_since_hand_back = False
+        await asyncio.to_thread(hand_back_freed_heap)
+        self.handed_back += 1
+        return True
 
     async def drop_unheard(self) -> int:
         """Drop queued (not yet running) events whose client has not read its results for the grace time."""

@@ -5,7 +5,9 @@ keeps freed memory in its arenas and returns it only from the top of the heap, s
 memory read anywhere between 0 and ~70 MB above what it uses, depending on where the last edit's
 buffers happened to land (the soak's readings every 100 requests swung by that much with no trend).
 `malloc_trim(0)` returns the free pages of every arena; it takes a few milliseconds, against an edit's
-seconds. A Space's memory limit counts resident memory, so this is memory the app gets back.
+seconds. A Space's memory limit counts resident memory, so this is memory the app gets back. It runs after
+each edit and preparation, within a second of the queue falling idle (studio/admission.py: searches free
+buffers too), and once a minute.
 """
 
 from __future__ import annotations
