@@ -3,9 +3,8 @@
     python app.py [--models SRC] [--catalog DIR] [--host H] [--port P] [--share] [--mcp]
     python app.py --serve [--replicas N] [--ray-address ADDR]   # the edit on a Ray Serve worker pool
 
-Reads flags, launches the studio page, then loads the models once in a background thread: the page answers
-within seconds and its status line shows the load's progress (Generate is enabled when it is done). Nothing
-heavy happens at import time, so tests import this module without weights.
+Launches the page, then loads the models once in a background thread: the page answers within seconds and
+its status line shows the load's progress. Nothing heavy is imported here, so tests import it without weights.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from fashion_rag.studio import CSS, build_demo, status_markdown
 from fashion_rag.studio.admission import enable_queue
 from fashion_rag.studio.api import parse_ids
 from fashion_rag.studio.memory import limit_malloc_arenas
+from fashion_rag.studio.uploads import use_own_upload_folder
 
 __all__ = ["CSS", "AppSettings", "Outputs", "build_demo", "main", "parse_args", "parse_ids", "status_markdown"]
 
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
 
     started = time.perf_counter()
     limit_malloc_arenas()  # before the server's threads start
+    use_own_upload_folder("fashion-rag-uploads-")  # unless GRADIO_TEMP_DIR names one (studio/uploads.py)
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     logging.getLogger("fashion_rag").setLevel(logging.INFO)

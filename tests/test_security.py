@@ -17,6 +17,8 @@ import http.client
 import json
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import replace
@@ -35,6 +37,7 @@ from fashion_rag.errors import InputError, WeightsIntegrityError
 from fashion_rag.outputs import Outputs
 from fashion_rag.studio import build_demo
 from fashion_rag.studio.api import parse_ids
+from fashion_rag.studio.uploads import upload_root, use_own_upload_folder
 from fashion_rag.weights import load_torch_state_dict
 
 from .conftest import ASTRONAUT, EXAMPLE_CATALOG, REPO
@@ -271,6 +274,7 @@ def test_main_launches_on_loopback_with_the_upload_limit_and_only_its_folders(ti
 
     for key in [key for key in os.environ if key.startswith("FASHION_RAG_") or key == "SPACE_ID"]:
         monkeypatch.delenv(key)
+    monkeypatch.setenv("GRADIO_TEMP_DIR", "")  # unset for main; the test process's own is put back afterwards
     captured = {}
     monkeypatch.setattr(Editor, "from_settings", classmethod(lambda cls, settings: tiny_editor))
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: captured.update(kwargs))
@@ -287,6 +291,28 @@ def test_main_launches_on_loopback_with_the_upload_limit_and_only_its_folders(ti
     assert captured["max_file_size"] == "20mb"
     settings = AppSettings()
     assert captured["allowed_paths"] == [str(app.EXAMPLES_DIR), str(settings.catalog_dir), str(settings.output_dir)]
+    # Uploads in a folder of this process's own, not the machine's shared /tmp/gradio (studio/uploads.py).
+    uploads = Path(os.environ["GRADIO_TEMP_DIR"])
+    assert uploads.is_dir() and uploads.parent == Path(tempfile.gettempdir())
+    assert uploads.name.startswith("fashion-rag-uploads-") and upload_root() == uploads.resolve()
+    shutil.rmtree(uploads)
+
+
+def test_each_studio_keeps_its_uploads_apart_unless_the_deployment_names_a_folder(monkeypatch, tmp_path):
+    """Gradio deletes every upload a page stored when it shuts down, and stores uploads by content: a second
+    studio on the machine must not share the folder (studio/uploads.py)."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", "")
+    first = use_own_upload_folder("fashion-rag-uploads-")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", "")  # another process starting
+    second = use_own_upload_folder("fashion-rag-uploads-")
+    assert first != second and first.is_dir() and second.is_dir()
+    assert upload_root() == second.resolve()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    assert use_own_upload_folder("fashion-rag-uploads-") == tmp_path  # the deployment's choice stands
+    ingress = use_own_upload_folder("fashion-rag-ingress-", keep_configured=False)  # a serve-mode page: always
+    assert ingress not in (tmp_path, first, second) and ingress.name.startswith("fashion-rag-ingress-")
+    for folder in (first, second, ingress):
+        folder.rmdir()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,8 +11,6 @@ waits in the page's visible queue rather than in Ray's.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 from dataclasses import replace
 from typing import Any
@@ -54,10 +52,10 @@ class StudioIngress:
         from fashion_rag.serve.pool import PooledEditor
         from fashion_rag.studio import build_demo
         from fashion_rag.studio.admission import enable_queue
+        from fashion_rag.studio.uploads import use_own_upload_folder
 
-        # Gradio deletes its upload folder's files when a page shuts down; on a redeploy the old ingress drains
-        # while the new one takes uploads, so each replica keeps its uploads in a folder of its own.
-        os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="fashion-rag-ingress-")
+        # On a redeploy the old ingress drains while the new one takes uploads (studio/uploads.py).
+        use_own_upload_folder("fashion-rag-ingress-", keep_configured=False)
         editor = Editor.from_settings(settings)
         editor.ensure_index()  # the workers read the same index folder (shared disk, or built alike per node)
         self.editor = PooledEditor(editor, worker, pool_size)

@@ -12,11 +12,17 @@ An MCP tool call (`python app.py --mcp`) hands a file input over as the URL Grad
 returns): only the path in it is read, and checked like any other. Nothing is ever fetched from a URL.
 A `data:` URL (the file inline, as some MCP clients send it) is written into the upload folder with
 Gradio's own decoder; the request-size limit (admission.py) bounds it.
+
+Each studio process keeps its uploads in a folder of its own (`use_own_upload_folder`): Gradio stores an
+upload by content (`<folder>/<hash>/<name>`) and, when a page shuts down, deletes every file it stored, so
+two studios sharing `/tmp/gradio` on one machine delete each other's uploads (the same photo sent to both
+vanished from the one still running when the other stopped).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -34,6 +40,14 @@ def upload_root() -> Path:
     from gradio.utils import get_upload_folder
 
     return Path(get_upload_folder()).resolve()
+
+
+def use_own_upload_folder(prefix: str, keep_configured: bool = True) -> Path:
+    """Point Gradio's upload folder (GRADIO_TEMP_DIR) at a new folder for this process, before the page
+    starts; with keep_configured, a folder the deployment set already is kept."""
+    if not (keep_configured and os.environ.get("GRADIO_TEMP_DIR")):
+        os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix=prefix)
+    return Path(os.environ["GRADIO_TEMP_DIR"])
 
 
 def uploaded_file(value: Any, what: str, root: Path | None = None) -> str | None:
