@@ -21,7 +21,9 @@ vanished from the one still running when the other stopped).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,9 @@ def use_own_upload_folder(prefix: str, keep_configured: bool = True) -> Path:
     """Point Gradio's upload folder (GRADIO_TEMP_DIR) at a new folder for this process, before the page
     starts; with keep_configured, a folder the deployment set already is kept."""
     if not (keep_configured and os.environ.get("GRADIO_TEMP_DIR")):
-        os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix=prefix)
+        folder = tempfile.mkdtemp(prefix=prefix)
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)  # ours alone: nothing else reads it
+        os.environ["GRADIO_TEMP_DIR"] = folder
     return Path(os.environ["GRADIO_TEMP_DIR"])
 
 
