@@ -30,6 +30,19 @@ def pytest_configure(config):
     limit_malloc_arenas()
 
 
+@pytest.fixture(autouse=True)
+def upload_folder_kept(request):
+    """Every test leaves Gradio's upload folder where it found it: `app.main` points it at a folder of its
+    own (studio/uploads.py), and a test that ran main without monkeypatch.setenv would move it for every
+    later test, whose uploads the session's studios would then refuse as not uploaded."""
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    yield
+    after = os.environ.get("GRADIO_TEMP_DIR")
+    if after != before:
+        os.environ.pop("GRADIO_TEMP_DIR", None) if before is None else os.environ.update(GRADIO_TEMP_DIR=before)
+        pytest.fail(f"{request.node.nodeid} moved GRADIO_TEMP_DIR to {after!r}: monkeypatch.setenv it first")
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Modules that time or compare tiny-model runs name this: the session's single torch thread."""

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from fashion_rag.studio.uploads import upload_root
+
 from .conftest import ASTRONAUT
 
 TOOLS = ("prepare", "search", "edit")
@@ -107,6 +109,7 @@ def test_python_app_mcp_launches_with_the_mcp_server(monkeypatch):
         raise Launched
 
     monkeypatch.setattr(app, "launch", fake_launch)
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(upload_root()))  # main keeps a folder already named
     for argv, expected in ((["--mcp"], True), ([], False)):
         with pytest.raises(Launched):
             app.main(argv)
