@@ -163,7 +163,7 @@ def result_column() -> SimpleNamespace:
     )
     history = gr.Gallery(
         label="History of this session (click one to restore its settings)",
-        columns=6,
+        columns=4,  # ~100 px a thumbnail at 1400x900, wide enough for a garment's name (handlers.history_caption)
         height=150,
         allow_preview=False,
         object_fit="contain",

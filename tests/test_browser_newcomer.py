@@ -1,0 +1,56 @@
+"""What a newcomer met in a real browser (Debian's headless Chromium, Playwright) after issue 23: history entries
+named by garment ids, the side-by-side gallery cutting off its third result on a phone, and a mask choice ("box /
+precise") and a step ("px") that the page did not explain.
+
+Each test opens its own page (its own Gradio session) on the in-process studio with the tiny bundle.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .test_browser_compare import captions, open_panel, two_steps, wait_for_thumbnails
+from .test_browser_layout import open_page, search
+from .test_browser_state import toasts, upload
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+ID = re.compile(r"\b(top|bottom|dress)-\d{3}\b")  # a catalog id of the example catalog
+
+
+def compare_first_hits(page, text: str) -> list[str]:
+    """Search `text`, compare with nothing picked (one result per search result, at most 4) and return the
+    search results' names as the results gallery shows them ("1. plain purple t-shirt")."""
+    two_steps(page)
+    search(page, text)
+    names = [c.split(". ", 1)[1] for c in captions(page, "results")]
+    open_panel(page, "side-panel")
+    page.locator("#compare-picks").click()
+    wait_for_thumbnails(page, "side-by-side", 4, 120_000)
+    return names
+
+
+def test_history_and_its_choices_name_the_garments_and_fit_their_thumbnails(chromium, studio_url):
+    """1400x900: four history entries (one comparison) are named by their garments' catalog names, not ids, and
+    no caption is cut off by its thumbnail; the "two history entries" choices name them too, with the seed."""
+    page = open_page(chromium, studio_url, 1400, 900)
+    upload(page)
+    names = compare_first_hits(page, "burgundy floral button-down shirt with pink flowers")
+    wait_for_thumbnails(page, "history", 4, 30_000)
+    labels = page.locator("#history .caption-label").evaluate_all(
+        """labels => labels.map(l => [l.innerText, l.scrollWidth <= l.clientWidth + 1,
+                                      l.scrollHeight <= l.clientHeight + 1])"""
+    )
+    assert len(labels) == 4, labels
+    for number, (text, fits_across, fits_down) in zip((4, 3, 2, 1), labels, strict=True):  # newest first
+        assert text.startswith(f"#{number} · ") and not ID.search(text), labels
+        name = text.split(" · ", 1)[1]
+        assert names[number - 1].startswith(name.removesuffix("…")), (names, labels)  # its garment's name
+        assert fits_across and fits_down, labels  # all of it on the thumbnail
+    page.locator("#history-pair input").click()
+    choices = page.locator("ul[role=listbox] li").all_inner_texts()
+    assert len(choices) == 4 and not any(ID.search(c) for c in choices), choices
+    assert all(" · seed " in c for c in choices), choices
+    assert "Error" not in toasts(page), toasts(page)
+    page.close()
