@@ -54,3 +54,23 @@ def test_history_and_its_choices_name_the_garments_and_fit_their_thumbnails(chro
     assert all(" · seed " in c for c in choices), choices
     assert "Error" not in toasts(page), toasts(page)
     page.close()
+
+
+def test_a_comparison_shows_every_result_on_a_phone(chromium, studio_url):
+    """390x844: all four results of a comparison lie inside the side-by-side gallery (wrapped to rows), none past
+    its right edge where the gallery cut the third one off."""
+    page = open_page(chromium, studio_url, 390, 844)
+    upload(page)
+    compare_first_hits(page, "striped shirt")
+    page.locator("#side-by-side").scroll_into_view_if_needed()
+    boxes = page.evaluate(
+        """() => { const wrap = document.querySelector('#side-by-side .grid-wrap').getBoundingClientRect();
+                   return [...document.querySelectorAll('#side-by-side .thumbnail-item')].map(t => {
+                       const r = t.getBoundingClientRect();
+                       return [Math.round(r.left), Math.round(r.right), Math.round(wrap.left), Math.round(wrap.right)]; }); }"""
+    )
+    assert len(boxes) == 4, boxes
+    outside = [box for box in boxes if box[0] < box[2] or box[1] > box[3] or box[1] > 390]
+    assert outside == [], boxes
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    page.close()
