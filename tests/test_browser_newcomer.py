@@ -74,3 +74,23 @@ def test_a_comparison_shows_every_result_on_a_phone(chromium, studio_url):
     assert outside == [], boxes
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling
     page.close()
+
+
+@pytest.mark.parametrize("width, height", [(390, 844), (1400, 900)])
+def test_the_mask_choice_and_the_grow_step_are_explained_on_the_page(chromium, studio_url, width, height):
+    """The choice "box / precise" and the step "px" meant nothing to a designer: each control says what its values do,
+    in words on screen (not cut off) on a phone and on a laptop."""
+    page = open_page(chromium, studio_url, width, height)
+    explained = {
+        "#mask-variant": ("box: the whole rectangle around the garment", "precise: the outline of what is worn"),
+        "#grow-px": ("How far Grow and Shrink move the mask's edge", "pixels"),
+    }
+    for selector, phrases in explained.items():
+        page.locator(selector).scroll_into_view_if_needed()
+        for phrase in phrases:
+            text = page.locator(f"{selector} :text({phrase!r})").first
+            text.wait_for(state="visible", timeout=10_000)
+            box = text.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, (selector, phrase, box)
+            assert text.evaluate("e => e.scrollWidth <= e.clientWidth + 1 && e.scrollHeight <= e.clientHeight + 1")
+    page.close()
