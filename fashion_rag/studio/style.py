@@ -57,11 +57,13 @@ CSS = """
 """
 
 # (places) -> []: mark the thumbnails at `places` (gallery indices, in pick order) and only those. Applied
-# again after the next frames: a search or a history restore replaces the gallery and its picks together.
+# again after the next frames: a search or a history restore replaces the gallery and its picks together. Each
+# application reads the latest places: a timer of an earlier call must not put back the marks of older picks.
 HIGHLIGHT_PICKS = """
 (places) => {
-  const marked = Array.isArray(places) ? places : [];
+  window.studioPickedPlaces = Array.isArray(places) ? places : [];
   const apply = () => document.querySelectorAll('#results .thumbnail-item').forEach((item, index) => {
+    const marked = window.studioPickedPlaces;
     const order = marked.indexOf(index);
     item.classList.toggle('studio-picked', order >= 0);
     if (order >= 0) { item.dataset.pick = String(order + 1); } else { delete item.dataset.pick; }
