@@ -129,7 +129,7 @@ def test_text_only_edit_from_the_page_uses_the_description_and_says_so(tiny_edit
     assert call["garment_tokens"] is None and call["description"] == "red floral summer dress"  # garment tokens rule 8
     assert entry.prompt == "text-only" and json.loads(Path(entry.recipe).read_text())["prompt"] == "text-only"
     assert handlers.result_note(entry).startswith("**Text-only edit** from the description “red floral summer dress”")
-    assert history == [entry] and "text-only" in entry.caption
+    assert history == [entry] and handlers.history_caption(tiny_editor, entry) == "#1 · “red floral summer dress”"
 
 
 def test_the_result_note_names_garments_by_their_captions_not_only_their_ids(tiny_editor):
@@ -143,6 +143,42 @@ def test_the_result_note_names_garments_by_their_captions_not_only_their_ids(tin
     caption = next(row["caption"] for row in rows if row["id"] == "top-001")
     note = handlers.result_note(entry, tiny_editor)
     assert note.startswith(f"Edit with {caption} (top-001), gone-999, your own garment · seed 7"), note
+
+
+def test_history_names_each_entry_by_its_garments_short_enough_for_its_thumbnail(tiny_editor):
+    """The history and the side-by-side panel's choices said "#2 · seed 7 · top-002 · 50 steps": an id a designer
+    never saw. They name what the entry wore, the first garment's whole name when it fits, cut at a word when not."""
+    from fashion_rag.studio import compare
+    from fashion_rag.studio.session import HistoryEntry
+
+    rows = [json.loads(line) for line in (EXAMPLE_CATALOG / "metadata.jsonl").read_text().splitlines()]
+    caption = {row["id"]: row["caption"] for row in rows}  # as the catalog's metadata has them
+
+    def entry(number, ids, own=False, prompt="garment-tokens", description=""):
+        request = {"garment_ids": ids, "uploaded_garments": 1 if own else 0, "seed": 40 + number}
+        return HistoryEntry(number, ("a.png",), "a.json", {**request, "description": description}, prompt, (), {})
+
+    long_text = "a long flowing red floral summer dress with thin straps and a ruffled hem"
+    history = [
+        entry(1, ["top-001"]),
+        entry(2, ["top-001", "top-002"], own=True),
+        entry(3, [], own=True),
+        entry(4, [], prompt="text-only", description=long_text),
+        entry(5, ["top-017"]),  # the catalog's longest caption, 51 characters
+        entry(6, ["gone-999"]),  # no longer in the catalog: the id is all there is
+    ]
+    shown = [handlers.history_caption(tiny_editor, e) for e in history]
+    assert shown[0] == f"#1 · {caption['top-001']}"
+    assert shown[1] == f"#2 · {caption['top-001']} +2"  # and 2 more: the second pick and the own garment
+    assert shown[2] == "#3 · your own garment"
+    assert shown[5] == "#6 · gone-999"
+    for text, whole in ((shown[3], f"“{long_text}”"), (shown[4], caption["top-017"])):
+        name = text.split(" · ", 1)[1]
+        assert name.endswith("…") and whole.startswith(name[:-1]) and whole[len(name) - 1] == " ", text  # at a word
+    assert all(len(text) <= handlers.HISTORY_CAPTION_CHARS for text in shown), shown
+    assert not any(f"top-00{i}" in text for text in shown for i in range(10)), shown
+    choices = compare.history_choices(tiny_editor, history)
+    assert choices[1] == (f"#2 · {caption['top-001']} +2 · seed 42", 2)  # the seed tells entries of one garment apart
 
 
 def test_compare_at_the_photos_aspect_with_the_mask_toggle_samples_and_downloads(tiny_editor, uploaded):

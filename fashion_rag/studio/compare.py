@@ -101,8 +101,9 @@ def side_by_side(editor, entries: list[HistoryEntry]):
     return gallery, files
 
 
-def history_choices(history: list[HistoryEntry] | None) -> list[tuple[str, int]]:
-    return [(entry.caption, entry.number) for entry in history or []]
+def history_choices(editor, history: list[HistoryEntry] | None) -> list[tuple[str, int]]:
+    """The "two history entries" choices: each entry by its garments' names and its seed."""
+    return [(handlers.history_choice(editor, entry), entry.number) for entry in history or []]
 
 
 def entries_numbered(history: list[HistoryEntry] | None, numbers: list[int] | None) -> list[HistoryEntry]:
@@ -191,7 +192,7 @@ def wire(editor, ui, panel) -> None:
         said = (
             f"Compared {len(entries)} garments in one batch, seed {entries[0].seed}: click one to restore its settings."
         )
-        shown = [(item.views["results"][0], item.caption) for item in history]
+        shown = [(item.views["results"][0], handlers.history_caption(editor, item)) for item in history]
         return gallery, files, said, entries, shown, history
 
     def on_pair(numbers, history):
@@ -226,7 +227,7 @@ def wire(editor, ui, panel) -> None:
     panel.pair.input(on_pair, [panel.pair, ui.state.history], shown, **PRIVATE)
     # The history gallery, not its gr.State: a State's change event hashes its value (entries hold dicts).
     ui.history.change(
-        lambda history: gr.update(choices=history_choices(history)), [ui.state.history], [panel.pair], **PRIVATE
+        lambda history: gr.update(choices=history_choices(editor, history)), [ui.state.history], [panel.pair], **PRIVATE
     )
     restoring = {"show_progress_on": ui.restore.progress_on, **PRIVATE}  # not on the mask editor: progress.py
     ui.follow_undo(

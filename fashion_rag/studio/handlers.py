@@ -330,6 +330,40 @@ def comparison(entry: HistoryEntry | None, sample: int = 0, show_mask: bool = Fa
     return entry.views["original"], result
 
 
+# A history thumbnail (~100 px wide at 1400x900 and at 390 px) shows three lines of its caption (studio/style.py),
+# about 40 characters; catalog captions run to 51 (examples/catalog).
+HISTORY_CAPTION_CHARS = 38
+
+
+def history_caption(editor, entry: HistoryEntry) -> str:
+    """A history entry as a designer names it, short enough for its thumbnail: its number and what it wore (the
+    first garment's catalog caption and how many more, "your own garment", or a text-only edit's description).
+    The ids stay in the entry's request and recipe; the result note of a restore names them in brackets."""
+    if entry.prompt == "text-only":
+        names = [f"“{entry.description.strip()}”"]
+    else:
+        names = [editor.searcher.caption(i) if i in editor.searcher else i for i in entry.garment_ids]
+        names += ["your own garment"] if entry.uploaded_garment else []
+    number, more = f"#{entry.number} · ", f" +{len(names) - 1}" if len(names) > 1 else ""
+    first = shortened(names[0], HISTORY_CAPTION_CHARS - len(number) - len(more)) if names else "no garment"
+    return number + first + more
+
+
+def history_choice(editor, entry: HistoryEntry) -> str:
+    """A history entry among the side-by-side panel's choices: its caption and its seed (two entries of the same
+    garment differ by it)."""
+    return f"{history_caption(editor, entry)} · seed {entry.seed}"
+
+
+def shortened(text: str, chars: int) -> str:
+    """`text` cut at a word boundary to at most `chars` characters, with "…" when cut."""
+    text = " ".join(text.split())
+    if len(text) <= chars:
+        return text
+    cut = text[: chars - 1].rsplit(" ", 1)[0] if " " in text[: chars - 1] else text[: chars - 1]
+    return cut.rstrip(" ,.;:·") + "…"
+
+
 def result_note(entry: HistoryEntry, editor=None) -> str:
     """What the last Generate did, in words: each garment by its caption (the picks show captions, so bare ids
     such as "top-005" meant nothing to a designer)."""

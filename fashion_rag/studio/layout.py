@@ -12,8 +12,18 @@ from fashion_rag.config import CATEGORIES, DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, 
 from fashion_rag.images import FRAME_SIZE
 from fashion_rag.studio import handlers
 from fashion_rag.studio.categories import LABELS
+from fashion_rag.studio.masks import MAX_GROW_PX
 
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"]
+# What "box", "precise" and the step's pixels mean, said where they are chosen (docs/person.md has the rules).
+VARIANT_INFO = (
+    "box: the whole rectangle around the garment, room for a new shape (the default). "
+    "precise: the outline of what is worn now, for a garment of the same shape."
+)
+GROW_INFO = (
+    f"How far Grow and Shrink move the mask's edge, in pixels of the {FRAME_SIZE[0]}x{FRAME_SIZE[1]} edit "
+    f"(1 to {MAX_GROW_PX})."
+)
 
 
 def person_column() -> SimpleNamespace:
@@ -41,8 +51,24 @@ def person_column() -> SimpleNamespace:
         eraser=gr.Eraser(default_size=24),
     )
     with gr.Row(elem_id="mask-tools"):
-        variant = gr.Radio(["box", "precise"], value="box", label="Automatic mask", elem_id="mask-variant", scale=2)
-        grow_px = gr.Number(8, precision=0, minimum=1, maximum=64, label="px", elem_id="grow-px", scale=1)
+        variant = gr.Radio(
+            ["box", "precise"],
+            value="box",
+            label="Automatic mask",
+            info=VARIANT_INFO,
+            elem_id="mask-variant",
+            scale=2,
+        )
+        grow_px = gr.Number(
+            8,
+            precision=0,
+            minimum=1,
+            maximum=MAX_GROW_PX,
+            label="Grow / Shrink step",
+            info=GROW_INFO,
+            elem_id="grow-px",
+            scale=1,
+        )
     with gr.Row():
         grow = gr.Button("Grow", size="sm", elem_id="mask-grow")
         shrink = gr.Button("Shrink", size="sm", elem_id="mask-shrink")
@@ -163,7 +189,7 @@ def result_column() -> SimpleNamespace:
     )
     history = gr.Gallery(
         label="History of this session (click one to restore its settings)",
-        columns=6,
+        columns=4,  # ~100 px a thumbnail at 1400x900, wide enough for a garment's name (handlers.history_caption)
         height=150,
         allow_preview=False,
         object_fit="contain",

@@ -381,7 +381,7 @@ def show_entry(entry, history, editor=None):
     samples = gr.update(
         value=[(path, f"sample {i + 1}") for i, path in enumerate(entry.views["results"])], visible=many
     )
-    gallery = [(item.views["results"][0], item.caption) for item in history]
+    gallery = [(item.views["results"][0], handlers.history_caption(editor, item)) for item in history]
     return (
         handlers.comparison(entry),
         handlers.result_note(entry, editor),

@@ -118,11 +118,6 @@ class HistoryEntry:
     def seed(self) -> int:
         return self.request["seed"]
 
-    @property
-    def caption(self) -> str:
-        garments = "text-only" if self.prompt == "text-only" else ", ".join(self.garment_ids) or "own garment"
-        return f"#{self.number} · seed {self.seed} · {garments} · {self.request['steps']} steps"
-
 
 def add_to_history(history: list[HistoryEntry], entry: HistoryEntry) -> list[HistoryEntry]:
     """A new list, newest first, at most HISTORY_LENGTH long."""

@@ -4,7 +4,7 @@ Layout (issue 23): on a laptop screen (1400x900) the result column stays in view
 garment columns scroll (it is sticky, at most the window's height, its lower part scrolling inside), so
 Generate and the result are on screen whenever a garment is picked; below 1024 px the columns stack and
 nothing is sticky. Gallery captions wrap onto up to three lines
-instead of being cut to a dozen characters.
+instead of being cut to a dozen characters. Below 720 px the galleries wrap their thumbnails to rows.
 
 Picks: Gradio's gallery marks only its last clicked item (`.selected`), even after that click dropped the
 pick. The page keeps the picked places (gallery indices, in pick order) in a hidden JSON component; a small
@@ -35,7 +35,14 @@ CSS = """
                   flex-wrap: nowrap; overflow-y: auto; overscroll-behavior: contain}
   #result-column > * {flex-shrink: 0}  /* scroll, never squeeze the before/after */
 }
-#results .caption-label, #history .caption-label {
+@media (max-width: 720px) {
+  /* A phone: Gradio keeps a gallery's column count at 100 px or more a column, so at 390 px the side-by-side's
+     third result fell past the gallery's edge (and so would a fourth history entry); they wrap to rows here. */
+  #results .grid-container, #samples .grid-container, #history .grid-container, #outfit-result .grid-container
+    {grid-template-columns: repeat(auto-fill, minmax(100px, 1fr))}
+  #side-by-side .grid-container {grid-template-columns: repeat(auto-fill, minmax(120px, 1fr))}
+}
+#results .caption-label, #history .caption-label, #side-by-side .caption-label {
   white-space: normal; max-width: none; left: 0; right: 0; bottom: 0; border-radius: 0;
   display: -webkit-box; -webkit-line-clamp: 3; -webkit-box-orient: vertical; line-height: 1.25;
   font-size: var(--text-xs); background: rgba(255, 255, 255, 0.88); color: #222;
@@ -50,11 +57,13 @@ CSS = """
 """
 
 # (places) -> []: mark the thumbnails at `places` (gallery indices, in pick order) and only those. Applied
-# again after the next frames: a search or a history restore replaces the gallery and its picks together.
+# again after the next frames: a search or a history restore replaces the gallery and its picks together. Each
+# application reads the latest places: a timer of an earlier call must not put back the marks of older picks.
 HIGHLIGHT_PICKS = """
 (places) => {
-  const marked = Array.isArray(places) ? places : [];
+  window.studioPickedPlaces = Array.isArray(places) ? places : [];
   const apply = () => document.querySelectorAll('#results .thumbnail-item').forEach((item, index) => {
+    const marked = window.studioPickedPlaces;
     const order = marked.indexOf(index);
     item.classList.toggle('studio-picked', order >= 0);
     if (order >= 0) { item.dataset.pick = String(order + 1); } else { delete item.dataset.pick; }
