@@ -121,8 +121,7 @@ class Outputs:
                 shutil.rmtree(entry.path, ignore_errors=True)  # left by a clean-up that was interrupted
                 continue
             if entry.is_dir(follow_symlinks=False):
-                size = sum(f.stat().st_size for f in os.scandir(entry.path) if f.is_file(follow_symlinks=False))
-                uses.append(FolderUse(Path(entry.path), entry.stat().st_mtime, size))
+                uses.append(FolderUse(Path(entry.path), entry.stat().st_mtime, tree_bytes(entry.path)))
         return uses
 
     def _doomed(self, uses: list[FolderUse]) -> list[FolderUse]:
@@ -141,6 +140,18 @@ class Outputs:
                 over.append(use)
                 total -= use.size
         return old + over
+
+
+def tree_bytes(folder: str | Path) -> int:
+    """Bytes of the files under `folder`, its sub-folders included (a history entry keeps an uploaded garment in
+    one, studio/handlers.save_views); links are not followed."""
+    total = 0
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            total += tree_bytes(entry.path)
+        elif entry.is_file(follow_symlinks=False):
+            total += entry.stat(follow_symlinks=False).st_size
+    return total
 
 
 @dataclass(frozen=True)

@@ -337,6 +337,21 @@ def test_outputs_are_per_session_folders_inside_the_root_and_old_ones_are_cleane
     assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["anonymous", "cli", "d4e5f6", "etcpasswd"]
 
 
+def test_the_size_cap_counts_files_in_a_session_folders_sub_folders(tmp_path):
+    """A history entry keeps an uploaded garment, as uploaded, in a sub-folder (studio/handlers.save_views):
+    its bytes count toward max_bytes, so the oldest session goes when they put the root over the cap."""
+    outputs = Outputs(tmp_path / "outputs", max_age_s=3600, max_bytes=1500)
+    older, newer = outputs.folder("older"), outputs.folder("newer")
+    (older / "result.png").write_bytes(b"x" * 500)
+    (newer / "result.png").write_bytes(b"x" * 500)
+    assert outputs.clean() == [] and outputs.last_total_bytes == 1000
+    (older / "entry-garment").mkdir()
+    (older / "entry-garment" / "jacket.jpg").write_bytes(b"x" * 800)
+    old = time.time() - 60
+    os.utime(older, (old, old))
+    assert outputs.clean() == [older] and outputs.last_total_bytes == 500
+
+
 def test_clean_up_never_deletes_a_folder_a_session_is_writing_to(tmp_path):
     """A session idle past the age writes again while another request cleans: its folder must survive."""
     outputs = Outputs(tmp_path / "outputs", max_age_s=3600)

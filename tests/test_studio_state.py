@@ -3,6 +3,9 @@ and a history restore that brings back the picks, the mask and the uploaded garm
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -159,3 +162,38 @@ def test_the_editor_marks_where_the_frame_pads_the_photo_and_the_edit_keeps_the_
     assert not inside.any()  # the photo's own pixels are shown as they are
     # The edit runs on the state's own frame, with the repeated edge (docs/person.md), not on the shown one.
     assert np.array_equal(np.asarray(state.frame), np.asarray(tiny_editor.prepare(ASTRONAUT, "upper_body").frame))
+
+
+def test_a_restored_own_garment_is_the_uploaded_file_byte_for_byte(tiny_editor, uploaded, tmp_path):
+    """House rule: nothing the user uploaded is lost or silently altered. A JPEG uploaded as the own garment, used
+    by Generate and by Compare, comes back into the own-garment box on a history restore as that very file (its
+    name and bytes), not a PNG re-encoding of its pixels. Through the page's own event functions."""
+    from app import build_demo
+
+    state, value = uploaded
+    pixels = np.random.default_rng(23).integers(0, 256, (160, 120, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "linen-jacket.jpg", quality=83)
+    own = as_upload(tmp_path / "linen-jacket.jpg")  # where the own-garment box puts the upload
+    sent = Path(own).read_bytes()
+    demo = build_demo(tiny_editor)
+    fns = {fn.name: fn for fn in demo.fns.values()}
+    quiet = lambda *args, **kwargs: None  # noqa: E731  (Gradio's progress tracker, outside a request)
+
+    made = fns["on_generate"].fn(state, value, "box", [], own, "", 9, 1, 7.5, "ddim", True, 1, [], None, quiet)
+    history = made[6]  # show_entry: …, the history gallery, the history state, …
+    compared = fns["on_compare"].fn(
+        state, value, "box", ["top-001"], own, [], 9, 1, 7.5, "ddim", True, history, None, quiet
+    )
+    history = compared[-1]
+    assert [entry.uploaded_garment for entry in history] == [True, False, True]  # #3 own, #2 top-001, #1 own
+
+    restore = fns["on_history"]
+    box = next(i for i, block in enumerate(restore.outputs) if getattr(block, "elem_id", None) == "own-garment")
+    for index in (0, 2):  # the compared own garment, the generated one
+        event = gr.SelectData(None, {"index": index, "value": None, "selected": True})
+        shown = restore.fn(history, False, UPLOADED, state, "box", [], 6, event)[box]
+        data = restore.outputs[box].postprocess(shown)  # what the box is sent: Gradio's FileData
+        assert data.orig_name == "linen-jacket.jpg", data.orig_name
+        assert Path(data.path).read_bytes() == sent  # the same file, not the same pixels re-saved
+    event = gr.SelectData(None, {"index": 1, "value": None, "selected": True})
+    assert restore.fn(history, False, UPLOADED, state, "box", [], 6, event)[box] is None  # #2 had none: cleared

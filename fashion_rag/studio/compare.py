@@ -71,15 +71,17 @@ def compare(
     session: str | None,
     progress=None,
     notes: tuple[str, ...] = (),
+    garment_file: str | None = None,
 ) -> tuple[list[HistoryEntry], list[HistoryEntry]]:
     """(one history entry per alternative in their order, the new history) of one batched comparison of `request`'s
-    person, mask, seed and options; each entry's request is `request` with the alternative's garments."""
+    person, mask, seed and options; each entry's request is `request` with the alternative's garments.
+    `garment_file`: the upload the own garment's alternative was decoded from (its entry keeps it as uploaded)."""
     try:
         results = compare_on_gpu(editor, request, alternatives, progress)
         entries = []
         for (ids, images), result in zip(alternatives, results, strict=True):
             alone = replace(request, garment_ids=ids, garment_images=images, num_images=1)
-            entry = handlers.file_result(editor, alone, result, history, session, notes)
+            entry = handlers.file_result(editor, alone, result, history, session, notes, garment_file)
             entries.append(entry)
             history = add_to_history(history, entry)
     finally:
@@ -187,6 +189,7 @@ def wire(editor, ui, panel) -> None:
                 getattr(request, "session_hash", None),
                 track,
                 notes=(person.scale_note,) if person.scale_note else (),
+                garment_file=uploaded_file(own, "garment image"),
             )
         gallery, files = side_by_side(editor, entries)
         said = (

@@ -4,6 +4,7 @@ so every step can be tested without a browser). `page.py` wires them to componen
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -260,27 +261,37 @@ def generate(
     session: str | None = None,
     progress=None,
     notes: tuple[str, ...] = (),
+    garment_file: str | None = None,
 ):
     """Run one edit and file it: (the new HistoryEntry, the new history).
 
     `notes` are said with the result and kept in its recipe (e.g. that the photo was scaled for the edit).
+    `garment_file` is the uploaded file the request's garment image was decoded from (kept as uploaded).
     """
     try:
         result = gpu.edit_on_gpu(editor, request, progress)
-        entry = file_result(editor, request, result, history, session, notes)
+        entry = file_result(editor, request, result, history, session, notes, garment_file)
     finally:
         hand_back_freed_heap()  # the edit's and the PNG encoder's freed buffers (studio/memory.py)
     return entry, add_to_history(history, entry)
 
 
 def file_result(
-    editor, request: EditRequest, result, history: list[HistoryEntry], session: str | None, notes: tuple[str, ...] = ()
+    editor,
+    request: EditRequest,
+    result,
+    history: list[HistoryEntry],
+    session: str | None,
+    notes: tuple[str, ...] = (),
+    garment_file: str | None = None,
 ) -> HistoryEntry:
-    """An EditResult of `request` saved (images, recipe, display views) as the session's next history entry."""
+    """An EditResult of `request` saved (images, recipe, display views) as the session's next history entry;
+    `garment_file`: the upload its garment image came from, if any (save_views keeps it as uploaded)."""
     if notes:
         result.recipe["notes"] = list(notes)
     saved = editor.save_result(result, session)
-    views = save_views(editor, request.person, result.images, saved.images, session, request.garment_images[:1])
+    garment = (garment_file or request.garment_images[0]) if request.garment_images else None
+    views = save_views(editor, request.person, result.images, saved.images, session, garment)
     return HistoryEntry(
         number=next_number(history),
         images=tuple(saved.images),
@@ -297,11 +308,11 @@ def display_size(size: tuple[int, int]) -> tuple[int, int]:
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
-def save_views(
-    editor, person, images: list[Image.Image], paths: list[str], session: str | None, garments: list[Image.Image] = ()
-) -> dict:
+def save_views(editor, person, images: list[Image.Image], paths: list[str], session: str | None, garment=None) -> dict:
     """Display-size copies for the comparison (original, each result, the mask at the photo's framing), and
-    the uploaded garment (full size: a history restore puts it back into the upload box)."""
+    the own garment, which a history restore puts back into the upload box: an uploaded file (a path) is
+    copied byte for byte under its own name (a JPEG stays that JPEG: nothing uploaded is silently altered);
+    garment pixels with no file (a caller's PIL image) are saved as a PNG."""
     size = display_size(person.original.size)
     alpha = person.transform.unframe(person.mask.astype(np.float32))  # (H, W) photo pixels
     mask = Image.fromarray((alpha >= 0.5).astype(np.uint8) * 255).resize(size, Image.Resampling.NEAREST)
@@ -313,7 +324,11 @@ def save_views(
         for index, image in enumerate(images):
             views["results"].append(f"{stem}-view-{index + 1}.jpg")
             image.resize(size, Image.Resampling.LANCZOS).save(views["results"][-1], quality=90)
-        for garment in garments:
+        if isinstance(garment, str | Path):  # in a folder of its own, so that it keeps its name
+            folder = Path(f"{stem}-garment")
+            folder.mkdir(exist_ok=True)
+            views["garment"] = str(shutil.copyfile(garment, folder / Path(garment).name))
+        elif garment is not None:
             views["garment"] = f"{stem}-garment.png"
             garment.save(views["garment"])
     return views

@@ -249,6 +249,7 @@ def wire_result(editor, ui) -> None:
                 getattr(request, "session_hash", None),
                 track,
                 notes=(person.scale_note,) if person.scale_note else (),
+                garment_file=own,  # kept as uploaded, for a history restore
             )
         return show_entry(entry, history, editor)
 
@@ -258,17 +259,8 @@ def wire_result(editor, ui) -> None:
         return handlers.comparison(current, event.index, show), event.index
 
     sample_index = gr.State(0)
-    shown = [
-        ui.compare,
-        ui.note,
-        ui.samples,
-        ui.downloads,
-        ui.seed_used,
-        ui.history,
-        ui.state.history,
-        ui.state.current,
-        sample_index,
-    ]
+    shown = [ui.compare, ui.note, ui.samples, ui.downloads, ui.seed_used]  # show_entry's values, in its order
+    shown += [ui.history, ui.state.history, ui.state.current, sample_index]
     ui.generate.click(
         on_generate,
         [
