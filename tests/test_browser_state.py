@@ -227,3 +227,32 @@ def test_smaller_things_a_designer_meets(page, tmp_path):
     upload(page, ASTRONAUT.parent / "cameraman.png")
     page.wait_for_function("() => document.querySelectorAll('#compare img').length === 0", timeout=30_000)
     assert page.locator("#seed-used input, #seed-used textarea").first.input_value() == ""
+
+
+def test_a_grow_clicked_while_a_category_switch_is_prepared_is_not_lost(page, monkeypatch):
+    """A switch takes a while on a large photo. A Grow clicked meanwhile acted on the old category's mask, which the
+    switch's answer then replaced: "Undo" with no step and the automatic lower-body mask, without a word (seen on
+    the code before the fix with the switch slowed by 2 s). Now the tools wait, disabled, until the switch is in,
+    and a Grow then grows the new category's mask."""
+    import time
+
+    from fashion_rag.studio import restoring
+
+    real = restoring.switch_category
+
+    def slow(*args, **kwargs):
+        time.sleep(2.0)  # a large photo's preparation
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(restoring, "switch_category", slow)
+    upload(page, ASTRONAUT.parent / "cameraman.png")  # shows the knees: lower body can be prepared on it
+    tools = [page.locator(f"#mask-{tool} button, button#mask-{tool}").first for tool in ("grow", "shrink", "reset")]
+    assert not any(tool.is_disabled() for tool in tools)
+    choose_category(page, "lower_body")
+    page.wait_for_timeout(300)  # the switch is on the server for 2 s more
+    assert all(tool.is_disabled() for tool in tools), "a Grow clicked now would be lost"
+    page.locator("#mask-grow").click()  # Playwright's click waits until the button takes clicks again
+    page.wait_for_selector("#mask-undo:text('Undo (1)')", timeout=30_000)  # the step is on the lower-body mask
+    page.wait_for_timeout(1000)
+    assert page.locator("#mask-undo").inner_text().strip() == "Undo (1)" and checked_category(page) == "lower_body"
+    assert not any(tool.is_disabled() for tool in tools)

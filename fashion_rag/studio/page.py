@@ -26,6 +26,7 @@ from fashion_rag.studio.style import wire_pick_highlight
 from fashion_rag.studio.uploads import uploaded_file
 
 PRIVATE = {"api_visibility": "private"}  # the page's own events; the public API is api.py's
+HOLD_TOOLS = "() => Array(4).fill({__type__: 'update', interactive: false})"  # in the browser, no round trip
 # Events that decode or prepare a photo share the API's prepare lane (studio/admission.py).
 PREPARE_LANE = {"concurrency_id": "prepare", "concurrency_limit": LANE_LIMITS["prepare"]}
 
@@ -209,9 +210,17 @@ def wire_category(editor, ui) -> None:
     inputs = [ui.upload, ui.category, ui.variant, ui.state.person, ui.picks, ui.state.hits, ui.description, ui.k]
     outputs = [ui.state.person, ui.mask_editor, ui.pose, ui.notes, ui.category, ui.results, ui.state.hits, ui.picks]
     shown = {"show_progress_on": progress_on(outputs, ui.mask_editor)}  # not on the editor: studio/progress.py
-    ui.follow_undo(ui.category.input(on_category, inputs, outputs, **shown, **PREPARE_LANE, **PRIVATE))
-    switched = ui.switch.click(on_switch, [ui.description, ui.category], [ui.category], **PRIVATE)
-    ui.follow_undo(switched.then(on_category, inputs, outputs, **shown, **PREPARE_LANE, **PRIVATE))
+    # The mask tools wait for the switch, held in the browser at once: a Grow clicked meanwhile acted on the old
+    # category's mask, which the switch's answer then replaced, and the step was lost without a word.
+    tools = [ui.grow, ui.shrink, ui.reset, ui.undo]
+    hold = {"fn": None, "inputs": None, "outputs": tools, "js": HOLD_TOOLS, **PRIVATE}
+    release = lambda: [gr.update(interactive=True)] * 3  # noqa: E731  (Undo's follows its count: follow_undo)
+    for held in (
+        ui.category.input(**hold),
+        ui.switch.click(on_switch, [ui.description, ui.category], [ui.category], **PRIVATE).then(**hold),
+    ):
+        switch = held.then(on_category, inputs, outputs, **shown, **PREPARE_LANE, **PRIVATE)
+        ui.follow_undo(switch).then(release, None, tools[:3], show_progress="hidden", **PRIVATE)
 
 
 def wire_result(editor, ui) -> None:
