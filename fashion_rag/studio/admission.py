@@ -132,7 +132,6 @@ class Admission:
         self.per_address = {"gpu": limits.edits_per_address, "prepare": limits.prepares_per_address}
         self.refused: Counter[str] = Counter()  # reason -> count, for the attack replay and tests
         self.dropped = 0
-        self.handed_back = 0  # times freed heap went back to the system when the queue fell idle
         self._busy_since_hand_back = False
         self._watcher: asyncio.Task | None = None
 
@@ -267,7 +266,6 @@ class Admission:
             return False
         self._busy_since_hand_back = False
         await asyncio.to_thread(hand_back_freed_heap)
-        self.handed_back += 1
         return True
 
     async def drop_unheard(self) -> int:

@@ -178,6 +178,7 @@ def wire(editor, ui, panel) -> None:
             if person is None:
                 raise InputError("upload a person photo first")
             prepared = handlers.person_for_edit(editor, person, value, variant)
+            own = uploaded_file(own, "garment image")
             alternatives = alternatives_of(picks, own, hits)
             checked = handlers.controls(seed, steps, guidance, scheduler, 1, paste)  # one image per alternative
             track = lambda done, total: progress((done, total), desc="denoising", unit="steps")  # noqa: E731
@@ -189,7 +190,7 @@ def wire(editor, ui, panel) -> None:
                 getattr(request, "session_hash", None),
                 track,
                 notes=(person.scale_note,) if person.scale_note else (),
-                garment_file=uploaded_file(own, "garment image"),
+                garment_file=own,  # kept as uploaded, for a history restore
             )
         gallery, files = side_by_side(editor, entries)
         said = (
